@@ -1,0 +1,405 @@
+//! Write [mtask](https://crates.io/crates/mtask-host) tasks in Rust.
+//!
+//! A task is plain blocking code: [`sleep`], [`yield_now`], [`Task::join`]
+//! suspend only the calling task while the host runs the others. Each task
+//! runs in its own instance of the component, so tasks share nothing but
+//! what they pass each other: arguments, results, and handles.
+//!
+//! # Layout
+//!
+//! - entries: the [`entries!`] macro names the functions the host may run
+//!   as tasks; arguments and results travel as bytes (serde + postcard).
+//! - [`spawn`], [`call`] and [`Task`]: child tasks, joined with or without a
+//!   timeout, or cancelled.
+//! - [`yield_now`], [`sleep`], [`current_id`]: the scheduling calls.
+//! - [`Error`] and [`TaskError`]: what a call or a child can fail with.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! fn main() -> mtask::Result<()> {
+//!     let child = mtask::spawn::<_, u32>("square", &7u32)?;
+//!     mtask::sleep(Duration::from_millis(1));
+//!     println!("7² = {}", child.join()?);
+//!     Ok(())
+//! }
+//!
+//! fn square(n: u32) -> mtask::Result<u32> {
+//!     mtask::yield_now();
+//!     Ok(n * n)
+//! }
+//!
+//! mtask::entries!(main, square);
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "task",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "mtask::bindings",
+    });
+}
+
+use bindings::mtask::task::{tasks as wit, types as wit_types};
+
+/// The result of an mtask call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a call did not succeed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The call's deadline passed; it had no effect.
+    Timeout,
+    /// The call was withdrawn because the task is being cancelled.
+    Cancelled,
+    /// The other side is closed.
+    Closed,
+    /// The sandbox refused it; the text says what.
+    Denied(String),
+    /// A limit was reached; the text names it.
+    Limit(String),
+    /// The call makes no sense (an unknown entry, a task joined twice, ...).
+    Invalid(String),
+    /// The host's operating system reported an error.
+    Io(String),
+    /// A child task ended without a value.
+    Task {
+        /// The entry the child ran.
+        entry: String,
+        /// How it ended.
+        error: TaskError,
+    },
+    /// An argument or a result could not be encoded or decoded.
+    Codec(String),
+}
+
+/// How a task ended when it did not return a value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskError {
+    /// Its entry returned an error with this message.
+    Failed(String),
+    /// It trapped (a panic, an out-of-bounds access, ...): the message and
+    /// the wasm backtrace.
+    Trapped(String),
+    /// It was cancelled.
+    Cancelled,
+    /// It went over a limit of the sandbox.
+    Limit(String),
+}
+
+impl TaskError {
+    /// The message alone, without the kind of failure.
+    pub fn message(&self) -> &str {
+        match self {
+            TaskError::Failed(m) | TaskError::Trapped(m) | TaskError::Limit(m) => m,
+            TaskError::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for TaskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TaskError::Failed(m) => write!(f, "failed: {m}"),
+            TaskError::Trapped(m) => write!(f, "trapped: {m}"),
+            TaskError::Cancelled => write!(f, "was cancelled"),
+            TaskError::Limit(m) => write!(f, "went over a limit: {m}"),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Timeout => write!(f, "timed out"),
+            Error::Cancelled => write!(f, "cancelled"),
+            Error::Closed => write!(f, "closed"),
+            Error::Denied(m) => write!(f, "denied: {m}"),
+            Error::Limit(m) => write!(f, "limit reached: {m}"),
+            Error::Invalid(m) => write!(f, "invalid: {m}"),
+            Error::Io(m) => write!(f, "i/o error: {m}"),
+            Error::Task { entry, error } => write!(f, "task `{entry}` {error}"),
+            Error::Codec(m) => write!(f, "cannot encode or decode a value: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<wit_types::Error> for Error {
+    fn from(e: wit_types::Error) -> Self {
+        match e {
+            wit_types::Error::Timeout => Error::Timeout,
+            wit_types::Error::Cancelled => Error::Cancelled,
+            wit_types::Error::Closed => Error::Closed,
+            wit_types::Error::Denied(m) => Error::Denied(m),
+            wit_types::Error::Limit(m) => Error::Limit(m),
+            wit_types::Error::Invalid(m) => Error::Invalid(m),
+            wit_types::Error::Io(m) => Error::Io(m),
+        }
+    }
+}
+
+impl From<wit_types::TaskError> for TaskError {
+    fn from(e: wit_types::TaskError) -> Self {
+        match e {
+            wit_types::TaskError::Failed(m) => TaskError::Failed(m),
+            wit_types::TaskError::Trapped(m) => TaskError::Trapped(m),
+            wit_types::TaskError::Cancelled => TaskError::Cancelled,
+            wit_types::TaskError::Limit(m) => TaskError::Limit(m),
+        }
+    }
+}
+
+/// Lets every other runnable task run once, then continues: the plain
+/// `yield` of multitask.
+pub fn yield_now() {
+    wit::yield_now();
+}
+
+/// Suspends this task for at least `duration`; other tasks run meanwhile.
+pub fn sleep(duration: Duration) {
+    wit::sleep(nanos(duration));
+}
+
+/// This task's id, unique within the host run.
+pub fn current_id() -> u64 {
+    wit::current_id()
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Encodes a value as the bytes that travel between tasks.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| Error::Codec(e.to_string()))
+}
+
+/// Decodes bytes made by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))
+}
+
+/// A handle that can be handed to a child at spawn: ownership moves.
+pub enum Handle {
+    /// A child task, which the receiver may join or cancel.
+    Task(RawTask),
+}
+
+/// A child task without a result type: what travels in a [`Handle`].
+pub struct RawTask {
+    handle: wit::Task,
+    entry: String,
+}
+
+/// A handle on a child task whose entry returns `R`.
+///
+/// Dropping it detaches the child: it runs on, and if it fails, the host
+/// reports that on stderr.
+pub struct Task<R> {
+    raw: RawTask,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<R: DeserializeOwned> Task<R> {
+    /// The child's id.
+    pub fn id(&self) -> u64 {
+        self.raw.handle.id()
+    }
+
+    /// The entry the child runs.
+    pub fn entry(&self) -> &str {
+        &self.raw.entry
+    }
+
+    /// Waits for the child to end and returns its value, or
+    /// [`Error::Task`] saying how it failed.
+    pub fn join(self) -> Result<R> {
+        self.join_inner(None)
+    }
+
+    /// Like [`join`](Self::join), but gives up with [`Error::Timeout`] after
+    /// `timeout`; the child runs on and can be joined again.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<R> {
+        self.join_inner(Some(nanos(timeout)))
+    }
+
+    fn join_inner(&self, timeout: Option<u64>) -> Result<R> {
+        match self.raw.handle.join(timeout)? {
+            Ok(bytes) => decode(&bytes),
+            Err(error) => Err(Error::Task { entry: self.raw.entry.clone(), error: error.into() }),
+        }
+    }
+
+    /// Ends the child now if it has not ended: it runs no further, and
+    /// joining it gives [`TaskError::Cancelled`].
+    pub fn cancel(&self) {
+        self.raw.handle.cancel();
+    }
+
+    /// Turns it into a [`Handle`] to give to another child.
+    pub fn into_handle(self) -> Handle {
+        Handle::Task(self.raw)
+    }
+
+    /// Takes a handle received with [`take_handles`] as a task returning `R`.
+    pub fn from_raw(raw: RawTask) -> Self {
+        Task { raw, result: PhantomData }
+    }
+}
+
+/// Starts a child task running `entry` (a name given to [`entries!`]) with
+/// `arg`. It first runs when this task yields or waits.
+pub fn spawn<A: Serialize + ?Sized, R: DeserializeOwned>(entry: &str, arg: &A) -> Result<Task<R>> {
+    spawn_with(entry, arg, Vec::new())
+}
+
+/// Like [`spawn`], and hands `handles` to the child, which gets them from
+/// [`take_handles`]. This task no longer holds them.
+pub fn spawn_with<A: Serialize + ?Sized, R: DeserializeOwned>(
+    entry: &str,
+    arg: &A,
+    handles: Vec<Handle>,
+) -> Result<Task<R>> {
+    let payload = encode(arg)?;
+    let handles: Vec<wit::Handle> = handles.into_iter().map(|Handle::Task(raw)| wit::Handle::Task(raw.handle)).collect();
+    let handle = wit::spawn(entry, &payload, handles)?;
+    Ok(Task { raw: RawTask { handle, entry: entry.to_string() }, result: PhantomData })
+}
+
+/// Runs `entry` as a child task and waits for its value: the `yield child()`
+/// of multitask.
+pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(entry: &str, arg: &A) -> Result<R> {
+    spawn(entry, arg)?.join()
+}
+
+/// The handles the parent handed to this task at spawn (once; later calls
+/// return none).
+pub fn take_handles() -> Vec<Handle> {
+    wit::take_handles()
+        .into_iter()
+        .map(|wit::Handle::Task(handle)| Handle::Task(RawTask { handle, entry: "(handed over)".to_string() }))
+        .collect()
+}
+
+/// What an entry function may return: `()` or `Result<T, E>` with a
+/// serializable `T` and a displayable `E`.
+pub trait EntryOutput {
+    #[doc(hidden)]
+    fn into_output(self) -> std::result::Result<Vec<u8>, String>;
+}
+
+impl EntryOutput for () {
+    fn into_output(self) -> std::result::Result<Vec<u8>, String> {
+        Ok(Vec::new())
+    }
+}
+
+impl<T: Serialize, E: fmt::Display> EntryOutput for std::result::Result<T, E> {
+    fn into_output(self) -> std::result::Result<Vec<u8>, String> {
+        match self {
+            Ok(value) => encode(&value).map_err(|e| e.to_string()),
+            Err(error) => Err(format!("{error:#}")),
+        }
+    }
+}
+
+/// What an entry function may take: nothing, or one deserializable argument.
+pub trait EntryFn<Marker> {
+    #[doc(hidden)]
+    fn invoke(self, payload: &[u8]) -> std::result::Result<Vec<u8>, String>;
+}
+
+#[doc(hidden)]
+pub struct NoArg;
+#[doc(hidden)]
+pub struct OneArg<A>(PhantomData<A>);
+
+impl<F: FnOnce() -> O, O: EntryOutput> EntryFn<NoArg> for F {
+    fn invoke(self, _payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        self().into_output()
+    }
+}
+
+impl<F: FnOnce(A) -> O, A: DeserializeOwned, O: EntryOutput> EntryFn<OneArg<A>> for F {
+    fn invoke(self, payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
+        let arg = decode(payload).map_err(|e| format!("bad argument: {e}"))?;
+        self(arg).into_output()
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::bindings::export;
+
+    /// Routes panics to the host so the joiner sees the message.
+    pub fn install_panic_hook() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                crate::bindings::mtask::task::tasks::report_panic(&info.to_string());
+            }))
+        });
+    }
+
+    pub fn invoke<M, F: crate::EntryFn<M>>(f: F, payload: &[u8]) -> Result<Vec<u8>, String> {
+        f.invoke(payload)
+    }
+}
+
+/// Names the functions of this crate that the host may run as tasks, and
+/// exports them from the component. `mtask-host run` starts `main` unless
+/// told otherwise.
+///
+/// Each function takes nothing or one argument (`serde::Deserialize`), and
+/// returns `()` or `Result<T, E>` (`T: serde::Serialize`, `E: Display`). An
+/// `Err` ends the task as failed with the error's message.
+///
+/// ```no_run
+/// fn main() {
+///     println!("hello");
+/// }
+/// fn double(n: i64) -> Result<i64, String> {
+///     n.checked_mul(2).ok_or_else(|| "overflow".to_string())
+/// }
+/// mtask::entries!(main, double);
+/// ```
+#[macro_export]
+macro_rules! entries {
+    ($($entry:ident),+ $(,)?) => {
+        #[doc(hidden)]
+        struct MtaskEntries;
+
+        impl $crate::bindings::Guest for MtaskEntries {
+            fn entries() -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![$(::std::string::String::from(::core::stringify!($entry))),+]
+            }
+
+            fn run(
+                entry: ::std::string::String,
+                payload: ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                $crate::__private::install_panic_hook();
+                match entry.as_str() {
+                    $(::core::stringify!($entry) => $crate::__private::invoke($entry, &payload),)+
+                    other => ::core::result::Result::Err(::std::format!("no entry named `{other}`")),
+                }
+            }
+        }
+
+        $crate::__private::export!(MtaskEntries with_types_in $crate::bindings);
+    };
+}

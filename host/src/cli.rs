@@ -1,0 +1,132 @@
+//! The `mtask-host` command.
+//!
+//! Exit status: 0 when the main task succeeded, 1 when it failed, 2 for a
+//! usage error or a component that cannot be used.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+
+use crate::{CodeOrigin, Config, TaskManager, describe};
+
+/// Run WebAssembly components as cooperative, sandboxed tasks.
+#[derive(Parser, Debug)]
+#[command(name = "mtask-host", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a component's main task, and every task it starts, to the end.
+    ///
+    /// Exits 0 when the main task succeeded, 1 when it failed (its error
+    /// and wasm backtrace go to stderr), 2 when the component cannot be used.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// The component to run (a .wasm file built with the mtask SDK).
+    app: PathBuf,
+
+    /// The entry the main task runs.
+    #[arg(long, default_value = "main", value_name = "NAME")]
+    entry: String,
+
+    /// The most tasks alive at once; the instance pool is sized for it.
+    #[arg(long, default_value_t = Config::default().max_tasks, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_tasks: u32,
+
+    /// The most linear memory per task, in bytes or with a KiB/MiB/GiB suffix.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    max_memory: u64,
+
+    /// Where compiled code is cached between runs
+    /// [default: $MTASK_CACHE_DIR, else $XDG_CACHE_HOME/mtask, else ~/.cache/mtask].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the component even if a cached copy exists, and keep none.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Say on stderr how the component was loaded and how long the run took.
+    #[arg(short, long)]
+    verbose: bool,
+
+    /// Arguments for the guest: its `std::env::args()` after the app name.
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+}
+
+/// Parses `123`, `64KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB or GiB)")),
+    };
+    n.checked_mul(1 << shift).filter(|&b| b >= 64 << 10).ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+/// Runs the command line; returns the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let fail = |message: String, code: u8| {
+        eprintln!("mtask-host: {message}");
+        ExitCode::from(code)
+    };
+    let config = Config {
+        max_tasks: args.max_tasks,
+        max_memory: args.max_memory,
+        cache_dir: if args.no_cache { None } else { args.cache_dir.or_else(crate::cache::default_dir) },
+    };
+    let start = Instant::now();
+    let mut manager = match TaskManager::new(config) {
+        Ok(m) => m,
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    let program = match manager.load(&args.app) {
+        Ok(p) => p.with_args(args.args),
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    if args.verbose {
+        let how = match program.origin() {
+            CodeOrigin::Compiled => "compiled",
+            CodeOrigin::Cached => "loaded from the cache",
+        };
+        eprintln!("mtask-host: {} {how} in {:.1} ms", program.name(), start.elapsed().as_secs_f64() * 1e3);
+    }
+    let main = match manager.add(&program, &args.entry, Vec::new()) {
+        Ok(id) => id,
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    if let Err(e) = manager.run() {
+        return fail(e.to_string(), 1);
+    }
+    if args.verbose {
+        eprintln!("mtask-host: ran in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+    }
+    match manager.take_outcome(main) {
+        Some(Ok(_)) => ExitCode::SUCCESS,
+        Some(Err(error)) => fail(format!("main task (`{}`) {}", args.entry, describe(&error)), 1),
+        None => fail("the main task did not end".to_string(), 1),
+    }
+}

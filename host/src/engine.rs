@@ -1,0 +1,69 @@
+//! The wasmtime engine: limits that size the instance pool, and the
+//! settings every task shares.
+
+use std::path::PathBuf;
+
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Limits and settings of a host. `Config::default()` suits a command-line run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The most tasks alive at once. The instance pool is sized for it up
+    /// front (address space only: memory is touched as tasks use it).
+    pub max_tasks: u32,
+    /// The most linear memory one task may have, in bytes.
+    pub max_memory: u64,
+    /// Where compiled components are kept between runs; `None` compiles
+    /// every time. Defaults to [`crate::cache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { max_tasks: 10_000, max_memory: 64 << 20, cache_dir: crate::cache::default_dir() }
+    }
+}
+
+/// Instances that are not tasks: the one that lists a component's entries.
+const SPARE_INSTANCES: u32 = 4;
+
+/// Core instances, memories and tables one component may have: a Rust or C
+/// guest needs one to three of each; the slack covers other toolchains.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 4;
+
+/// Host stack of a task's fiber, and how much of it wasm may use.
+const FIBER_STACK: usize = 1 << 20;
+const MAX_WASM_STACK: usize = 512 << 10;
+
+/// Builds the engine for `config`.
+pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
+    let instances = config.max_tasks.saturating_add(SPARE_INSTANCES);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(4))
+        .total_memories(instances)
+        .total_tables(instances.saturating_mul(2))
+        .total_stacks(instances)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_memory_size(config.max_memory as usize)
+        .table_elements(10_000)
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(4 << 10);
+
+    let mut wasm = wasmtime::Config::new();
+    wasm.concurrency_support(false)
+        .async_stack_size(FIBER_STACK)
+        .max_wasm_stack(MAX_WASM_STACK)
+        // Small reservations let 100k memories fit in the address space;
+        // bounds checks are then explicit instead of guard-page based.
+        .memory_reservation(config.max_memory)
+        .memory_guard_size(64 << 10)
+        .memory_reservation_for_growth(0)
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm)
+}

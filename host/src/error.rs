@@ -1,0 +1,65 @@
+//! The errors of the embedding API, each a one-line message that names
+//! what is wrong.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// A component that cannot be used, or a task that cannot be added.
+#[derive(Debug)]
+pub enum Error {
+    /// The file cannot be read.
+    Read { path: PathBuf, source: std::io::Error },
+    /// The bytes are not WebAssembly.
+    NotWasm { name: String },
+    /// A core module where a component is needed.
+    CoreModule { name: String },
+    /// WebAssembly that wasmtime rejects.
+    Invalid { name: String, message: String },
+    /// The component imports something the host does not provide.
+    MissingImport { name: String, message: String },
+    /// The component does not export mtask's `entries` and `run`.
+    NotATask { name: String, message: String },
+    /// The component traps while starting or listing its entries.
+    Startup { name: String, message: String },
+    /// `add` named an entry the component does not have.
+    UnknownEntry { name: String, entry: String, entries: Vec<String> },
+    /// As many tasks are alive as allowed.
+    Limit(String),
+    /// The engine or the event loop failed.
+    Host(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::NotWasm { name } => write!(f, "{name} is not a WebAssembly file"),
+            Error::CoreModule { name } => write!(
+                f,
+                "{name} is a core WebAssembly module, not a component: build it for \
+                 wasm32-wasip2, or wrap it with `wasm-tools component new`"
+            ),
+            Error::Invalid { name, message } => write!(f, "{name} is not a valid component: {message}"),
+            Error::MissingImport { name, message } => {
+                write!(f, "{name} needs an import that mtask-host does not provide: {message}")
+            }
+            Error::NotATask { name, message } => {
+                write!(f, "{name} is not an mtask task (build it with the mtask SDK): {message}")
+            }
+            Error::Startup { name, message } => write!(f, "{name} failed to start: {message}"),
+            Error::UnknownEntry { name, entry, entries } => {
+                write!(f, "{name} has no entry `{entry}` (its entries: {})", entries.join(", "))
+            }
+            Error::Limit(message) => write!(f, "limit reached: {message}"),
+            Error::Host(message) => write!(f, "host error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The first line of an error and its causes, joined: one line for people.
+pub(crate) fn one_line(err: &wasmtime::Error) -> String {
+    let text = format!("{err:#}");
+    text.lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,3 @@
+//! The host side of each WIT interface, one module per interface.
+
+pub mod tasks;

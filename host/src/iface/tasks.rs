@@ -1,0 +1,105 @@
+//! `mtask:task/tasks`: spawn, join, cancel, yield, sleep.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use crate::bindings::mtask::task::tasks::{Handle, Host, HostTask, TaskId};
+use crate::bindings::mtask::task::types::{Error, TaskError};
+use crate::scheduler::{Holder, TaskKey, try_with_core, with_core};
+use crate::task::{Handover, TaskState, task_future};
+use crate::waits::{Join, Sleep, YieldNow};
+
+/// A guest's handle on a child task. Dropping it detaches the child.
+pub struct TaskHandle {
+    key: TaskKey,
+}
+
+impl Drop for TaskHandle {
+    fn drop(&mut self) {
+        try_with_core(|core| core.release(self.key));
+    }
+}
+
+impl Host for TaskState {
+    fn spawn(
+        &mut self,
+        entry: String,
+        payload: Vec<u8>,
+        handles: Vec<Handle>,
+    ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
+        if !self.program.has_entry(&entry) {
+            return Ok(Err(Error::Invalid(format!("{} has no entry `{entry}`", self.program.name()))));
+        }
+        if let Err(limit) = with_core(|core| core.check_capacity()) {
+            return Ok(Err(Error::Limit(limit)));
+        }
+        let mut handover = Vec::with_capacity(handles.len());
+        for handle in handles {
+            match handle {
+                Handle::Task(task) => handover.push(Handover::Task(self.table.delete(task)?)),
+            }
+        }
+        let entry: Arc<str> = entry.into();
+        let future = task_future(&self.program, entry.clone(), payload, handover);
+        let key = with_core(|core| core.spawn(entry, Holder::Handle, future));
+        Ok(Ok(self.table.push(TaskHandle { key })?))
+    }
+
+    fn take_handles(&mut self) -> wasmtime::Result<Vec<Handle>> {
+        let handover = std::mem::take(&mut self.handover);
+        handover
+            .into_iter()
+            .map(|h| match h {
+                Handover::Task(task) => Ok(Handle::Task(self.table.push(task)?)),
+            })
+            .collect()
+    }
+
+    async fn yield_now(&mut self) -> wasmtime::Result<()> {
+        YieldNow::default().await;
+        Ok(())
+    }
+
+    async fn sleep(&mut self, duration: u64) -> wasmtime::Result<()> {
+        Sleep::new(duration).await;
+        Ok(())
+    }
+
+    fn current_id(&mut self) -> wasmtime::Result<TaskId> {
+        Ok(with_core(|core| core.current().id))
+    }
+
+    fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
+        self.panic = Some(message);
+        Ok(())
+    }
+}
+
+impl HostTask for TaskState {
+    fn id(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<TaskId> {
+        Ok(self.table.get(&task)?.key.id)
+    }
+
+    async fn join(
+        &mut self,
+        task: Resource<TaskHandle>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<Result<Vec<u8>, TaskError>, Error>> {
+        let key = self.table.get(&task)?.key;
+        Ok(Join::new(key, timeout).await)
+    }
+
+    fn cancel(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
+        let key = self.table.get(&task)?.key;
+        with_core(|core| core.cancel(key));
+        Ok(())
+    }
+
+    fn drop(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
+        self.table.delete(task)?;
+        Ok(())
+    }
+}
+
+impl crate::bindings::mtask::task::types::Host for TaskState {}

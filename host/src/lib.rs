@@ -1,0 +1,59 @@
+//! mtask-host runs WebAssembly components as cooperative, sandboxed tasks.
+//!
+//! A task is one instance of a component running one entry. When it calls a
+//! blocking host import (sleep, join, yield), the host suspends its fiber,
+//! runs the other tasks, and resumes it with the result, or with `timeout`
+//! when the operation's deadline passed. See `DESIGN.md` for the semantics.
+//!
+//! # Layout
+//!
+//! - [`manager`]: [`TaskManager`], the embedding API (load, add, run, run_next).
+//! - `scheduler`: the task table, the FIFO run queue and one pass of it.
+//! - `reactor`: mio poll, timers, and the waker other threads use.
+//! - `waits`: the futures a task waits on inside a host call (yield, sleep,
+//!   join) and the deadline each can carry.
+//! - `iface`: the host side of each WIT interface; `iface::tasks` is
+//!   `mtask:task/tasks`.
+//! - `task`: a task's store data and the future that runs it.
+//! - [`program`]: a loaded component: compiled, linked, entries listed.
+//! - [`cache`]: compiled code kept on disk between runs.
+//! - [`engine`]: the wasmtime engine and the limits that size its pool.
+//! - `outcome`: how a task's end becomes a result or a message.
+//! - [`cli`]: the `mtask-host` command.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use mtask_host::{Config, TaskManager};
+//!
+//! let mut manager = TaskManager::new(Config::default())?;
+//! let program = manager.load("children.wasm")?;
+//! manager.add(&program, "main", Vec::new())?;
+//! // Drive it pass by pass, as multitask's run_next(timeout) did.
+//! while manager.live_tasks() > 0 {
+//!     manager.run_next(Some(std::time::Duration::from_millis(10)))?;
+//! }
+//! # Ok::<(), mtask_host::Error>(())
+//! ```
+
+mod bindings;
+pub mod cache;
+pub mod cli;
+pub mod engine;
+mod error;
+mod iface;
+pub mod manager;
+mod outcome;
+pub mod program;
+mod reactor;
+mod scheduler;
+mod task;
+mod waits;
+
+pub use bindings::mtask::task::types::TaskError;
+pub use cache::CodeOrigin;
+pub use engine::Config;
+pub use error::Error;
+pub use manager::{TaskId, TaskManager, describe};
+pub use program::Program;
+pub use scheduler::Outcome;

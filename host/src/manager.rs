@@ -1,0 +1,188 @@
+//! [`TaskManager`]: the embedding API, after multitask's `TaskManager`.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings::mtask::task::types::TaskError;
+use crate::engine::{Config, new_engine};
+use crate::error::{Error, one_line};
+use crate::program::Program;
+use crate::scheduler::{self, Core, Holder, Outcome, TaskKey, with_core, with_installed};
+use crate::task::{TaskState, task_future};
+
+/// A task added by the embedder, to collect its outcome with
+/// [`TaskManager::take_outcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskId(TaskKey);
+
+impl TaskId {
+    /// The id the task sees as `current-id`.
+    pub fn get(self) -> u64 {
+        self.0.id
+    }
+}
+
+/// Runs tasks: load components, add tasks, then [`run`](Self::run) them, or
+/// drive them pass by pass with [`run_next`](Self::run_next).
+///
+/// ```no_run
+/// use mtask_host::{Config, TaskManager};
+///
+/// let mut manager = TaskManager::new(Config::default())?;
+/// let program = manager.load("printer.wasm")?;
+/// let main = manager.add(&program, "main", Vec::new())?;
+/// manager.run()?;
+/// match manager.take_outcome(main) {
+///     Some(Ok(_bytes)) => println!("main succeeded"),
+///     Some(Err(error)) => println!("main {}", mtask_host::describe(&error)),
+///     None => unreachable!("run() returns once every task has ended"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TaskManager {
+    /// Compiles components and owns the instance pool.
+    engine: Engine,
+    /// The host's imports: WASI and `mtask:task`.
+    linker: Linker<TaskState>,
+    /// The settings it was made with.
+    config: Config,
+    /// The scheduler's state; `None` only while a pass runs (it is then in
+    /// the thread-local slot where host imports find it).
+    core: Option<Box<Core>>,
+}
+
+impl TaskManager {
+    /// A manager with an engine sized by `config`.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let engine = new_engine(&config).map_err(|e| Error::Host(one_line(&e)))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Host(one_line(&e)))?;
+        crate::bindings::Task::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |state| state)
+            .map_err(|e| Error::Host(one_line(&e)))?;
+        let core = Core::new(config.max_tasks as usize).map_err(|e| Error::Host(e.to_string()))?;
+        Ok(Self { engine, linker, config, core: Some(Box::new(core)) })
+    }
+
+    /// Loads the component at `path` (from the compiled-code cache when it
+    /// was compiled before).
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
+        Program::from_file(&self.engine, &self.linker, path.as_ref(), self.config.cache_dir.as_deref())
+    }
+
+    /// Loads a component from bytes; `name` stands for it in messages.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
+        Program::from_bytes(&self.engine, &self.linker, name, bytes, self.config.cache_dir.as_deref())
+    }
+
+    /// Adds a task that runs `entry` of `program` with `payload`; it first
+    /// runs in the next pass. Its outcome is kept for [`take_outcome`](Self::take_outcome).
+    pub fn add(&mut self, program: &Program, entry: &str, payload: Vec<u8>) -> Result<TaskId, Error> {
+        if !program.has_entry(entry) {
+            return Err(Error::UnknownEntry {
+                name: program.name().to_string(),
+                entry: entry.to_string(),
+                entries: program.entries().to_vec(),
+            });
+        }
+        let core = self.core_mut();
+        core.check_capacity().map_err(Error::Limit)?;
+        let entry: Arc<str> = entry.into();
+        let future = task_future(program, entry.clone(), payload, Vec::new());
+        Ok(TaskId(core.spawn(entry, Holder::Embedder, future)))
+    }
+
+    /// Runs passes until every task has ended.
+    ///
+    /// Fails if the tasks that are left can never run again (each waits on
+    /// another, and no timer or I/O can wake any of them).
+    pub fn run(&mut self) -> Result<(), Error> {
+        while self.live_tasks() > 0 {
+            if !self.has_runnable() && !self.has_timeouts() && !self.has_io_waits() {
+                return Err(Error::Host(format!("deadlock: {} tasks wait on each other", self.live_tasks())));
+            }
+            self.run_next(None)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one pass: collects timers and I/O (waiting up to `timeout` if
+    /// no task is runnable; `None` waits as long as needed), then runs each
+    /// runnable task once.
+    pub fn run_next(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
+        let _tokio = tokio_runtime().enter();
+        with_installed(&mut self.core, || scheduler::run_pass(timeout)).map_err(|e| Error::Host(e.to_string()))
+    }
+
+    /// Whether some task will run in the next pass.
+    pub fn has_runnable(&self) -> bool {
+        self.core().has_runnable()
+    }
+
+    /// Whether some task waits for I/O or another host event.
+    pub fn has_io_waits(&self) -> bool {
+        self.core().has_io_waits()
+    }
+
+    /// Whether some task waits for a timer (a sleep or an operation's deadline).
+    pub fn has_timeouts(&self) -> bool {
+        self.core().has_timeouts()
+    }
+
+    /// Tasks that have not ended.
+    pub fn live_tasks(&self) -> usize {
+        self.core().live()
+    }
+
+    /// The outcome of a task added with [`add`](Self::add), once it has
+    /// ended; it can be taken once.
+    pub fn take_outcome(&mut self, task: TaskId) -> Option<Outcome> {
+        self.core_mut().take_outcome(task.0)
+    }
+
+    /// Ends a task added with [`add`](Self::add) with `cancelled`.
+    pub fn cancel(&mut self, task: TaskId) {
+        let _tokio = tokio_runtime().enter();
+        // The task's store drops here, and with it the handles it held.
+        with_installed(&mut self.core, || {
+            with_core(|core| core.cancel(task.0));
+            drop(with_core(|core| core.take_doomed()));
+        });
+    }
+
+    /// The engine, to share compiled modules or inspect settings.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn core(&self) -> &Core {
+        self.core.as_deref().expect("the core is home between passes")
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        self.core.as_deref_mut().expect("the core is home between passes")
+    }
+}
+
+/// The reason an ended task gives, for a message.
+pub fn describe(error: &TaskError) -> String {
+    crate::outcome::describe(error)
+}
+
+/// The Tokio runtime that wasmtime-wasi's own host calls (clock pollables,
+/// for one) need; its one worker thread drives their timers and wakes our
+/// tasks through their wakers.
+fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mtask-wasi")
+            .enable_all()
+            .build()
+            .expect("cannot start the Tokio runtime")
+    })
+}

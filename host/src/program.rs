@@ -1,0 +1,179 @@
+//! A loaded component: compiled (or taken from the cache), linked once into
+//! an `InstancePre`, its entries listed, and the WASI settings its tasks get.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+
+use crate::bindings::TaskPre;
+use crate::cache::{self, CodeOrigin};
+use crate::error::{Error, one_line};
+use crate::task::TaskState;
+
+/// A component ready to run as tasks. Cheap to clone.
+#[derive(Clone)]
+pub struct Program {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    /// The file name, for messages.
+    name: String,
+    /// Linked once; each task instantiates from it.
+    pre: TaskPre<TaskState>,
+    /// The entries `run` dispatches to.
+    entries: Vec<String>,
+    /// Where the compiled code came from.
+    origin: CodeOrigin,
+    /// `argv` of its tasks (the first is the program's name).
+    args: Vec<String>,
+    /// Environment variables of its tasks.
+    env: Vec<(String, String)>,
+}
+
+impl Program {
+    /// Reads, compiles (or loads from the cache) and links the component at `path`.
+    pub(crate) fn from_file(
+        engine: &Engine,
+        linker: &Linker<TaskState>,
+        path: &Path,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, Error> {
+        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
+        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        Self::from_bytes(engine, linker, &name, &bytes, cache_dir)
+    }
+
+    /// Like [`Program::from_file`] for bytes already in memory; `name` is used in messages.
+    pub(crate) fn from_bytes(
+        engine: &Engine,
+        linker: &Linker<TaskState>,
+        name: &str,
+        bytes: &[u8],
+        cache_dir: Option<&Path>,
+    ) -> Result<Self, Error> {
+        let name = name.to_string();
+        check_header(&name, bytes)?;
+        let (component, origin) = cache::load_or_compile(engine, bytes, cache_dir)
+            .map_err(|e| Error::Invalid { name: name.clone(), message: one_line(&e) })?;
+        let pre = link(&name, linker, &component)?;
+        let mut inner = Inner { name, pre, entries: Vec::new(), origin, args: Vec::new(), env: Vec::new() };
+        inner.args = vec![inner.name.clone()];
+        let mut program = Program { inner: Arc::new(inner) };
+        let entries = program.list_entries()?;
+        Arc::make_mut(&mut program.inner).entries = entries;
+        Ok(program)
+    }
+
+    /// The same program with `args` after the program name in its tasks' `argv`.
+    pub fn with_args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.args.truncate(1);
+        inner.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The same program with these environment variables in its tasks.
+    pub fn with_env(mut self, env: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
+        Arc::make_mut(&mut self.inner).env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        self
+    }
+
+    /// The file name it was loaded from.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The entries its tasks can run.
+    pub fn entries(&self) -> &[String] {
+        &self.inner.entries
+    }
+
+    /// Whether its code was compiled in this run or taken from the cache.
+    pub fn origin(&self) -> CodeOrigin {
+        self.inner.origin
+    }
+
+    pub(crate) fn has_entry(&self, entry: &str) -> bool {
+        self.inner.entries.iter().any(|e| e == entry)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        self.inner.pre.engine()
+    }
+
+    pub(crate) fn pre(&self) -> &TaskPre<TaskState> {
+        &self.inner.pre
+    }
+
+    /// A fresh WASI context: stdout and stderr inherited, args and env as
+    /// configured, no stdin, no directories, no network.
+    pub(crate) fn wasi_ctx(&self) -> WasiCtx {
+        WasiCtxBuilder::new()
+            .inherit_stdout()
+            .inherit_stderr()
+            .args(&self.inner.args)
+            .envs(&self.inner.env)
+            .build()
+    }
+
+    /// Instantiates once, outside any scheduler, to ask for the entry names.
+    fn list_entries(&self) -> Result<Vec<String>, Error> {
+        let state = TaskState::new(self);
+        let mut store = Store::new(self.engine(), state);
+        let listed = block_on(async {
+            let instance = self.pre().instantiate_async(&mut store).await?;
+            instance.call_entries(&mut store).await
+        });
+        listed.map_err(|e| Error::Startup { name: self.inner.name.clone(), message: one_line(&e) })
+    }
+}
+
+/// Rejects what is not a component before handing it to the compiler, so
+/// that the message says what the file is.
+fn check_header(name: &str, bytes: &[u8]) -> Result<(), Error> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        // The text format is WebAssembly too, but tasks ship as binaries.
+        return Err(Error::NotWasm { name: name.to_string() });
+    }
+    // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
+    if bytes[6..8] == [0, 0] {
+        return Err(Error::CoreModule { name: name.to_string() });
+    }
+    Ok(())
+}
+
+/// Links `component` against the host's imports and checks its exports.
+fn link(name: &str, linker: &Linker<TaskState>, component: &Component) -> Result<TaskPre<TaskState>, Error> {
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| Error::MissingImport { name: name.to_string(), message: one_line(&e) })?;
+    TaskPre::new(pre).map_err(|e| Error::NotATask { name: name.to_string(), message: one_line(&e) })
+}
+
+/// Drives a future that never waits on the scheduler (instantiation and
+/// `entries`) to completion on this thread.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The scheduler: the task table, the FIFO run queue, and one pass of it.
+//!
+//! Passes follow multitask 0.2.0 (DESIGN.md §4 rows 1–2): a pass runs the
+//! tasks that were runnable when it started, each once, in FIFO order; a
+//! task woken or spawned during the pass runs in the next one. Between
+//! passes the [`Reactor`] collects timers and I/O, so nothing starves.
+//!
+//! The [`Core`] lives in a thread local while a pass runs, so that host
+//! imports, which run on the guest's fiber on this same thread, reach it
+//! without locks. Borrows of it are short and never held across a poll.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::bindings::mtask::task::types::TaskError;
+use crate::reactor::{Reactor, TaskWaker};
+
+/// What a task ends with: the bytes its entry returned, or how it failed.
+pub type Outcome = Result<Vec<u8>, TaskError>;
+
+/// A task's whole life as one future: instantiate, then run the entry.
+pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// Names a task in the table: its slot, and its id to detect a reused slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TaskKey {
+    pub(crate) slot: usize,
+    pub(crate) id: u64,
+}
+
+/// Who will receive a task's outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// A guest task holds a handle and may join.
+    Handle,
+    /// The embedder added it and collects the outcome from the manager.
+    Embedder,
+    /// Nobody: a failure is reported on stderr.
+    Nobody,
+}
+
+/// What a suspended task is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Nothing: it is in the run queue, or running.
+    Runnable,
+    /// A timer of the reactor (sleep).
+    Timer,
+    /// Another task's end.
+    Join,
+    /// Something outside the scheduler: I/O, or a WASI pollable.
+    Io,
+}
+
+/// One task in the table.
+struct Entry {
+    /// Unique id, never reused.
+    id: u64,
+    /// The entry function it runs, for messages.
+    entry: Arc<str>,
+    /// The task's future; `None` while it is being polled and after it ended.
+    future: Option<TaskFuture>,
+    /// The waker given to its future; it pushes this task to the run queue.
+    waker: Waker,
+    /// Already in the run queue: a second wake adds nothing.
+    queued: bool,
+    /// What it waits for while suspended.
+    wait: Wait,
+    /// Set once it ended, until someone takes it.
+    outcome: Option<Outcome>,
+    /// Who takes the outcome.
+    holder: Holder,
+    /// The task blocked joining this one.
+    joiner: Option<Waker>,
+}
+
+impl Entry {
+    fn ended(&self) -> bool {
+        self.future.is_none() && self.outcome.is_some()
+    }
+}
+
+/// Scheduler state reachable from host imports.
+pub(crate) struct Core {
+    /// Every task that has not ended, or whose outcome is still held.
+    tasks: Slab<Entry>,
+    /// Tasks to run in the next pass, in order.
+    run_queue: VecDeque<TaskKey>,
+    /// The queue of the pass being run (kept to reuse its allocation).
+    spare_queue: VecDeque<TaskKey>,
+    /// Buffer for keys woken from the reactor's remote half.
+    woken: Vec<TaskKey>,
+    /// Timers and I/O.
+    pub(crate) reactor: Reactor,
+    /// The task being polled.
+    current: Option<TaskKey>,
+    /// What the current task registered to wait for, set by host futures.
+    pending_wait: Option<Wait>,
+    /// Futures of tasks cancelled during the current poll, to drop after it.
+    doomed: Vec<TaskFuture>,
+    /// The id of the next task.
+    next_id: u64,
+    /// Tasks not yet ended.
+    live: usize,
+    /// Live tasks waiting on `Wait::Io`.
+    io_waits: usize,
+    /// The most tasks that may be alive at once.
+    max_live: usize,
+}
+
+thread_local! {
+    /// The core of the scheduler whose pass runs on this thread.
+    static CORE: RefCell<Option<Box<Core>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the core of the pass running on this thread.
+///
+/// Panics outside a pass: host imports only run inside one.
+pub(crate) fn with_core<R>(f: impl FnOnce(&mut Core) -> R) -> R {
+    CORE.with(|c| f(c.borrow_mut().as_mut().expect("mtask host call outside a scheduler pass")))
+}
+
+/// Like [`with_core`], but `None` when no pass runs here or the core is busy
+/// (a destructor running while the scheduler itself drops a task).
+pub(crate) fn try_with_core<R>(f: impl FnOnce(&mut Core) -> R) -> Option<R> {
+    CORE.with(|c| c.try_borrow_mut().ok()?.as_mut().map(|core| f(core)))
+}
+
+/// Puts `core` in this thread's slot for the duration of `f`.
+pub(crate) fn with_installed<R>(core: &mut Option<Box<Core>>, f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(&'a mut Option<Box<Core>>);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            *self.0 = CORE.with(|c| c.borrow_mut().take());
+        }
+    }
+    let previous = CORE.with(|c| c.replace(core.take()));
+    assert!(previous.is_none(), "a scheduler pass is already running on this thread");
+    let _restore = Restore(core);
+    f()
+}
+
+impl Core {
+    pub(crate) fn new(max_live: usize) -> std::io::Result<Self> {
+        Ok(Self {
+            tasks: Slab::new(),
+            run_queue: VecDeque::new(),
+            spare_queue: VecDeque::new(),
+            woken: Vec::new(),
+            reactor: Reactor::new()?,
+            current: None,
+            pending_wait: None,
+            doomed: Vec::new(),
+            next_id: 1,
+            live: 0,
+            io_waits: 0,
+            max_live,
+        })
+    }
+
+    /// Refuses a new task when as many are alive as allowed.
+    pub(crate) fn check_capacity(&self) -> Result<(), String> {
+        if self.live >= self.max_live {
+            return Err(format!("at most {} tasks may be alive at once", self.max_live));
+        }
+        Ok(())
+    }
+
+    /// Adds a task that first runs in the next pass (call
+    /// [`Core::check_capacity`] first).
+    pub(crate) fn spawn(&mut self, entry: Arc<str>, holder: Holder, future: TaskFuture) -> TaskKey {
+        let id = self.next_id;
+        self.next_id += 1;
+        let vacant = self.tasks.vacant_entry();
+        let key = TaskKey { slot: vacant.key(), id };
+        let waker = Waker::from(Arc::new(TaskWaker { task: key, remote: self.reactor.remote().clone() }));
+        vacant.insert(Entry {
+            id,
+            entry,
+            future: Some(future),
+            waker,
+            queued: true,
+            wait: Wait::Runnable,
+            outcome: None,
+            holder,
+            joiner: None,
+        });
+        self.live += 1;
+        self.run_queue.push_back(key);
+        key
+    }
+
+    fn entry(&mut self, key: TaskKey) -> Option<&mut Entry> {
+        self.tasks.get_mut(key.slot).filter(|e| e.id == key.id)
+    }
+
+    /// The task being polled.
+    pub(crate) fn current(&self) -> TaskKey {
+        self.current.expect("no task is running")
+    }
+
+    /// Tells the scheduler what the current task's pending host call waits for.
+    pub(crate) fn set_pending_wait(&mut self, wait: Wait) {
+        self.pending_wait = Some(wait);
+    }
+
+    fn set_wait(&mut self, key: TaskKey, wait: Wait) {
+        let Some(e) = self.entry(key) else { return };
+        let old = std::mem::replace(&mut e.wait, wait);
+        if old == Wait::Io {
+            self.io_waits -= 1;
+        }
+        if wait == Wait::Io {
+            self.io_waits += 1;
+        }
+    }
+
+    /// Queues a woken task for the next pass, once.
+    fn schedule(&mut self, key: TaskKey) {
+        let Some(e) = self.entry(key) else { return };
+        if e.queued || e.future.is_none() {
+            return;
+        }
+        e.queued = true;
+        self.set_wait(key, Wait::Runnable);
+        self.run_queue.push_back(key);
+    }
+
+    /// The outcome of `key` if it ended, which the caller now owns; else
+    /// records `waker` to be woken when it ends.
+    pub(crate) fn poll_join(&mut self, key: TaskKey, waker: &Waker) -> JoinState {
+        let Some(e) = self.entry(key) else { return JoinState::Gone };
+        if e.ended() {
+            let outcome = e.outcome.take().expect("ended task has an outcome");
+            self.tasks.remove(key.slot);
+            return JoinState::Ended(outcome);
+        }
+        match &mut e.joiner {
+            Some(w) if w.will_wake(waker) => {}
+            slot => *slot = Some(waker.clone()),
+        }
+        JoinState::Running
+    }
+
+    /// Forgets the joiner of `key` (its join timed out or was dropped).
+    pub(crate) fn withdraw_join(&mut self, key: TaskKey) {
+        if let Some(e) = self.entry(key) {
+            e.joiner = None;
+        }
+    }
+
+    /// The holder of `key` lets go of it: the task is detached, and if it
+    /// already ended with an error nobody took, that error is reported now.
+    pub(crate) fn release(&mut self, key: TaskKey) {
+        let Some(e) = self.entry(key) else { return };
+        e.holder = Holder::Nobody;
+        e.joiner = None;
+        if e.ended() {
+            let e = self.tasks.remove(key.slot);
+            report_unjoined(e.id, &e.entry, e.outcome.as_ref().expect("ended"));
+        }
+    }
+
+    /// Ends `key` with `cancelled` unless it has ended already.
+    pub(crate) fn cancel(&mut self, key: TaskKey) {
+        if self.current == Some(key) {
+            return; // a task cannot reach a handle of itself
+        }
+        let Some(e) = self.entry(key) else { return };
+        let Some(future) = e.future.take() else { return };
+        self.doomed.push(future);
+        self.finish(key, Err(TaskError::Cancelled));
+    }
+
+    /// Records the end of `key` and hands the outcome to whoever holds it.
+    fn finish(&mut self, key: TaskKey, outcome: Outcome) {
+        self.set_wait(key, Wait::Runnable);
+        self.live -= 1;
+        let e = self.entry(key).expect("finishing a live task");
+        e.queued = false;
+        if let Some(joiner) = e.joiner.take() {
+            joiner.wake();
+        }
+        if e.holder == Holder::Nobody {
+            let e = self.tasks.remove(key.slot);
+            report_unjoined(e.id, &e.entry, &outcome);
+        } else {
+            e.outcome = Some(outcome);
+        }
+    }
+
+    /// Takes the outcome of an ended task that the embedder holds.
+    pub(crate) fn take_outcome(&mut self, key: TaskKey) -> Option<Outcome> {
+        let e = self.entry(key)?;
+        if !e.ended() {
+            return None;
+        }
+        let outcome = e.outcome.take();
+        self.tasks.remove(key.slot);
+        outcome
+    }
+
+    /// Futures of tasks cancelled outside a pass, to drop with no borrow held.
+    pub(crate) fn take_doomed(&mut self) -> Vec<TaskFuture> {
+        std::mem::take(&mut self.doomed)
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn has_runnable(&self) -> bool {
+        !self.run_queue.is_empty()
+    }
+
+    pub(crate) fn has_io_waits(&self) -> bool {
+        self.io_waits > 0 || self.reactor.has_io_sources()
+    }
+
+    pub(crate) fn has_timeouts(&self) -> bool {
+        self.reactor.has_timers()
+    }
+
+    /// Waits for timers, I/O and remote wakes (not at all if tasks are
+    /// runnable) and queues the tasks they woke.
+    fn collect_events(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        let must_return = !self.run_queue.is_empty();
+        self.reactor.wait(timeout, must_return)?;
+        self.queue_woken();
+        Ok(())
+    }
+
+    /// Moves the tasks woken through their wakers into the run queue.
+    fn queue_woken(&mut self) {
+        let mut woken = std::mem::take(&mut self.woken);
+        self.reactor.remote().drain_woken(&mut woken);
+        for key in woken.drain(..) {
+            self.schedule(key);
+        }
+        self.woken = woken;
+    }
+
+    /// Takes the future of `key` out to poll it, if it is still alive.
+    fn begin_poll(&mut self, key: TaskKey) -> Option<(TaskFuture, Waker)> {
+        let e = self.entry(key)?;
+        let future = e.future.take()?;
+        e.queued = false;
+        let waker = e.waker.clone();
+        self.current = Some(key);
+        self.pending_wait = None;
+        Some((future, waker))
+    }
+
+    /// Puts a pending future back, or records the outcome of a finished one.
+    fn end_poll(&mut self, key: TaskKey, future: TaskFuture, poll: Poll<Outcome>) -> Vec<TaskFuture> {
+        self.current = None;
+        match poll {
+            Poll::Ready(outcome) => {
+                self.finish(key, outcome);
+                self.doomed.push(future);
+            }
+            Poll::Pending => {
+                let wait = self.pending_wait.take().unwrap_or(Wait::Io);
+                self.entry(key).expect("polled task is in the table").future = Some(future);
+                let queued = self.entry(key).is_some_and(|e| e.queued);
+                if !queued {
+                    self.set_wait(key, wait);
+                }
+            }
+        }
+        std::mem::take(&mut self.doomed)
+    }
+}
+
+/// What [`Core::poll_join`] found.
+pub(crate) enum JoinState {
+    /// The task ended; here is its outcome.
+    Ended(Outcome),
+    /// Still running; the waker is recorded.
+    Running,
+    /// Not in the table: its outcome was taken already.
+    Gone,
+}
+
+/// Runs one pass; the core must be installed on this thread.
+///
+/// First collects what became ready (waiting up to `timeout` when nothing
+/// is runnable), then runs each task that is runnable, once.
+pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
+    with_core(|c| c.collect_events(timeout))?;
+    let mut batch = with_core(|c| {
+        let spare = std::mem::take(&mut c.spare_queue);
+        std::mem::replace(&mut c.run_queue, spare)
+    });
+    for key in batch.drain(..) {
+        poll_task(key);
+    }
+    with_core(|c| {
+        if c.spare_queue.capacity() < batch.capacity() {
+            c.spare_queue = batch;
+        }
+        // Tasks woken during the pass are runnable now, for `has_runnable`.
+        c.queue_woken();
+    });
+    Ok(())
+}
+
+fn poll_task(key: TaskKey) {
+    let Some((mut future, waker)) = with_core(|c| c.begin_poll(key)) else { return };
+    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+    let dead = with_core(|c| c.end_poll(key, future, poll));
+    // Dropping a task's future drops its store and the handles in it, whose
+    // destructors reach the core again: so outside the borrow above.
+    drop(dead);
+}
+
+/// Says on stderr that a task nobody joined failed (DESIGN §4 row 12).
+fn report_unjoined(id: u64, entry: &str, outcome: &Outcome) {
+    match outcome {
+        Ok(_) | Err(TaskError::Cancelled) => {}
+        Err(e) => eprintln!("mtask: task {id} (`{entry}`) {}", crate::outcome::describe(e)),
+    }
+}

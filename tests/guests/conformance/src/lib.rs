@@ -1,0 +1,253 @@
+//! Guest for the end-to-end tests: each `*_main` entry exercises one rule
+//! of DESIGN.md §4 and prints what it observed, for the test to compare.
+
+use std::time::{Duration, Instant};
+
+use mtask::{Error, Task, TaskError};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// Row 1: three printers interleave 1,2,3,1,2,3.
+fn order_main() -> mtask::Result<()> {
+    let printers: Vec<Task<()>> =
+        ["1", "2", "3"].iter().map(|m| mtask::spawn("printer", &(*m, 3u32))).collect::<Result<_, _>>()?;
+    for p in printers {
+        p.join()?;
+    }
+    Ok(())
+}
+
+fn printer((message, times): (String, u32)) {
+    for _ in 0..times {
+        println!("{message}");
+        mtask::yield_now();
+    }
+}
+
+// Row 2: timers are collected between passes, so a task that never stops
+// yielding does not starve a sleeper.
+fn starve_main() -> mtask::Result<()> {
+    let spinner = mtask::spawn::<_, ()>("spinner", &())?;
+    let start = Instant::now();
+    mtask::sleep(ms(20));
+    println!("slept {} ms beside a spinner", start.elapsed().as_millis());
+    spinner.cancel();
+    match spinner.join() {
+        Err(Error::Task { error: TaskError::Cancelled, .. }) => println!("spinner cancelled"),
+        other => println!("spinner: {other:?}"),
+    }
+    Ok(())
+}
+
+fn spinner() {
+    loop {
+        mtask::yield_now();
+    }
+}
+
+// Row 3: the child's end and the join deadline land in the same pass: the
+// end wins.
+fn race_main() -> mtask::Result<()> {
+    let child = mtask::spawn::<_, u32>("busy", &30u64)?;
+    match child.join_timeout(ms(10)) {
+        Ok(v) => println!("joined {v}"),
+        Err(e) => println!("join failed: {e}"),
+    }
+    Ok(())
+}
+
+/// Runs without yielding for `millis`, then returns 7.
+fn busy(millis: u64) -> mtask::Result<u32> {
+    let start = Instant::now();
+    while start.elapsed() < ms(millis) {}
+    Ok(7)
+}
+
+// Rows 4, 5, 14: a join that times out has no effect; the deadline counts
+// from the call; the child can be joined again.
+fn timeout_main() -> mtask::Result<()> {
+    let child = mtask::spawn::<_, u64>("napper", &60u64)?;
+    // Busy time before the call must not count toward its deadline.
+    busy(20)?;
+    let start = Instant::now();
+    match child.join_timeout(ms(15)) {
+        Err(Error::Timeout) => println!("timeout after {} ms", start.elapsed().as_millis()),
+        other => println!("unexpected: {other:?}"),
+    }
+    println!("joined {}", child.join()?);
+    Ok(())
+}
+
+fn napper(millis: u64) -> mtask::Result<u64> {
+    mtask::sleep(ms(millis));
+    Ok(millis)
+}
+
+// Row 7: errors chain up three levels.
+fn chain_main() -> mtask::Result<()> {
+    match mtask::call::<_, ()>("level1", &()) {
+        Err(e) => println!("{e}"),
+        Ok(()) => println!("no error"),
+    }
+    Ok(())
+}
+
+fn level1() -> mtask::Result<()> {
+    mtask::call("level2", &())
+}
+
+fn level2() -> mtask::Result<()> {
+    mtask::call("level3", &())
+}
+
+fn level3() -> Result<(), String> {
+    mtask::yield_now();
+    Err("foo".into())
+}
+
+// Trap containment: a panic and a trap end only their own task.
+fn trap_main() -> mtask::Result<()> {
+    for entry in ["panicker", "trapper"] {
+        match mtask::call::<_, ()>(entry, &()) {
+            Err(Error::Task { error: TaskError::Trapped(message), .. }) => println!("{entry} trapped: {message}"),
+            other => println!("{entry}: {other:?}"),
+        }
+    }
+    println!("parent still running");
+    Ok(())
+}
+
+fn panicker() {
+    mtask::yield_now();
+    panic!("boom at depth {}", 3);
+}
+
+fn trapper() {
+    mtask::yield_now();
+    std::process::abort();
+}
+
+// Row 14: cancel a sleeping child, a spinning child, and an ended one.
+fn cancel_main() -> mtask::Result<()> {
+    let sleeper = mtask::spawn::<_, u64>("napper", &10_000u64)?;
+    mtask::yield_now();
+    sleeper.cancel();
+    println!("sleeper: {:?}", sleeper.join());
+    let spinner = mtask::spawn::<_, ()>("spinner", &())?;
+    mtask::yield_now();
+    mtask::yield_now();
+    spinner.cancel();
+    println!("spinner: {:?}", spinner.join());
+    let quick = mtask::spawn::<_, u64>("napper", &0u64)?;
+    mtask::sleep(ms(5));
+    quick.cancel();
+    println!("ended: {:?}", quick.join());
+    Ok(())
+}
+
+// Rows 8 and 12: a detached child's failure is reported; others go on.
+fn detached_main() -> mtask::Result<()> {
+    drop(mtask::spawn::<_, ()>("fail_later", &())?);
+    drop(mtask::spawn::<_, ()>("late_printer", &())?);
+    println!("main done");
+    Ok(())
+}
+
+fn fail_later() -> Result<(), String> {
+    mtask::sleep(ms(5));
+    Err("detached failure".into())
+}
+
+fn late_printer() {
+    mtask::sleep(ms(30));
+    println!("still running");
+}
+
+fn main_fails() -> Result<(), String> {
+    drop(mtask::spawn::<_, ()>("late_printer", &()).map_err(|e| e.to_string())?);
+    Err("main broke".into())
+}
+
+fn main_traps() {
+    panic!("main panicked");
+}
+
+// Blocking WASI calls suspend only their task.
+fn std_sleepers_main() -> mtask::Result<()> {
+    let start = Instant::now();
+    let tasks: Vec<Task<()>> = (0..20).map(|_| mtask::spawn("std_sleeper", &50u64)).collect::<Result<_, _>>()?;
+    for t in tasks {
+        t.join()?;
+    }
+    println!("20 std sleeps of 50 ms took {} ms", start.elapsed().as_millis());
+    Ok(())
+}
+
+fn std_sleeper(millis: u64) {
+    std::thread::sleep(ms(millis));
+}
+
+// Handles move to a child at spawn.
+fn handoff_main() -> mtask::Result<()> {
+    let worker = mtask::spawn::<_, u64>("napper", &10u64)?;
+    let relay = mtask::spawn_with::<_, u64>("relay", &(), vec![worker.into_handle()])?;
+    println!("relay returned {}", relay.join()?);
+    Ok(())
+}
+
+fn relay() -> mtask::Result<u64> {
+    let mtask::Handle::Task(raw) = mtask::take_handles().pop().ok_or(Error::Invalid("no handle".into()))?;
+    let worker: Task<u64> = Task::from_raw(raw);
+    Ok(worker.join()? + 1)
+}
+
+// Misuse gets error values, not traps.
+fn misuse_main() -> mtask::Result<()> {
+    match mtask::spawn::<_, ()>("no_such_entry", &()) {
+        Err(e) => println!("spawn: {e}"),
+        Ok(_) => println!("spawn: ok?"),
+    }
+    let child = mtask::spawn::<_, u64>("napper", &0u64)?;
+    println!("first join: {:?}", child.join_timeout(ms(1000)));
+    println!("second join: {:?}", child.join_timeout(ms(1000)));
+    let a = mtask::spawn::<_, u64>("napper", &0u64)?;
+    let b = mtask::spawn::<_, u64>("napper", &0u64)?;
+    println!("ids distinct: {}", a.id() != b.id() && a.id() != mtask::current_id());
+    Ok(())
+}
+
+fn echo_args() {
+    println!("args: {:?}", std::env::args().collect::<Vec<_>>());
+}
+
+mtask::entries!(
+    order_main,
+    printer,
+    starve_main,
+    spinner,
+    race_main,
+    busy,
+    timeout_main,
+    napper,
+    chain_main,
+    level1,
+    level2,
+    level3,
+    trap_main,
+    panicker,
+    trapper,
+    cancel_main,
+    detached_main,
+    fail_later,
+    late_printer,
+    main_fails,
+    main_traps,
+    std_sleepers_main,
+    std_sleeper,
+    handoff_main,
+    relay,
+    misuse_main,
+    echo_args,
+);
