@@ -240,7 +240,10 @@ impl<R: DeserializeOwned> Task<R> {
     fn join_inner(&self, timeout: Option<u64>) -> Result<R> {
         match self.raw.handle.join(timeout)? {
             Ok(bytes) => decode(&bytes),
-            Err(error) => Err(Error::Task { entry: self.raw.entry.clone(), error: error.into() }),
+            Err(error) => Err(Error::Task {
+                entry: self.raw.entry.clone(),
+                error: error.into(),
+            }),
         }
     }
 
@@ -257,7 +260,10 @@ impl<R: DeserializeOwned> Task<R> {
 
     /// Takes a handle received with [`take_handles`] as a task returning `R`.
     pub fn from_raw(raw: RawTask) -> Self {
-        Task { raw, result: PhantomData }
+        Task {
+            raw,
+            result: PhantomData,
+        }
     }
 }
 
@@ -275,9 +281,18 @@ pub fn spawn_with<A: Serialize + ?Sized, R: DeserializeOwned>(
     handles: Vec<Handle>,
 ) -> Result<Task<R>> {
     let payload = encode(arg)?;
-    let handles: Vec<wit::Handle> = handles.into_iter().map(|Handle::Task(raw)| wit::Handle::Task(raw.handle)).collect();
+    let handles: Vec<wit::Handle> = handles
+        .into_iter()
+        .map(|Handle::Task(raw)| wit::Handle::Task(raw.handle))
+        .collect();
     let handle = wit::spawn(entry, &payload, handles)?;
-    Ok(Task { raw: RawTask { handle, entry: entry.to_string() }, result: PhantomData })
+    Ok(Task {
+        raw: RawTask {
+            handle,
+            entry: entry.to_string(),
+        },
+        result: PhantomData,
+    })
 }
 
 /// Runs `entry` as a child task and waits for its value: the `yield child()`
@@ -291,7 +306,12 @@ pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(entry: &str, arg: &A) ->
 pub fn take_handles() -> Vec<Handle> {
     wit::take_handles()
         .into_iter()
-        .map(|wit::Handle::Task(handle)| Handle::Task(RawTask { handle, entry: "(handed over)".to_string() }))
+        .map(|wit::Handle::Task(handle)| {
+            Handle::Task(RawTask {
+                handle,
+                entry: "(handed over)".to_string(),
+            })
+        })
         .collect()
 }
 

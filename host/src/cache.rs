@@ -20,7 +20,11 @@ pub enum CodeOrigin {
 
 /// `$MTASK_CACHE_DIR`, else `$XDG_CACHE_HOME/mtask`, else `~/.cache/mtask`.
 pub fn default_dir() -> Option<PathBuf> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let var = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     var("MTASK_CACHE_DIR")
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("mtask")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("mtask")))

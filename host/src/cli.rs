@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use crate::{CodeOrigin, Config, TaskManager, describe};
+use crate::{CodeOrigin, Config, TaskManager};
 
 /// Run WebAssembly components as cooperative, sandboxed tasks.
 #[derive(Parser, Debug)]
@@ -67,9 +67,13 @@ struct RunArgs {
 /// Parses `123`, `64KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`).
 fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
     let shift = match unit.trim() {
         "" | "B" => 0,
         "K" | "KiB" => 10,
@@ -77,7 +81,9 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "G" | "GiB" => 30,
         other => return Err(format!("unknown size unit `{other}` (use KiB, MiB or GiB)")),
     };
-    n.checked_mul(1 << shift).filter(|&b| b >= 64 << 10).ok_or_else(|| format!("`{text}` is out of range"))
+    n.checked_mul(1 << shift)
+        .filter(|&b| b >= 64 << 10)
+        .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// Runs the command line; returns the process's exit status.
@@ -96,7 +102,11 @@ fn run(args: RunArgs) -> ExitCode {
     let config = Config {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,
-        cache_dir: if args.no_cache { None } else { args.cache_dir.or_else(crate::cache::default_dir) },
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.or_else(crate::cache::default_dir)
+        },
     };
     let start = Instant::now();
     let mut manager = match TaskManager::new(config) {
@@ -112,7 +122,11 @@ fn run(args: RunArgs) -> ExitCode {
             CodeOrigin::Compiled => "compiled",
             CodeOrigin::Cached => "loaded from the cache",
         };
-        eprintln!("mtask-host: {} {how} in {:.1} ms", program.name(), start.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "mtask-host: {} {how} in {:.1} ms",
+            program.name(),
+            start.elapsed().as_secs_f64() * 1e3
+        );
     }
     let main = match manager.add(&program, &args.entry, Vec::new()) {
         Ok(id) => id,
@@ -122,11 +136,14 @@ fn run(args: RunArgs) -> ExitCode {
         return fail(e.to_string(), 1);
     }
     if args.verbose {
-        eprintln!("mtask-host: ran in {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
+        eprintln!(
+            "mtask-host: ran in {:.1} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
     }
     match manager.take_outcome(main) {
         Some(Ok(_)) => ExitCode::SUCCESS,
-        Some(Err(error)) => fail(format!("main task (`{}`) {}", args.entry, describe(&error)), 1),
+        Some(Err(error)) => fail(format!("main task (`{}`) {}", args.entry, error), 1),
         None => fail("the main task did not end".to_string(), 1),
     }
 }

@@ -20,7 +20,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_tasks: 10_000, max_memory: 64 << 20, cache_dir: crate::cache::default_dir() }
+        Self {
+            max_tasks: 10_000,
+            max_memory: 64 << 20,
+            cache_dir: crate::cache::default_dir(),
+        }
     }
 }
 

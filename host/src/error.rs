@@ -8,7 +8,10 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum Error {
     /// The file cannot be read.
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The bytes are not WebAssembly.
     NotWasm { name: String },
     /// A core module where a component is needed.
@@ -22,7 +25,11 @@ pub enum Error {
     /// The component traps while starting or listing its entries.
     Startup { name: String, message: String },
     /// `add` named an entry the component does not have.
-    UnknownEntry { name: String, entry: String, entries: Vec<String> },
+    UnknownEntry {
+        name: String,
+        entry: String,
+        entries: Vec<String>,
+    },
     /// As many tasks are alive as allowed.
     Limit(String),
     /// The engine or the event loop failed.
@@ -39,16 +46,32 @@ impl fmt::Display for Error {
                 "{name} is a core WebAssembly module, not a component: build it for \
                  wasm32-wasip2, or wrap it with `wasm-tools component new`"
             ),
-            Error::Invalid { name, message } => write!(f, "{name} is not a valid component: {message}"),
+            Error::Invalid { name, message } => {
+                write!(f, "{name} is not a valid component: {message}")
+            }
             Error::MissingImport { name, message } => {
-                write!(f, "{name} needs an import that mtask-host does not provide: {message}")
+                write!(
+                    f,
+                    "{name} needs an import that mtask-host does not provide: {message}"
+                )
             }
             Error::NotATask { name, message } => {
-                write!(f, "{name} is not an mtask task (build it with the mtask SDK): {message}")
+                write!(
+                    f,
+                    "{name} is not an mtask task (build it with the mtask SDK): {message}"
+                )
             }
             Error::Startup { name, message } => write!(f, "{name} failed to start: {message}"),
-            Error::UnknownEntry { name, entry, entries } => {
-                write!(f, "{name} has no entry `{entry}` (its entries: {})", entries.join(", "))
+            Error::UnknownEntry {
+                name,
+                entry,
+                entries,
+            } => {
+                write!(
+                    f,
+                    "{name} has no entry `{entry}` (its entries: {})",
+                    entries.join(", ")
+                )
             }
             Error::Limit(message) => write!(f, "limit reached: {message}"),
             Error::Host(message) => write!(f, "host error: {message}"),

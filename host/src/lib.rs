@@ -50,10 +50,10 @@ mod scheduler;
 mod task;
 mod waits;
 
-pub use bindings::mtask::task::types::TaskError;
 pub use cache::CodeOrigin;
 pub use engine::Config;
 pub use error::Error;
-pub use manager::{TaskId, TaskManager, describe};
+pub use manager::{TaskId, TaskManager};
+pub use outcome::TaskError;
 pub use program::Program;
 pub use scheduler::Outcome;

@@ -7,7 +7,6 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::bindings::mtask::task::types::TaskError;
 use crate::engine::{Config, new_engine};
 use crate::error::{Error, one_line};
 use crate::program::Program;
@@ -38,7 +37,7 @@ impl TaskId {
 /// manager.run()?;
 /// match manager.take_outcome(main) {
 ///     Some(Ok(_bytes)) => println!("main succeeded"),
-///     Some(Err(error)) => println!("main {}", mtask_host::describe(&error)),
+///     Some(Err(error)) => println!("main {error}"),
 ///     None => unreachable!("run() returns once every task has ended"),
 /// }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -60,27 +59,52 @@ impl TaskManager {
     pub fn new(config: Config) -> Result<Self, Error> {
         let engine = new_engine(&config).map_err(|e| Error::Host(one_line(&e)))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| Error::Host(one_line(&e)))?;
-        crate::bindings::Task::add_to_linker::<TaskState, HasSelf<TaskState>>(&mut linker, |state| state)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::Host(one_line(&e)))?;
+        crate::bindings::Task::add_to_linker::<TaskState, HasSelf<TaskState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| Error::Host(one_line(&e)))?;
         let core = Core::new(config.max_tasks as usize).map_err(|e| Error::Host(e.to_string()))?;
-        Ok(Self { engine, linker, config, core: Some(Box::new(core)) })
+        Ok(Self {
+            engine,
+            linker,
+            config,
+            core: Some(Box::new(core)),
+        })
     }
 
     /// Loads the component at `path` (from the compiled-code cache when it
     /// was compiled before).
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
-        Program::from_file(&self.engine, &self.linker, path.as_ref(), self.config.cache_dir.as_deref())
+        Program::from_file(
+            &self.engine,
+            &self.linker,
+            path.as_ref(),
+            self.config.cache_dir.as_deref(),
+        )
     }
 
     /// Loads a component from bytes; `name` stands for it in messages.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
-        Program::from_bytes(&self.engine, &self.linker, name, bytes, self.config.cache_dir.as_deref())
+        Program::from_bytes(
+            &self.engine,
+            &self.linker,
+            name,
+            bytes,
+            self.config.cache_dir.as_deref(),
+        )
     }
 
     /// Adds a task that runs `entry` of `program` with `payload`; it first
     /// runs in the next pass. Its outcome is kept for [`take_outcome`](Self::take_outcome).
-    pub fn add(&mut self, program: &Program, entry: &str, payload: Vec<u8>) -> Result<TaskId, Error> {
+    pub fn add(
+        &mut self,
+        program: &Program,
+        entry: &str,
+        payload: Vec<u8>,
+    ) -> Result<TaskId, Error> {
         if !program.has_entry(entry) {
             return Err(Error::UnknownEntry {
                 name: program.name().to_string(),
@@ -102,7 +126,10 @@ impl TaskManager {
     pub fn run(&mut self) -> Result<(), Error> {
         while self.live_tasks() > 0 {
             if !self.has_runnable() && !self.has_timeouts() && !self.has_io_waits() {
-                return Err(Error::Host(format!("deadlock: {} tasks wait on each other", self.live_tasks())));
+                return Err(Error::Host(format!(
+                    "deadlock: {} tasks wait on each other",
+                    self.live_tasks()
+                )));
             }
             self.run_next(None)?;
         }
@@ -114,7 +141,8 @@ impl TaskManager {
     /// runnable task once.
     pub fn run_next(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
-        with_installed(&mut self.core, || scheduler::run_pass(timeout)).map_err(|e| Error::Host(e.to_string()))
+        with_installed(&mut self.core, || scheduler::run_pass(timeout))
+            .map_err(|e| Error::Host(e.to_string()))
     }
 
     /// Whether some task will run in the next pass.
@@ -159,17 +187,16 @@ impl TaskManager {
     }
 
     fn core(&self) -> &Core {
-        self.core.as_deref().expect("the core is home between passes")
+        self.core
+            .as_deref()
+            .expect("the core is home between passes")
     }
 
     fn core_mut(&mut self) -> &mut Core {
-        self.core.as_deref_mut().expect("the core is home between passes")
+        self.core
+            .as_deref_mut()
+            .expect("the core is home between passes")
     }
-}
-
-/// The reason an ended task gives, for a message.
-pub fn describe(error: &TaskError) -> String {
-    crate::outcome::describe(error)
 }
 
 /// The Tokio runtime that wasmtime-wasi's own host calls (clock pollables,

@@ -1,21 +1,63 @@
-//! How a task's end is told: from a wasmtime call result to an [`Outcome`],
-//! and from a [`TaskError`] to a message for people.
+//! How a task ends: from a wasmtime call result to an [`Outcome`], and the
+//! [`TaskError`] that tells people why.
 
 use wasmtime::WasmBacktrace;
 
-use crate::bindings::mtask::task::types::TaskError;
+use crate::bindings::mtask::task::types as wit;
 use crate::scheduler::Outcome;
+
+/// How a task ended when it did not return a value (`task-error` in WIT).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskError {
+    /// The entry returned an error; its message carries the causes that
+    /// came up from the task's own children.
+    Failed(String),
+    /// The task trapped: the panic or trap message, then the wasm backtrace.
+    Trapped(String),
+    /// The task was cancelled.
+    Cancelled,
+    /// The task went over a limit; the text names it.
+    Limit(String),
+}
+
+/// One phrase that completes "task N (`entry`) ...".
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskError::Failed(message) => write!(f, "failed: {message}"),
+            TaskError::Trapped(message) => write!(f, "trapped: {message}"),
+            TaskError::Cancelled => write!(f, "was cancelled"),
+            TaskError::Limit(message) => write!(f, "went over a limit: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for TaskError {}
+
+impl From<TaskError> for wit::TaskError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::Failed(m) => wit::TaskError::Failed(m),
+            TaskError::Trapped(m) => wit::TaskError::Trapped(m),
+            TaskError::Cancelled => wit::TaskError::Cancelled,
+            TaskError::Limit(m) => wit::TaskError::Limit(m),
+        }
+    }
+}
 
 /// The outcome of a task whose `run` call returned `result`.
 ///
 /// `panic` is the message the guest reported just before trapping, if any.
-pub(crate) fn from_call(result: wasmtime::Result<Result<Vec<u8>, String>>, panic: Option<String>) -> Outcome {
+pub(crate) fn from_call(
+    result: wasmtime::Result<Result<Vec<u8>, String>>,
+    panic: Option<String>,
+) -> Outcome {
     match result {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(message)) => Err(TaskError::Failed(message)),
-        Err(err) if err.is::<wasmtime::PoolConcurrencyLimitError>() => {
-            Err(TaskError::Limit(format!("no instance slot is free: {}", err.root_cause())))
-        }
+        Err(err) if err.is::<wasmtime::PoolConcurrencyLimitError>() => Err(TaskError::Limit(
+            format!("no instance slot is free: {}", err.root_cause()),
+        )),
         Err(err) => Err(TaskError::Trapped(trap_message(&err, panic))),
     }
 }
@@ -23,22 +65,16 @@ pub(crate) fn from_call(result: wasmtime::Result<Result<Vec<u8>, String>>, panic
 /// The panic message (or else the trap's own), then the wasm backtrace.
 fn trap_message(err: &wasmtime::Error, panic: Option<String>) -> String {
     let mut message = panic.unwrap_or_else(|| match err.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => format!("wasm trap: {trap}"),
+        Some(trap) => trap.to_string(),
         None => format!("{:#}", err.root_cause()),
     });
     if let Some(backtrace) = err.downcast_ref::<WasmBacktrace>() {
-        message.push_str("\nwasm backtrace:\n");
-        message.push_str(backtrace.to_string().trim_end());
+        // Its first line is a heading of wasmtime's; ours replaces it.
+        message.push_str("\nwasm backtrace:");
+        for frame in backtrace.to_string().lines().skip(1) {
+            message.push('\n');
+            message.push_str(frame);
+        }
     }
     message
-}
-
-/// One phrase that completes "task N (`entry`) ...".
-pub fn describe(error: &TaskError) -> String {
-    match error {
-        TaskError::Failed(message) => format!("failed: {message}"),
-        TaskError::Trapped(message) => format!("trapped: {message}"),
-        TaskError::Cancelled => "was cancelled".to_string(),
-        TaskError::Limit(message) => format!("went over a limit: {message}"),
-    }
 }

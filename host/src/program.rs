@@ -45,8 +45,14 @@ impl Program {
         path: &Path,
         cache_dir: Option<&Path>,
     ) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read { path: path.to_owned(), source })?;
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let bytes = std::fs::read(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         Self::from_bytes(engine, linker, &name, &bytes, cache_dir)
     }
 
@@ -60,12 +66,24 @@ impl Program {
     ) -> Result<Self, Error> {
         let name = name.to_string();
         check_header(&name, bytes)?;
-        let (component, origin) = cache::load_or_compile(engine, bytes, cache_dir)
-            .map_err(|e| Error::Invalid { name: name.clone(), message: one_line(&e) })?;
+        let (component, origin) =
+            cache::load_or_compile(engine, bytes, cache_dir).map_err(|e| Error::Invalid {
+                name: name.clone(),
+                message: one_line(&e),
+            })?;
         let pre = link(&name, linker, &component)?;
-        let mut inner = Inner { name, pre, entries: Vec::new(), origin, args: Vec::new(), env: Vec::new() };
+        let mut inner = Inner {
+            name,
+            pre,
+            entries: Vec::new(),
+            origin,
+            args: Vec::new(),
+            env: Vec::new(),
+        };
         inner.args = vec![inner.name.clone()];
-        let mut program = Program { inner: Arc::new(inner) };
+        let mut program = Program {
+            inner: Arc::new(inner),
+        };
         let entries = program.list_entries()?;
         Arc::make_mut(&mut program.inner).entries = entries;
         Ok(program)
@@ -80,8 +98,12 @@ impl Program {
     }
 
     /// The same program with these environment variables in its tasks.
-    pub fn with_env(mut self, env: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>) -> Self {
-        Arc::make_mut(&mut self.inner).env = env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    pub fn with_env(
+        mut self,
+        env: impl IntoIterator<Item = (impl Into<String>, impl Into<String>)>,
+    ) -> Self {
+        Arc::make_mut(&mut self.inner).env =
+            env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         self
     }
 
@@ -131,7 +153,10 @@ impl Program {
             let instance = self.pre().instantiate_async(&mut store).await?;
             instance.call_entries(&mut store).await
         });
-        listed.map_err(|e| Error::Startup { name: self.inner.name.clone(), message: one_line(&e) })
+        listed.map_err(|e| Error::Startup {
+            name: self.inner.name.clone(),
+            message: one_line(&e),
+        })
     }
 }
 
@@ -141,21 +166,35 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), Error> {
     const MAGIC: &[u8] = b"\0asm";
     if bytes.len() < 8 || &bytes[..4] != MAGIC {
         // The text format is WebAssembly too, but tasks ship as binaries.
-        return Err(Error::NotWasm { name: name.to_string() });
+        return Err(Error::NotWasm {
+            name: name.to_string(),
+        });
     }
     // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
     if bytes[6..8] == [0, 0] {
-        return Err(Error::CoreModule { name: name.to_string() });
+        return Err(Error::CoreModule {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
 
 /// Links `component` against the host's imports and checks its exports.
-fn link(name: &str, linker: &Linker<TaskState>, component: &Component) -> Result<TaskPre<TaskState>, Error> {
+fn link(
+    name: &str,
+    linker: &Linker<TaskState>,
+    component: &Component,
+) -> Result<TaskPre<TaskState>, Error> {
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| Error::MissingImport { name: name.to_string(), message: one_line(&e) })?;
-    TaskPre::new(pre).map_err(|e| Error::NotATask { name: name.to_string(), message: one_line(&e) })
+        .map_err(|e| Error::MissingImport {
+            name: name.to_string(),
+            message: one_line(&e),
+        })?;
+    TaskPre::new(pre).map_err(|e| Error::NotATask {
+        name: name.to_string(),
+        message: one_line(&e),
+    })
 }
 
 /// Drives a future that never waits on the scheduler (instantiation and

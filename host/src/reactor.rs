@@ -142,9 +142,17 @@ impl Reactor {
     ///
     /// I/O is collected before timers fire, so that an operation whose
     /// readiness and deadline land together sees the readiness (DESIGN §4 row 3).
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>, must_return: bool) -> std::io::Result<()> {
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Option<Duration>,
+        must_return: bool,
+    ) -> std::io::Result<()> {
         let now = Instant::now();
-        let until_timer = self.timers.keys().next().map(|(at, _)| at.saturating_duration_since(now));
+        let until_timer = self
+            .timers
+            .keys()
+            .next()
+            .map(|(at, _)| at.saturating_duration_since(now));
         let mut wait = match (until_timer, timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

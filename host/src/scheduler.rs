@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use slab::Slab;
 
-use crate::bindings::mtask::task::types::TaskError;
+use crate::outcome::TaskError;
 use crate::reactor::{Reactor, TaskWaker};
 
 /// What a task ends with: the bytes its entry returned, or how it failed.
@@ -124,7 +124,11 @@ thread_local! {
 ///
 /// Panics outside a pass: host imports only run inside one.
 pub(crate) fn with_core<R>(f: impl FnOnce(&mut Core) -> R) -> R {
-    CORE.with(|c| f(c.borrow_mut().as_mut().expect("mtask host call outside a scheduler pass")))
+    CORE.with(|c| {
+        f(c.borrow_mut()
+            .as_mut()
+            .expect("mtask host call outside a scheduler pass"))
+    })
 }
 
 /// Like [`with_core`], but `None` when no pass runs here or the core is busy
@@ -142,7 +146,10 @@ pub(crate) fn with_installed<R>(core: &mut Option<Box<Core>>, f: impl FnOnce() -
         }
     }
     let previous = CORE.with(|c| c.replace(core.take()));
-    assert!(previous.is_none(), "a scheduler pass is already running on this thread");
+    assert!(
+        previous.is_none(),
+        "a scheduler pass is already running on this thread"
+    );
     let _restore = Restore(core);
     f()
 }
@@ -168,7 +175,10 @@ impl Core {
     /// Refuses a new task when as many are alive as allowed.
     pub(crate) fn check_capacity(&self) -> Result<(), String> {
         if self.live >= self.max_live {
-            return Err(format!("at most {} tasks may be alive at once", self.max_live));
+            return Err(format!(
+                "at most {} tasks may be alive at once",
+                self.max_live
+            ));
         }
         Ok(())
     }
@@ -179,8 +189,14 @@ impl Core {
         let id = self.next_id;
         self.next_id += 1;
         let vacant = self.tasks.vacant_entry();
-        let key = TaskKey { slot: vacant.key(), id };
-        let waker = Waker::from(Arc::new(TaskWaker { task: key, remote: self.reactor.remote().clone() }));
+        let key = TaskKey {
+            slot: vacant.key(),
+            id,
+        };
+        let waker = Waker::from(Arc::new(TaskWaker {
+            task: key,
+            remote: self.reactor.remote().clone(),
+        }));
         vacant.insert(Entry {
             id,
             entry,
@@ -236,7 +252,9 @@ impl Core {
     /// The outcome of `key` if it ended, which the caller now owns; else
     /// records `waker` to be woken when it ends.
     pub(crate) fn poll_join(&mut self, key: TaskKey, waker: &Waker) -> JoinState {
-        let Some(e) = self.entry(key) else { return JoinState::Gone };
+        let Some(e) = self.entry(key) else {
+            return JoinState::Gone;
+        };
         if e.ended() {
             let outcome = e.outcome.take().expect("ended task has an outcome");
             self.tasks.remove(key.slot);
@@ -274,7 +292,9 @@ impl Core {
             return; // a task cannot reach a handle of itself
         }
         let Some(e) = self.entry(key) else { return };
-        let Some(future) = e.future.take() else { return };
+        let Some(future) = e.future.take() else {
+            return;
+        };
         self.doomed.push(future);
         self.finish(key, Err(TaskError::Cancelled));
     }
@@ -359,7 +379,12 @@ impl Core {
     }
 
     /// Puts a pending future back, or records the outcome of a finished one.
-    fn end_poll(&mut self, key: TaskKey, future: TaskFuture, poll: Poll<Outcome>) -> Vec<TaskFuture> {
+    fn end_poll(
+        &mut self,
+        key: TaskKey,
+        future: TaskFuture,
+        poll: Poll<Outcome>,
+    ) -> Vec<TaskFuture> {
         self.current = None;
         match poll {
             Poll::Ready(outcome) => {
@@ -413,7 +438,9 @@ pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
 }
 
 fn poll_task(key: TaskKey) {
-    let Some((mut future, waker)) = with_core(|c| c.begin_poll(key)) else { return };
+    let Some((mut future, waker)) = with_core(|c| c.begin_poll(key)) else {
+        return;
+    };
     let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
     let dead = with_core(|c| c.end_poll(key, future, poll));
     // Dropping a task's future drops its store and the handles in it, whose
@@ -425,6 +452,6 @@ fn poll_task(key: TaskKey) {
 fn report_unjoined(id: u64, entry: &str, outcome: &Outcome) {
     match outcome {
         Ok(_) | Err(TaskError::Cancelled) => {}
-        Err(e) => eprintln!("mtask: task {id} (`{entry}`) {}", crate::outcome::describe(e)),
+        Err(e) => eprintln!("mtask: task {id} (`{entry}`) {}", e),
     }
 }

@@ -32,7 +32,10 @@ pub(crate) struct TaskState {
 
 impl WasiView for TaskState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -50,8 +53,16 @@ impl TaskState {
 }
 
 /// The future of a new task that runs `entry(payload)` of `program`.
-pub(crate) fn task_future(program: &Program, entry: Arc<str>, payload: Vec<u8>, handover: Vec<Handover>) -> TaskFuture {
-    let state = TaskState { handover, ..TaskState::new(program) };
+pub(crate) fn task_future(
+    program: &Program,
+    entry: Arc<str>,
+    payload: Vec<u8>,
+    handover: Vec<Handover>,
+) -> TaskFuture {
+    let state = TaskState {
+        handover,
+        ..TaskState::new(program)
+    };
     let program = program.clone();
     Box::pin(async move {
         let mut store = Store::new(program.engine(), state);

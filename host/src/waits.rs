@@ -119,7 +119,11 @@ pub(crate) struct Join {
 
 impl Join {
     pub(crate) fn new(task: TaskKey, timeout: Option<u64>) -> Self {
-        Self { task, deadline: Deadline::after_nanos(timeout), done: false }
+        Self {
+            task,
+            deadline: Deadline::after_nanos(timeout),
+            done: false,
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 //! count after `--` to change how many times (default 3).
 
 fn main() -> mtask::Result<()> {
-    let times: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let times: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
     let hello = mtask::spawn::<_, ()>("printer", &("hello", times))?;
     let goodbye = mtask::spawn::<_, ()>("printer", &("goodbye", times))?;
     hello.join()?;

@@ -14,7 +14,11 @@ fn main() -> mtask::Result<()> {
     for sleeper in sleepers {
         sleeper.join()?;
     }
-    println!("all {} slept in {} ms (the longest nap is 40 ms)", naps.len(), start.elapsed().as_millis());
+    println!(
+        "all {} slept in {} ms (the longest nap is 40 ms)",
+        naps.len(),
+        start.elapsed().as_millis()
+    );
     Ok(())
 }
 
@@ -25,7 +29,11 @@ fn sleeper((ms, std_sleep): (u64, bool)) -> mtask::Result<u64> {
     } else {
         mtask::sleep(Duration::from_millis(ms));
     }
-    let how = if std_sleep { "std::thread::sleep" } else { "mtask::sleep" };
+    let how = if std_sleep {
+        "std::thread::sleep"
+    } else {
+        "mtask::sleep"
+    };
     println!("task {} woke after {ms} ms ({how})", mtask::current_id());
     Ok(ms)
 }

@@ -29,7 +29,10 @@ impl Host for TaskState {
         handles: Vec<Handle>,
     ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
         if !self.program.has_entry(&entry) {
-            return Ok(Err(Error::Invalid(format!("{} has no entry `{entry}`", self.program.name()))));
+            return Ok(Err(Error::Invalid(format!(
+                "{} has no entry `{entry}`",
+                self.program.name()
+            ))));
         }
         if let Err(limit) = with_core(|core| core.check_capacity()) {
             return Ok(Err(Error::Limit(limit)));
@@ -87,7 +90,9 @@ impl HostTask for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Result<Vec<u8>, TaskError>, Error>> {
         let key = self.table.get(&task)?.key;
-        Ok(Join::new(key, timeout).await)
+        Ok(Join::new(key, timeout)
+            .await
+            .map(|outcome| outcome.map_err(Into::into)))
     }
 
     fn cancel(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {

@@ -11,8 +11,10 @@ fn ms(n: u64) -> Duration {
 
 // Row 1: three printers interleave 1,2,3,1,2,3.
 fn order_main() -> mtask::Result<()> {
-    let printers: Vec<Task<()>> =
-        ["1", "2", "3"].iter().map(|m| mtask::spawn("printer", &(*m, 3u32))).collect::<Result<_, _>>()?;
+    let printers: Vec<Task<()>> = ["1", "2", "3"]
+        .iter()
+        .map(|m| mtask::spawn("printer", &(*m, 3u32)))
+        .collect::<Result<_, _>>()?;
     for p in printers {
         p.join()?;
     }
@@ -35,7 +37,10 @@ fn starve_main() -> mtask::Result<()> {
     println!("slept {} ms beside a spinner", start.elapsed().as_millis());
     spinner.cancel();
     match spinner.join() {
-        Err(Error::Task { error: TaskError::Cancelled, .. }) => println!("spinner cancelled"),
+        Err(Error::Task {
+            error: TaskError::Cancelled,
+            ..
+        }) => println!("spinner cancelled"),
         other => println!("spinner: {other:?}"),
     }
     Ok(())
@@ -111,7 +116,10 @@ fn level3() -> Result<(), String> {
 fn trap_main() -> mtask::Result<()> {
     for entry in ["panicker", "trapper"] {
         match mtask::call::<_, ()>(entry, &()) {
-            Err(Error::Task { error: TaskError::Trapped(message), .. }) => println!("{entry} trapped: {message}"),
+            Err(Error::Task {
+                error: TaskError::Trapped(message),
+                ..
+            }) => println!("{entry} trapped: {message}"),
             other => println!("{entry}: {other:?}"),
         }
     }
@@ -177,11 +185,16 @@ fn main_traps() {
 // Blocking WASI calls suspend only their task.
 fn std_sleepers_main() -> mtask::Result<()> {
     let start = Instant::now();
-    let tasks: Vec<Task<()>> = (0..20).map(|_| mtask::spawn("std_sleeper", &50u64)).collect::<Result<_, _>>()?;
+    let tasks: Vec<Task<()>> = (0..20)
+        .map(|_| mtask::spawn("std_sleeper", &50u64))
+        .collect::<Result<_, _>>()?;
     for t in tasks {
         t.join()?;
     }
-    println!("20 std sleeps of 50 ms took {} ms", start.elapsed().as_millis());
+    println!(
+        "20 std sleeps of 50 ms took {} ms",
+        start.elapsed().as_millis()
+    );
     Ok(())
 }
 
@@ -198,7 +211,9 @@ fn handoff_main() -> mtask::Result<()> {
 }
 
 fn relay() -> mtask::Result<u64> {
-    let mtask::Handle::Task(raw) = mtask::take_handles().pop().ok_or(Error::Invalid("no handle".into()))?;
+    let mtask::Handle::Task(raw) = mtask::take_handles()
+        .pop()
+        .ok_or(Error::Invalid("no handle".into()))?;
     let worker: Task<u64> = Task::from_raw(raw);
     Ok(worker.join()? + 1)
 }
@@ -214,7 +229,10 @@ fn misuse_main() -> mtask::Result<()> {
     println!("second join: {:?}", child.join_timeout(ms(1000)));
     let a = mtask::spawn::<_, u64>("napper", &0u64)?;
     let b = mtask::spawn::<_, u64>("napper", &0u64)?;
-    println!("ids distinct: {}", a.id() != b.id() && a.id() != mtask::current_id());
+    println!(
+        "ids distinct: {}",
+        a.id() != b.id() && a.id() != mtask::current_id()
+    );
     Ok(())
 }
 

@@ -1,0 +1,146 @@
+//! The embedding API (DESIGN.md §4 row 16): a Rust program drives the
+//! scheduler itself, as with multitask's TaskManager.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use mtask_host::{Config, Error, TaskError, TaskManager};
+
+fn manager() -> TaskManager {
+    let config = Config {
+        max_tasks: 64,
+        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
+        ..Config::default()
+    };
+    TaskManager::new(config).expect("manager")
+}
+
+/// A `u64` as the guest SDK encodes it (postcard varint; small values only).
+fn small_u64(n: u8) -> Vec<u8> {
+    assert!(n < 128);
+    vec![n]
+}
+
+#[test]
+fn run_drives_tasks_to_the_end_and_keeps_the_outcome() {
+    let mut m = manager();
+    let program = m.load(support::guest("conformance")).unwrap();
+    let task = m.add(&program, "napper", small_u64(5)).unwrap();
+    assert!(m.has_runnable());
+    assert_eq!(m.live_tasks(), 1);
+    m.run().unwrap();
+    assert_eq!(m.live_tasks(), 0);
+    assert_eq!(m.take_outcome(task), Some(Ok(small_u64(5))));
+    assert_eq!(m.take_outcome(task), None, "an outcome is taken once");
+}
+
+#[test]
+fn run_next_reports_what_tasks_wait_for() {
+    let mut m = manager();
+    let program = m.load(support::guest("conformance")).unwrap();
+    let sleeper = m.add(&program, "napper", small_u64(40)).unwrap();
+    m.run_next(Some(Duration::ZERO)).unwrap();
+    assert!(!m.has_runnable());
+    assert!(m.has_timeouts(), "a sleeping task waits on a timer");
+    assert!(!m.has_io_waits());
+
+    // With nothing runnable, run_next waits at most its timeout.
+    let start = Instant::now();
+    m.run_next(Some(Duration::from_millis(10))).unwrap();
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(9) && waited < Duration::from_millis(35),
+        "waited {waited:?}"
+    );
+    assert_eq!(m.live_tasks(), 1);
+
+    let blocked = m.add(&program, "std_sleeper", small_u64(30)).unwrap();
+    m.run_next(Some(Duration::ZERO)).unwrap();
+    assert!(
+        m.has_io_waits(),
+        "a task in a blocking WASI call waits on the host"
+    );
+    m.run().unwrap();
+    assert_eq!(m.take_outcome(sleeper), Some(Ok(small_u64(40))));
+    assert_eq!(m.take_outcome(blocked), Some(Ok(Vec::new())));
+}
+
+#[test]
+fn cancel_ends_a_running_task() {
+    let mut m = manager();
+    let program = m.load(support::guest("conformance")).unwrap();
+    let spinner = m.add(&program, "spinner", Vec::new()).unwrap();
+    for _ in 0..3 {
+        m.run_next(Some(Duration::ZERO)).unwrap();
+    }
+    assert!(m.has_runnable(), "the spinner keeps yielding");
+    m.cancel(spinner);
+    assert_eq!(m.live_tasks(), 0);
+    assert_eq!(m.take_outcome(spinner), Some(Err(TaskError::Cancelled)));
+}
+
+#[test]
+fn a_failing_task_does_not_stop_the_others() {
+    let mut m = manager();
+    let program = m.load(support::guest("conformance")).unwrap();
+    let failing = m.add(&program, "level3", Vec::new()).unwrap();
+    let trapping = m.add(&program, "trapper", Vec::new()).unwrap();
+    let fine = m.add(&program, "napper", small_u64(3)).unwrap();
+    m.run().unwrap();
+    assert_eq!(
+        m.take_outcome(failing),
+        Some(Err(TaskError::Failed("foo".into())))
+    );
+    assert!(matches!(
+        m.take_outcome(trapping),
+        Some(Err(TaskError::Trapped(_)))
+    ));
+    assert_eq!(m.take_outcome(fine), Some(Ok(small_u64(3))));
+}
+
+#[test]
+fn adding_an_unknown_entry_or_too_many_tasks_is_an_error() {
+    let config = Config {
+        max_tasks: 2,
+        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
+        ..Config::default()
+    };
+    let mut m = TaskManager::new(config).unwrap();
+    let program = m.load(support::guest("printer")).unwrap();
+    assert_eq!(program.entries(), ["main", "printer"]);
+    let err = m.add(&program, "missing", Vec::new()).unwrap_err();
+    assert!(matches!(err, Error::UnknownEntry { .. }));
+    assert_eq!(
+        err.to_string(),
+        "printer.wasm has no entry `missing` (its entries: main, printer)"
+    );
+    m.add(&program, "main", Vec::new()).unwrap();
+    m.add(&program, "main", Vec::new()).unwrap();
+    let err = m.add(&program, "main", Vec::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "limit reached: at most 2 tasks may be alive at once"
+    );
+}
+
+#[test]
+fn a_spawn_past_the_task_limit_is_a_limit_error_for_the_guest() {
+    // printer's main spawns two children; with room for two tasks in all,
+    // the second spawn fails and main returns that error.
+    let config = Config {
+        max_tasks: 2,
+        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
+        ..Config::default()
+    };
+    let mut m = TaskManager::new(config).unwrap();
+    let program = m.load(support::guest("printer")).unwrap();
+    let main = m.add(&program, "main", Vec::new()).unwrap();
+    m.run().unwrap();
+    assert_eq!(
+        m.take_outcome(main),
+        Some(Err(TaskError::Failed(
+            "limit reached: at most 2 tasks may be alive at once".into()
+        )))
+    );
+}

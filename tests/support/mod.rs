@@ -1,0 +1,102 @@
+//! Helpers shared by the end-to-end tests: where the guests and the host
+//! binary are, and a way to run `mtask-host` and read what it printed.
+
+#![allow(dead_code)] // each test file uses its own share of these
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The workspace's `target/` directory.
+pub fn target_dir() -> PathBuf {
+    // The test binary lives in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors().nth(3).expect("target dir").to_path_buf()
+}
+
+/// A guest component built by `just guests`.
+pub fn guest(name: &str) -> PathBuf {
+    let path = target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `just guests` (or `just test`) first",
+        path.display()
+    );
+    path
+}
+
+/// The `mtask-host` binary of the profile the tests were built with.
+pub fn host_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("mtask-host");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p mtask-host`",
+        path.display()
+    );
+    path
+}
+
+/// What one run of `mtask-host` did.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Stdout as lines.
+    pub fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// A command for `mtask-host` with the tests' shared code cache.
+pub fn host() -> Command {
+    let mut cmd = Command::new(host_binary());
+    cmd.env("MTASK_CACHE_DIR", target_dir().join("mtask-test-cache"));
+    cmd
+}
+
+/// Runs `mtask-host run [extra...] <guest>` with the main task on `entry`.
+pub fn run_entry(guest_name: &str, entry: &str) -> Run {
+    host()
+        .arg("run")
+        .arg("--entry")
+        .arg(entry)
+        .arg(guest(guest_name))
+        .output()
+        .expect("run mtask-host")
+        .into()
+}
+
+/// The first number in `line` after `prefix`.
+pub fn number_after(line: &str, prefix: &str) -> u64 {
+    let rest = line
+        .split_once(prefix)
+        .unwrap_or_else(|| panic!("`{prefix}` not in `{line}`"))
+        .1;
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("no number after `{prefix}` in `{line}`"))
+}

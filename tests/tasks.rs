@@ -1,0 +1,147 @@
+//! Child tasks: results, error chains, traps, cancel, detach, handoff
+//! (DESIGN.md §4 rows 6–8, 12 and 14).
+
+mod support;
+
+use support::run_entry;
+
+#[test]
+fn children_return_values_and_raise_errors_to_the_parent() {
+    // Row 6 and 7 with the seed's own parent/child program.
+    let run = run_entry("children", "main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["None", "1", "(2, 3)", "caught exception: foo"]
+    );
+}
+
+#[test]
+fn printer_example_alternates_hello_and_goodbye() {
+    let run = run_entry("printer", "main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["hello", "goodbye", "hello", "goodbye", "hello", "goodbye"]
+    );
+}
+
+#[test]
+fn errors_keep_their_causes_through_three_levels() {
+    let run = run_entry("conformance", "chain_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["task `level1` failed: task `level2` failed: task `level3` failed: foo"]
+    );
+}
+
+#[test]
+fn a_trap_or_panic_in_a_child_reaches_the_parent_with_a_backtrace() {
+    let run = run_entry("conformance", "trap_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = &run.stdout;
+    let panic = out
+        .find("panicker trapped: panicked at")
+        .expect("panic reported with its message");
+    let trap = out
+        .find("trapper trapped: wasm trap: wasm `unreachable` instruction executed")
+        .expect("trap reported");
+    assert!(panic < trap);
+    assert!(
+        out[panic..trap].contains("boom at depth 3"),
+        "panic message missing:\n{out}"
+    );
+    assert!(
+        out[panic..trap].contains("wasm backtrace:"),
+        "no backtrace:\n{out}"
+    );
+    assert!(
+        out[panic..trap].contains("conformance::panicker"),
+        "backtrace lacks the function:\n{out}"
+    );
+    assert!(
+        out[trap..].contains("std::process::abort") || out[trap..].contains("process::abort"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("parent still running\n"),
+        "the parent did not go on:\n{out}"
+    );
+}
+
+#[test]
+fn cancel_ends_sleeping_and_spinning_children_but_not_ended_ones() {
+    let run = run_entry("conformance", "cancel_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"sleeper: Err(Task { entry: "napper", error: Cancelled })"#,
+            r#"spinner: Err(Task { entry: "spinner", error: Cancelled })"#,
+            "ended: Ok(0)",
+        ]
+    );
+}
+
+#[test]
+fn a_detached_childs_failure_is_reported_and_the_others_go_on() {
+    // Rows 8 and 12: nobody joins `fail_later`, so its error goes to
+    // stderr; `late_printer` still runs after main ended; exit 0.
+    let run = run_entry("conformance", "detached_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.lines(), ["main done", "still running"]);
+    assert!(
+        run.stderr
+            .contains("(`fail_later`) failed: detached failure"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_failed_main_task_exits_1_after_the_others_finish() {
+    let run = run_entry("conformance", "main_fails");
+    assert_eq!(run.code, 1);
+    assert_eq!(run.lines(), ["still running"]);
+    assert_eq!(
+        run.stderr.trim(),
+        "mtask-host: main task (`main_fails`) failed: main broke"
+    );
+}
+
+#[test]
+fn a_trapping_main_task_exits_1_with_message_and_backtrace() {
+    let run = run_entry("conformance", "main_traps");
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .starts_with("mtask-host: main task (`main_traps`) trapped: panicked at"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("main panicked"), "{}", run.stderr);
+    assert!(run.stderr.contains("wasm backtrace:"), "{}", run.stderr);
+}
+
+#[test]
+fn a_task_handle_moves_to_a_child_at_spawn() {
+    let run = run_entry("conformance", "handoff_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.lines(), ["relay returned 11"]);
+}
+
+#[test]
+fn misuse_gets_error_values() {
+    let run = run_entry("conformance", "misuse_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "spawn: invalid: conformance.wasm has no entry `no_such_entry`",
+            "first join: Ok(0)",
+            r#"second join: Err(Invalid("this task was joined already"))"#,
+            "ids distinct: true",
+        ]
+    );
+}
