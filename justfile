@@ -34,7 +34,8 @@ demo: build
 
 # Run the whole test suite: real guests run by the real host.
 test: build
-    cargo test --release --workspace
+    cargo test --release --workspace 2>&1 | tee target/test-output.log
+    @awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 
 # Formatting and lints, as CI checks them.
 lint:

@@ -1,0 +1,184 @@
+//! Scheduler benchmarks (`just bench`): yield round trip, spawn + join,
+//! memory per idle task, and how many tasks can be alive at once.
+//!
+//! Each figure is measured on the bench guest (tests/guests/bench), whose
+//! tasks do nothing but the operation measured. Options:
+//! `--max-live N` caps the live-task probe (default 100000).
+
+use std::time::{Duration, Instant};
+
+use mtask_host::{Config, Program, TaskManager};
+
+fn guest() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release/bench.wasm");
+    assert!(
+        path.exists(),
+        "{} is missing: run `just guests`",
+        path.display()
+    );
+    path
+}
+
+fn manager(max_tasks: u32) -> (TaskManager, Program) {
+    let config = Config {
+        max_tasks,
+        ..Config::default()
+    };
+    let manager = TaskManager::new(config).expect("manager");
+    let program = manager.load(guest()).expect("bench.wasm");
+    (manager, program)
+}
+
+/// A `u32` as the guest SDK encodes it (postcard varint).
+fn varint(mut n: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out
+}
+
+/// Runs passes until no task is runnable (all ended or all waiting).
+fn settle(m: &mut TaskManager) {
+    while m.has_runnable() {
+        m.run_next(Some(Duration::ZERO)).unwrap();
+    }
+}
+
+/// Nanoseconds per yield with `tasks` tasks yielding `total` times in all.
+fn yield_round_trip(tasks: u32, total: u64) -> f64 {
+    let (mut m, program) = manager(tasks + 16);
+    let per_task = (total / u64::from(tasks)) as u32;
+    for _ in 0..tasks {
+        m.add(&program, "yielder", varint(per_task + 1)).unwrap();
+    }
+    // The first pass instantiates every task and runs it to its first yield.
+    m.run_next(Some(Duration::ZERO)).unwrap();
+    let start = Instant::now();
+    m.run().unwrap();
+    start.elapsed().as_nanos() as f64 / (f64::from(per_task) * f64::from(tasks))
+}
+
+/// Nanoseconds per spawn + run + join of a trivial child.
+fn spawn_join(children: u32) -> f64 {
+    let (mut m, program) = manager(64);
+    m.add(&program, "spawner", varint(100)).unwrap();
+    m.run().unwrap(); // warm the pool's slots
+    m.add(&program, "spawner", varint(children)).unwrap();
+    let start = Instant::now();
+    m.run().unwrap();
+    start.elapsed().as_nanos() as f64 / f64::from(children)
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Bytes of RSS and memory mappings per idle (sleeping) task, with `tasks` alive.
+fn idle_cost(tasks: u32) -> (f64, f64) {
+    let (mut m, program) = manager(tasks + 16);
+    m.add(&program, "idle", Vec::new()).unwrap();
+    settle(&mut m);
+    let (rss0, maps0) = (rss_bytes(), map_count());
+    for _ in 1..tasks {
+        m.add(&program, "idle", Vec::new()).unwrap();
+    }
+    settle(&mut m);
+    assert_eq!(m.live_tasks(), tasks as usize, "every idle task is alive");
+    if std::env::var_os("DUMP_MAPS").is_some() {
+        std::fs::write(
+            "/tmp/maps.txt",
+            std::fs::read_to_string("/proc/self/maps").unwrap(),
+        )
+        .unwrap();
+    }
+    let n = f64::from(tasks - 1);
+    (
+        (rss_bytes() - rss0) as f64 / n,
+        (map_count() as f64 - maps0 as f64) / n,
+    )
+}
+
+/// Adds idle tasks in batches until one cannot start; returns how many
+/// were alive at once, and why the next one failed.
+fn most_live(limit: u32) -> (usize, String) {
+    let (mut m, program) = manager(limit);
+    let mut ids = Vec::new();
+    loop {
+        for _ in 0..1000 {
+            match m.add(&program, "idle", Vec::new()) {
+                Ok(id) => ids.push(id),
+                Err(e) => return (m.live_tasks(), e.to_string()),
+            }
+        }
+        settle(&mut m);
+        if m.live_tasks() < ids.len() {
+            let failed = ids
+                .iter()
+                .find_map(|&id| m.take_outcome(id))
+                .map(|o| format!("{o:?}"));
+            return (
+                m.live_tasks(),
+                failed.unwrap_or_default().chars().take(160).collect(),
+            );
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let max_live: u32 = args
+        .iter()
+        .position(|a| a == "--max-live")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let map_limit = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap_or_default();
+    println!("vm.max_map_count = {}", map_limit.trim());
+    println!();
+    println!("| benchmark | result |");
+    println!("|---|---|");
+    if std::env::var_os("DUMP_MAPS").is_some() {
+        println!("{:?}", idle_cost(50));
+        return;
+    }
+    for (tasks, total) in [
+        (1, 2_000_000),
+        (2, 2_000_000),
+        (1_000, 2_000_000),
+        (10_000, 2_000_000),
+    ] {
+        println!(
+            "| yield round trip, {tasks} tasks | {:.0} ns |",
+            yield_round_trip(tasks, total)
+        );
+    }
+    println!(
+        "| spawn + run + join of a trivial child | {:.2} µs |",
+        spawn_join(20_000) / 1e3
+    );
+    let (rss, maps) = idle_cost(10_000);
+    println!(
+        "| RSS per idle task, 10,000 alive | {:.1} KiB |",
+        rss / 1024.0
+    );
+    println!("| memory mappings per idle task | {maps:.2} |");
+    let (most, why) = most_live(max_live);
+    println!("| most tasks alive at once (probe capped at {max_live}) | {most} |");
+    if !why.is_empty() {
+        println!();
+        println!("the probe stopped because: {why}");
+    }
+}
