@@ -62,6 +62,19 @@ pub(crate) fn from_call(
     }
 }
 
+/// The outcome of a task whose instance could not be created: a trap in
+/// the component's start function, or (most often) the host running out of
+/// instance slots, memory or memory mappings.
+pub(crate) fn from_start(err: wasmtime::Error) -> Outcome {
+    if err.is::<wasmtime::Trap>() {
+        return Err(TaskError::Trapped(trap_message(&err, None)));
+    }
+    Err(TaskError::Limit(format!(
+        "the task could not start: {}",
+        err.root_cause()
+    )))
+}
+
 /// The panic message (or else the trap's own), then the wasm backtrace.
 fn trap_message(err: &wasmtime::Error, panic: Option<String>) -> String {
     let mut message = panic.unwrap_or_else(|| match err.downcast_ref::<wasmtime::Trap>() {

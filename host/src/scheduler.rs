@@ -227,6 +227,18 @@ impl Core {
         self.pending_wait = Some(wait);
     }
 
+    /// Puts the running task at the back of the run queue (`yield-now`).
+    pub(crate) fn requeue_current(&mut self) {
+        let key = self.current();
+        self.pending_wait = Some(Wait::Runnable);
+        if let Some(e) = self.entry(key)
+            && !e.queued
+        {
+            e.queued = true;
+            self.run_queue.push_back(key);
+        }
+    }
+
     fn set_wait(&mut self, key: TaskKey, wait: Wait) {
         let Some(e) = self.entry(key) else { return };
         let old = std::mem::replace(&mut e.wait, wait);
@@ -372,7 +384,8 @@ impl Core {
         let e = self.entry(key)?;
         let future = e.future.take()?;
         e.queued = false;
-        let waker = e.waker.clone();
+        // Lent for the poll (a no-op waker minds the slot), saving a clone.
+        let waker = std::mem::replace(&mut e.waker, Waker::noop().clone());
         self.current = Some(key);
         self.pending_wait = None;
         Some((future, waker))
@@ -383,9 +396,13 @@ impl Core {
         &mut self,
         key: TaskKey,
         future: TaskFuture,
+        waker: Waker,
         poll: Poll<Outcome>,
     ) -> Vec<TaskFuture> {
         self.current = None;
+        if let Some(e) = self.entry(key) {
+            e.waker = waker;
+        }
         match poll {
             Poll::Ready(outcome) => {
                 self.finish(key, outcome);
@@ -442,7 +459,7 @@ fn poll_task(key: TaskKey) {
         return;
     };
     let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
-    let dead = with_core(|c| c.end_poll(key, future, poll));
+    let dead = with_core(|c| c.end_poll(key, future, waker, poll));
     // Dropping a task's future drops its store and the handles in it, whose
     // destructors reach the core again: so outside the borrow above.
     drop(dead);

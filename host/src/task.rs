@@ -66,11 +66,11 @@ pub(crate) fn task_future(
     let program = program.clone();
     Box::pin(async move {
         let mut store = Store::new(program.engine(), state);
-        let result = async {
-            let instance = program.pre().instantiate_async(&mut store).await?;
-            instance.call_run(&mut store, &entry, &payload).await
-        }
-        .await;
+        let instance = match program.pre().instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(err) => return crate::outcome::from_start(err),
+        };
+        let result = instance.call_run(&mut store, &entry, &payload).await;
         let panic = store.data_mut().panic.take();
         crate::outcome::from_call(result, panic)
     })
