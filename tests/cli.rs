@@ -2,9 +2,9 @@
 
 mod support;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use support::{guest, host, run_entry};
+use support::{Run, guest, host_run, run_entry};
 
 /// A fresh directory under target/ for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -16,10 +16,25 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Runs `mtask-host run <path>`; asserts exit 2 and a one-line message
-/// containing `expected`.
-fn assert_unusable(path: &std::path::Path, expected: &str) {
-    let run: support::Run = host().arg("run").arg(path).output().unwrap().into();
+/// `mtask-host run <app>`.
+fn run(app: &Path) -> Run {
+    host_run([Path::new("run"), app])
+}
+
+/// `mtask-host run -v --cache-dir <cache> printer.wasm`.
+fn run_cached(cache: &Path) -> Run {
+    host_run([
+        Path::new("run"),
+        Path::new("-v"),
+        Path::new("--cache-dir"),
+        cache,
+        &guest("printer"),
+    ])
+}
+
+/// Asserts exit 2 and a one-line message containing `expected`.
+fn assert_unusable(app: &Path, expected: &str) -> Run {
+    let run = run(app);
     assert_eq!(run.code, 2, "stderr: {}", run.stderr);
     assert_eq!(
         run.stderr.lines().count(),
@@ -34,6 +49,7 @@ fn assert_unusable(path: &std::path::Path, expected: &str) {
         run.stderr
     );
     assert!(run.stdout.is_empty());
+    run
 }
 
 #[test]
@@ -67,16 +83,10 @@ fn a_broken_component_is_refused() {
 
 #[test]
 fn a_component_with_imports_the_host_lacks_is_refused() {
-    assert_unusable(
+    let run = assert_unusable(
         &guest("foreign"),
         "foreign.wasm needs an import that mtask-host does not provide",
     );
-    let run: support::Run = host()
-        .arg("run")
-        .arg(guest("foreign"))
-        .output()
-        .unwrap()
-        .into();
     assert!(
         run.stderr.contains("mtask:foreign/missing"),
         "the import is not named: {}",
@@ -87,6 +97,17 @@ fn a_component_with_imports_the_host_lacks_is_refused() {
 #[test]
 fn a_plain_wasi_command_is_not_a_task() {
     assert_unusable(&guest("plain"), "plain.wasm is not an mtask task");
+}
+
+#[test]
+fn a_component_that_uses_the_scheduler_while_starting_is_refused() {
+    let run = assert_unusable(&guest("early"), "early.wasm failed to start");
+    assert!(
+        run.stderr
+            .contains("mtask calls are not available while a component starts"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -101,15 +122,15 @@ fn an_unknown_entry_is_refused_with_the_list() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let run: support::Run = host().arg("run").output().unwrap().into();
+    let run = host_run(["run"]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("Usage"), "{}", run.stderr);
-    let run: support::Run = host()
-        .args(["run", "--max-memory", "lots"])
-        .arg(guest("printer"))
-        .output()
-        .unwrap()
-        .into();
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--max-memory"),
+        Path::new("lots"),
+        &guest("printer"),
+    ]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("is not a size like 64MiB"),
@@ -120,7 +141,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn help_documents_every_flag() {
-    let run: support::Run = host().args(["run", "--help"]).output().unwrap().into();
+    let run = host_run(["run", "--help"]);
     assert_eq!(run.code, 0);
     for flag in [
         "--entry",
@@ -142,13 +163,18 @@ fn help_documents_every_flag() {
 
 #[test]
 fn guest_args_follow_the_double_dash() {
-    let run: support::Run = host()
-        .args(["run", "--entry", "echo_args"])
-        .arg(guest("conformance"))
-        .args(["--", "a", "-b"])
-        .output()
-        .unwrap()
-        .into();
+    let app = guest("conformance");
+    let run = host_run(
+        [
+            Path::new("run"),
+            Path::new("--entry"),
+            Path::new("echo_args"),
+            &app,
+            Path::new("--"),
+        ]
+        .into_iter()
+        .chain([Path::new("a"), Path::new("-b")]),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), [r#"args: ["conformance.wasm", "a", "-b"]"#]);
 }
@@ -156,26 +182,19 @@ fn guest_args_follow_the_double_dash() {
 #[test]
 fn a_second_run_takes_compiled_code_from_the_cache() {
     let cache = scratch("cache");
-    let run_once = || -> support::Run {
-        host()
-            .args(["run", "-v"])
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg(guest("printer"))
-            .output()
-            .unwrap()
-            .into()
-    };
-    let first = run_once();
+    let first = run_cached(&cache);
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(
         first.stderr.contains("printer.wasm compiled in"),
         "{}",
         first.stderr
     );
-    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
-    assert_eq!(cached.len(), 1, "one cache entry expected");
-    let second = run_once();
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        1,
+        "one cache entry expected"
+    );
+    let second = run_cached(&cache);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
         second
@@ -185,12 +204,12 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
         second.stderr
     );
     assert_eq!(first.stdout, second.stdout);
-    let fresh: support::Run = host()
-        .args(["run", "-v", "--no-cache"])
-        .arg(guest("printer"))
-        .output()
-        .unwrap()
-        .into();
+    let fresh = host_run([
+        Path::new("run"),
+        Path::new("-v"),
+        Path::new("--no-cache"),
+        &guest("printer"),
+    ]);
     assert!(
         fresh.stderr.contains("printer.wasm compiled in"),
         "{}",
@@ -201,17 +220,7 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
 #[test]
 fn a_corrupt_cache_entry_is_recompiled() {
     let cache = scratch("corrupt");
-    let run_once = || -> support::Run {
-        host()
-            .args(["run", "-v"])
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg(guest("printer"))
-            .output()
-            .unwrap()
-            .into()
-    };
-    assert_eq!(run_once().code, 0);
+    assert_eq!(run_cached(&cache).code, 0);
     let entry = std::fs::read_dir(&cache)
         .unwrap()
         .next()
@@ -219,7 +228,7 @@ fn a_corrupt_cache_entry_is_recompiled() {
         .unwrap()
         .path();
     std::fs::write(&entry, b"not compiled code").unwrap();
-    let run = run_once();
+    let run = run_cached(&cache);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("printer.wasm compiled in"),

@@ -7,13 +7,19 @@ use std::time::{Duration, Instant};
 
 use mtask_host::{Config, Error, TaskError, TaskManager};
 
-fn manager() -> TaskManager {
-    let config = Config {
-        max_tasks: 64,
-        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
+/// A manager with room for `max_tasks` live tasks and the tests' cache.
+fn manager_for(max_tasks: u32) -> TaskManager {
+    let cache_dir = Some(support::target_dir().join("mtask-test-cache"));
+    TaskManager::new(Config {
+        max_tasks,
+        cache_dir,
         ..Config::default()
-    };
-    TaskManager::new(config).expect("manager")
+    })
+    .expect("manager")
+}
+
+fn manager() -> TaskManager {
+    manager_for(64)
 }
 
 /// A `u64` as the guest SDK encodes it (postcard varint; small values only).
@@ -50,7 +56,7 @@ fn run_next_reports_what_tasks_wait_for() {
     m.run_next(Some(Duration::from_millis(10))).unwrap();
     let waited = start.elapsed();
     assert!(
-        waited >= Duration::from_millis(9) && waited < Duration::from_millis(35),
+        waited >= Duration::from_millis(9) && waited < Duration::from_millis(100),
         "waited {waited:?}"
     );
     assert_eq!(m.live_tasks(), 1);
@@ -101,12 +107,7 @@ fn a_failing_task_does_not_stop_the_others() {
 
 #[test]
 fn adding_an_unknown_entry_or_too_many_tasks_is_an_error() {
-    let config = Config {
-        max_tasks: 2,
-        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
-        ..Config::default()
-    };
-    let mut m = TaskManager::new(config).unwrap();
+    let mut m = manager_for(2);
     let program = m.load(support::guest("printer")).unwrap();
     assert_eq!(program.entries(), ["main", "printer"]);
     let err = m.add(&program, "missing", Vec::new()).unwrap_err();
@@ -128,12 +129,7 @@ fn adding_an_unknown_entry_or_too_many_tasks_is_an_error() {
 fn a_spawn_past_the_task_limit_is_a_limit_error_for_the_guest() {
     // printer's main spawns two children; with room for two tasks in all,
     // the second spawn fails and main returns that error.
-    let config = Config {
-        max_tasks: 2,
-        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
-        ..Config::default()
-    };
-    let mut m = TaskManager::new(config).unwrap();
+    let mut m = manager_for(2);
     let program = m.load(support::guest("printer")).unwrap();
     let main = m.add(&program, "main", Vec::new()).unwrap();
     m.run().unwrap();

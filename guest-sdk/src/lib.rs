@@ -34,6 +34,8 @@
 //! mtask::entries!(main, square);
 //! ```
 
+#![warn(missing_docs)]
+
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;

@@ -9,25 +9,56 @@ use std::path::PathBuf;
 pub enum Error {
     /// The file cannot be read.
     Read {
+        /// The path given.
         path: PathBuf,
+        /// Why it could not be read.
         source: std::io::Error,
     },
     /// The bytes are not WebAssembly.
-    NotWasm { name: String },
+    NotWasm {
+        /// The file name.
+        name: String,
+    },
     /// A core module where a component is needed.
-    CoreModule { name: String },
+    CoreModule {
+        /// The file name.
+        name: String,
+    },
     /// WebAssembly that wasmtime rejects.
-    Invalid { name: String, message: String },
+    Invalid {
+        /// The file name.
+        name: String,
+        /// What wasmtime said.
+        message: String,
+    },
     /// The component imports something the host does not provide.
-    MissingImport { name: String, message: String },
+    MissingImport {
+        /// The file name.
+        name: String,
+        /// What wasmtime said.
+        message: String,
+    },
     /// The component does not export mtask's `entries` and `run`.
-    NotATask { name: String, message: String },
+    NotATask {
+        /// The file name.
+        name: String,
+        /// What wasmtime said.
+        message: String,
+    },
     /// The component traps while starting or listing its entries.
-    Startup { name: String, message: String },
+    Startup {
+        /// The file name.
+        name: String,
+        /// What wasmtime said.
+        message: String,
+    },
     /// `add` named an entry the component does not have.
     UnknownEntry {
+        /// The file name.
         name: String,
+        /// The entry asked for.
         entry: String,
+        /// The entries the component has.
         entries: Vec<String>,
     },
     /// As many tasks are alive as allowed.
@@ -81,8 +112,13 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The first line of an error and its causes, joined: one line for people.
+/// An error and its causes on one line, outermost first, without the wasm
+/// backtrace that wasmtime attaches as a cause of its own.
 pub(crate) fn one_line(err: &wasmtime::Error) -> String {
-    let text = format!("{err:#}");
-    text.lines().next().unwrap_or_default().to_string()
+    err.chain()
+        .map(|cause| cause.to_string())
+        .filter(|text| !text.starts_with("error while executing at wasm backtrace"))
+        .map(|text| text.lines().next().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -36,6 +36,8 @@
 //! # Ok::<(), mtask_host::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod bindings;
 pub mod cache;
 pub mod cli;

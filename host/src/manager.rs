@@ -202,7 +202,7 @@ impl TaskManager {
 /// The Tokio runtime that wasmtime-wasi's own host calls (clock pollables,
 /// for one) need; its one worker thread drives their timers and wakes our
 /// tasks through their wakers.
-fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn tokio_runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()

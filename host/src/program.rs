@@ -149,6 +149,8 @@ impl Program {
     fn list_entries(&self) -> Result<Vec<String>, Error> {
         let state = TaskState::new(self);
         let mut store = Store::new(self.engine(), state);
+        // WASI calls made at start-up (a sleep, say) need Tokio's context.
+        let _tokio = crate::manager::tokio_runtime().enter();
         let listed = block_on(async {
             let instance = self.pre().instantiate_async(&mut store).await?;
             instance.call_entries(&mut store).await

@@ -131,6 +131,17 @@ pub(crate) fn with_core<R>(f: impl FnOnce(&mut Core) -> R) -> R {
     })
 }
 
+/// Fails (a trap for the guest) when no pass runs on this thread: a
+/// component's start-up code, run while its entries are listed, may not
+/// use the scheduler.
+pub(crate) fn ensure_in_pass() -> wasmtime::Result<()> {
+    if CORE.with(|c| c.try_borrow().is_ok_and(|core| core.is_some())) {
+        Ok(())
+    } else {
+        wasmtime::bail!("mtask calls are not available while a component starts")
+    }
+}
+
 /// Like [`with_core`], but `None` when no pass runs here or the core is busy
 /// (a destructor running while the scheduler itself drops a task).
 pub(crate) fn try_with_core<R>(f: impl FnOnce(&mut Core) -> R) -> Option<R> {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own share of these
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -73,16 +74,20 @@ pub fn host() -> Command {
     cmd
 }
 
-/// Runs `mtask-host run [extra...] <guest>` with the main task on `entry`.
+/// Runs `mtask-host` with `args` and waits for it.
+pub fn host_run<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Run {
+    host().args(args).output().expect("run mtask-host").into()
+}
+
+/// Runs `mtask-host run --entry <entry> <guest>`.
 pub fn run_entry(guest_name: &str, entry: &str) -> Run {
-    host()
-        .arg("run")
-        .arg("--entry")
-        .arg(entry)
-        .arg(guest(guest_name))
-        .output()
-        .expect("run mtask-host")
-        .into()
+    let guest = guest(guest_name);
+    host_run([
+        OsStr::new("run"),
+        OsStr::new("--entry"),
+        OsStr::new(entry),
+        guest.as_os_str(),
+    ])
 }
 
 /// The first number in `line` after `prefix`.

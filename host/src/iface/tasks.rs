@@ -6,7 +6,7 @@ use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::tasks::{Handle, Host, HostTask, TaskId};
 use crate::bindings::mtask::task::types::{Error, TaskError};
-use crate::scheduler::{Holder, TaskKey, try_with_core, with_core};
+use crate::scheduler::{Holder, TaskKey, ensure_in_pass, try_with_core, with_core};
 use crate::task::{Handover, TaskState, task_future};
 use crate::waits::{Join, Sleep, YieldNow};
 
@@ -28,6 +28,7 @@ impl Host for TaskState {
         payload: Vec<u8>,
         handles: Vec<Handle>,
     ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
+        ensure_in_pass()?;
         if !self.program.has_entry(&entry) {
             return Ok(Err(Error::Invalid(format!(
                 "{} has no entry `{entry}`",
@@ -60,16 +61,19 @@ impl Host for TaskState {
     }
 
     async fn yield_now(&mut self) -> wasmtime::Result<()> {
+        ensure_in_pass()?;
         YieldNow::default().await;
         Ok(())
     }
 
     async fn sleep(&mut self, duration: u64) -> wasmtime::Result<()> {
+        ensure_in_pass()?;
         Sleep::new(duration).await;
         Ok(())
     }
 
     fn current_id(&mut self) -> wasmtime::Result<TaskId> {
+        ensure_in_pass()?;
         Ok(with_core(|core| core.current().id))
     }
 
@@ -89,6 +93,7 @@ impl HostTask for TaskState {
         task: Resource<TaskHandle>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Result<Vec<u8>, TaskError>, Error>> {
+        ensure_in_pass()?;
         let key = self.table.get(&task)?.key;
         Ok(Join::new(key, timeout)
             .await
@@ -96,6 +101,7 @@ impl HostTask for TaskState {
     }
 
     fn cancel(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
+        ensure_in_pass()?;
         let key = self.table.get(&task)?.key;
         with_core(|core| core.cancel(key));
         Ok(())
