@@ -124,16 +124,23 @@ impl TaskManager {
     /// Fails if the tasks that are left can never run again (each waits on
     /// another, and no timer or I/O can wake any of them).
     pub fn run(&mut self) -> Result<(), Error> {
-        while self.live_tasks() > 0 {
-            if !self.has_runnable() && !self.has_timeouts() && !self.has_io_waits() {
-                return Err(Error::Host(format!(
-                    "deadlock: {} tasks wait on each other",
-                    self.live_tasks()
-                )));
+        let _tokio = tokio_runtime().enter();
+        // One installation for every pass: a pass of one task costs little
+        // more than that task's own work.
+        with_installed(&mut self.core, || {
+            loop {
+                let (live, stuck) = with_core(|core| (core.live(), core.is_stuck()));
+                if live == 0 {
+                    return Ok(());
+                }
+                if stuck {
+                    return Err(Error::Host(format!(
+                        "deadlock: {live} tasks wait on each other"
+                    )));
+                }
+                scheduler::run_pass(None).map_err(|e| Error::Host(e.to_string()))?;
             }
-            self.run_next(None)?;
-        }
-        Ok(())
+        })
     }
 
     /// Runs one pass: collects timers and I/O (waiting up to `timeout` if

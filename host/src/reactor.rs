@@ -22,6 +22,8 @@ pub(crate) type TimerKey = (Instant, u64);
 pub(crate) struct Remote {
     /// Tasks woken since the scheduler last looked, in wake order.
     woken: Mutex<Vec<TaskKey>>,
+    /// Whether `woken` may be non-empty: spares the lock when nothing woke.
+    any_woken: AtomicBool,
     /// Interrupts a blocking `poll` when a task is woken from outside.
     waker: mio::Waker,
     /// True while the scheduler is (about to be) blocked in `poll`.
@@ -32,6 +34,7 @@ impl Remote {
     /// Marks `task` runnable and interrupts the poll if the scheduler sleeps.
     pub(crate) fn wake(&self, task: TaskKey) {
         self.woken.lock().unwrap().push(task);
+        self.any_woken.store(true, Ordering::SeqCst);
         if self.sleeping.swap(false, Ordering::SeqCst) {
             // A failed wake means the poller is gone: nothing left to wake.
             let _ = self.waker.wake();
@@ -40,11 +43,13 @@ impl Remote {
 
     /// Moves the woken tasks into `into`, keeping their order.
     pub(crate) fn drain_woken(&self, into: &mut Vec<TaskKey>) {
-        into.append(&mut self.woken.lock().unwrap());
+        if self.any_woken.swap(false, Ordering::SeqCst) {
+            into.append(&mut self.woken.lock().unwrap());
+        }
     }
 
     fn has_woken(&self) -> bool {
-        !self.woken.lock().unwrap().is_empty()
+        self.any_woken.load(Ordering::SeqCst)
     }
 }
 
@@ -96,6 +101,7 @@ impl Reactor {
             sources: 0,
             remote: Arc::new(Remote {
                 woken: Mutex::new(Vec::new()),
+                any_woken: AtomicBool::new(false),
                 waker,
                 sleeping: AtomicBool::new(false),
             }),

@@ -78,7 +78,7 @@ struct Entry {
     /// Who takes the outcome.
     holder: Holder,
     /// The task blocked joining this one.
-    joiner: Option<Waker>,
+    joiner: Option<TaskKey>,
 }
 
 impl Entry {
@@ -261,8 +261,9 @@ impl Core {
         }
     }
 
-    /// Queues a woken task for the next pass, once.
-    fn schedule(&mut self, key: TaskKey) {
+    /// Queues a woken task for the next pass, once. Wakes made by the
+    /// scheduler itself come here directly, so the woken run in wake order.
+    pub(crate) fn schedule(&mut self, key: TaskKey) {
         let Some(e) = self.entry(key) else { return };
         if e.queued || e.future.is_none() {
             return;
@@ -273,8 +274,9 @@ impl Core {
     }
 
     /// The outcome of `key` if it ended, which the caller now owns; else
-    /// records `waker` to be woken when it ends.
-    pub(crate) fn poll_join(&mut self, key: TaskKey, waker: &Waker) -> JoinState {
+    /// records the current task to be woken when it ends.
+    pub(crate) fn poll_join(&mut self, key: TaskKey) -> JoinState {
+        let joiner = self.current();
         let Some(e) = self.entry(key) else {
             return JoinState::Gone;
         };
@@ -283,10 +285,7 @@ impl Core {
             self.tasks.remove(key.slot);
             return JoinState::Ended(outcome);
         }
-        match &mut e.joiner {
-            Some(w) if w.will_wake(waker) => {}
-            slot => *slot = Some(waker.clone()),
-        }
+        e.joiner = Some(joiner);
         JoinState::Running
     }
 
@@ -328,14 +327,15 @@ impl Core {
         self.live -= 1;
         let e = self.entry(key).expect("finishing a live task");
         e.queued = false;
-        if let Some(joiner) = e.joiner.take() {
-            joiner.wake();
-        }
+        let joiner = e.joiner.take();
         if e.holder == Holder::Nobody {
             let e = self.tasks.remove(key.slot);
             report_unjoined(e.id, &e.entry, &outcome);
         } else {
             e.outcome = Some(outcome);
+        }
+        if let Some(joiner) = joiner {
+            self.schedule(joiner);
         }
     }
 
@@ -369,6 +369,11 @@ impl Core {
 
     pub(crate) fn has_timeouts(&self) -> bool {
         self.reactor.has_timers()
+    }
+
+    /// Live tasks that nothing can wake: none runnable, no timer, no I/O.
+    pub(crate) fn is_stuck(&self) -> bool {
+        self.live > 0 && !self.has_runnable() && !self.has_timeouts() && !self.has_io_waits()
     }
 
     /// Waits for timers, I/O and remote wakes (not at all if tasks are

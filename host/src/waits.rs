@@ -132,7 +132,7 @@ impl Future for Join {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let result = with_core(|core| match core.poll_join(this.task, cx.waker()) {
+        let result = with_core(|core| match core.poll_join(this.task) {
             JoinState::Ended(outcome) => {
                 this.deadline.clear(core);
                 Some(Ok(outcome))
