@@ -73,6 +73,27 @@ fn spawn_join(children: u32) -> f64 {
     start.elapsed().as_nanos() as f64 / f64::from(children)
 }
 
+/// Nanoseconds per ping-pong round trip between two tasks, two queues.
+fn queue_ping_pong(rounds: u32) -> f64 {
+    let (mut m, program) = manager(16);
+    m.add(&program, "pinger", varint(100)).unwrap();
+    m.run().unwrap();
+    m.add(&program, "pinger", varint(rounds)).unwrap();
+    let start = Instant::now();
+    m.run().unwrap();
+    start.elapsed().as_nanos() as f64 / f64::from(rounds)
+}
+
+/// Items per second from one producer to `consumers` consumers.
+fn queue_fan_out(items: u32, consumers: u32) -> f64 {
+    let (mut m, program) = manager(16);
+    let arg = [varint(items), varint(consumers)].concat();
+    let start = Instant::now();
+    m.add(&program, "producer", arg).unwrap();
+    m.run().unwrap();
+    f64::from(items) / start.elapsed().as_secs_f64()
+}
+
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -169,7 +190,7 @@ fn main() {
     let picked: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| ["yield", "spawn", "idle", "live"].contains(a))
+        .filter(|a| ["yield", "spawn", "queue", "idle", "live"].contains(a))
         .collect();
     let wants = |name: &str| picked.is_empty() || picked.contains(&name);
     println!("vm.max_map_count = {map_limit}");
@@ -188,6 +209,16 @@ fn main() {
         println!(
             "| spawn + run + join of a trivial child | {:.2} µs |",
             spawn_join(20_000) / 1e3
+        );
+    }
+    if wants("queue") {
+        println!(
+            "| queue ping-pong round trip (2 tasks, 2 queues) | {:.0} ns |",
+            queue_ping_pong(500_000)
+        );
+        println!(
+            "| queue, 1 producer → 4 consumers | {:.2} M items/s |",
+            queue_fan_out(1_000_000, 4) / 1e6
         );
     }
     if wants("idle") {

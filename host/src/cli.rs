@@ -46,6 +46,11 @@ struct RunArgs {
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
     max_memory: u64,
 
+    /// The most bytes the queues of the app may hold, in bytes or with a
+    /// KiB/MiB/GiB suffix; a put past it fails with `limit`.
+    #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
+    max_queue_bytes: u64,
+
     /// Where compiled code is cached between runs
     /// [default: $MTASK_CACHE_DIR, else $XDG_CACHE_HOME/mtask, else ~/.cache/mtask].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
@@ -102,6 +107,7 @@ fn run(args: RunArgs) -> ExitCode {
     let config = Config {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,
+        max_queue_bytes: args.max_queue_bytes as usize,
         cache_dir: if args.no_cache {
             None
         } else {

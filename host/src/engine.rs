@@ -13,6 +13,9 @@ pub struct Config {
     pub max_tasks: u32,
     /// The most linear memory one task may have, in bytes.
     pub max_memory: u64,
+    /// The most bytes the queues of one app may hold (items queued, and
+    /// items waiting to be put).
+    pub max_queue_bytes: usize,
     /// Where compiled components are kept between runs; `None` compiles
     /// every time. Defaults to [`crate::cache::default_dir`].
     pub cache_dir: Option<PathBuf>,
@@ -23,6 +26,7 @@ impl Default for Config {
         Self {
             max_tasks: 10_000,
             max_memory: 64 << 20,
+            max_queue_bytes: 64 << 20,
             cache_dir: crate::cache::default_dir(),
         }
     }

@@ -47,6 +47,7 @@ mod iface;
 pub mod manager;
 mod outcome;
 pub mod program;
+mod queue;
 mod reactor;
 mod scheduler;
 mod task;

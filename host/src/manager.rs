@@ -66,7 +66,8 @@ impl TaskManager {
             |state| state,
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
-        let core = Core::new(config.max_tasks as usize).map_err(|e| Error::Host(e.to_string()))?;
+        let core = Core::new(config.max_tasks as usize, config.max_queue_bytes)
+            .map_err(|e| Error::Host(e.to_string()))?;
         Ok(Self {
             engine,
             linker,

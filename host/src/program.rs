@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
@@ -13,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use crate::bindings::TaskPre;
 use crate::cache::{self, CodeOrigin};
 use crate::error::{Error, one_line};
+use crate::queue::AppId;
 use crate::task::TaskState;
 
 /// A component ready to run as tasks. Cheap to clone.
@@ -35,7 +37,12 @@ struct Inner {
     args: Vec<String>,
     /// Environment variables of its tasks.
     env: Vec<(String, String)>,
+    /// The app its tasks belong to: each load is an app of its own.
+    app: AppId,
 }
+
+/// The id of the next app loaded.
+static NEXT_APP: AtomicU64 = AtomicU64::new(1);
 
 impl Program {
     /// Reads, compiles (or loads from the cache) and links the component at `path`.
@@ -79,6 +86,7 @@ impl Program {
             origin,
             args: Vec::new(),
             env: Vec::new(),
+            app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -120,6 +128,10 @@ impl Program {
     /// Whether its code was compiled in this run or taken from the cache.
     pub fn origin(&self) -> CodeOrigin {
         self.inner.origin
+    }
+
+    pub(crate) fn app(&self) -> AppId {
+        self.inner.app
     }
 
     pub(crate) fn has_entry(&self, entry: &str) -> bool {

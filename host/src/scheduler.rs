@@ -20,6 +20,7 @@ use std::time::Duration;
 use slab::Slab;
 
 use crate::outcome::TaskError;
+use crate::queue::Queues;
 use crate::reactor::{Reactor, TaskWaker};
 
 /// What a task ends with: the bytes its entry returned, or how it failed.
@@ -55,6 +56,8 @@ pub(crate) enum Wait {
     Timer,
     /// Another task's end.
     Join,
+    /// Room in a queue, or an item.
+    Queue,
     /// Something outside the scheduler: I/O, or a WASI pollable.
     Io,
 }
@@ -99,6 +102,8 @@ pub(crate) struct Core {
     woken: Vec<TaskKey>,
     /// Timers and I/O.
     pub(crate) reactor: Reactor,
+    /// The queues of every app.
+    pub(crate) queues: Queues,
     /// The task being polled.
     current: Option<TaskKey>,
     /// What the current task registered to wait for, set by host futures.
@@ -166,13 +171,14 @@ pub(crate) fn with_installed<R>(core: &mut Option<Box<Core>>, f: impl FnOnce() -
 }
 
 impl Core {
-    pub(crate) fn new(max_live: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(max_live: usize, max_queue_bytes: usize) -> std::io::Result<Self> {
         Ok(Self {
             tasks: Slab::new(),
             run_queue: VecDeque::new(),
             spare_queue: VecDeque::new(),
             woken: Vec::new(),
             reactor: Reactor::new()?,
+            queues: Queues::new(max_queue_bytes),
             current: None,
             pending_wait: None,
             doomed: Vec::new(),

@@ -7,6 +7,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::iface::queues::QueueHandle;
 use crate::iface::tasks::TaskHandle;
 use crate::program::Program;
 use crate::scheduler::TaskFuture;
@@ -14,6 +15,7 @@ use crate::scheduler::TaskFuture;
 /// A host object on its way from a parent to a child at spawn.
 pub(crate) enum Handover {
     Task(TaskHandle),
+    Queue(QueueHandle),
 }
 
 /// The data of a task's `Store`.

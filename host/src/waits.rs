@@ -36,7 +36,7 @@ impl Deadline {
     }
 
     /// Whether it has passed; if not, makes sure `waker` is woken when it does.
-    fn expired(&mut self, core: &mut Core, waker: &Waker) -> bool {
+    pub(crate) fn expired(&mut self, core: &mut Core, waker: &Waker) -> bool {
         let Some(at) = self.at else { return false };
         if Instant::now() >= at {
             self.clear(core);
@@ -50,7 +50,7 @@ impl Deadline {
     }
 
     /// Withdraws its timer.
-    fn clear(&mut self, core: &mut Core) {
+    pub(crate) fn clear(&mut self, core: &mut Core) {
         if let Some(key) = self.timer.take() {
             core.reactor.cancel_timer(key);
         }

@@ -1,3 +1,4 @@
 //! The host side of each WIT interface, one module per interface.
 
+pub mod queues;
 pub mod tasks;

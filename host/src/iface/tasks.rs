@@ -42,6 +42,7 @@ impl Host for TaskState {
         for handle in handles {
             match handle {
                 Handle::Task(task) => handover.push(Handover::Task(self.table.delete(task)?)),
+                Handle::Queue(queue) => handover.push(Handover::Queue(self.table.delete(queue)?)),
             }
         }
         let entry: Arc<str> = entry.into();
@@ -56,6 +57,7 @@ impl Host for TaskState {
             .into_iter()
             .map(|h| match h {
                 Handover::Task(task) => Ok(Handle::Task(self.table.push(task)?)),
+                Handover::Queue(queue) => Ok(Handle::Queue(self.table.push(queue)?)),
             })
             .collect()
     }

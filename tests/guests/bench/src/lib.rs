@@ -26,4 +26,71 @@ fn idle() {
     mtask::sleep(Duration::from_secs(3600));
 }
 
-mtask::entries!(yielder, spawner, nothing, idle);
+/// `n` round trips through two queues with a ponger task.
+fn pinger(n: u32) -> mtask::Result<()> {
+    let ping = mtask::Queue::<u32>::new(1)?;
+    let pong = mtask::Queue::<u32>::new(1)?;
+    let ponger: mtask::Task<()> = mtask::spawn_with(
+        "ponger",
+        &n,
+        vec![ping.clone().into_handle(), pong.clone().into_handle()],
+    )?;
+    for i in 0..n {
+        ping.put(&i)?;
+        pong.get()?;
+    }
+    ponger.join()
+}
+
+fn ponger(n: u32) -> mtask::Result<()> {
+    let (ping, pong) = two_queues()?;
+    for _ in 0..n {
+        pong.put(&ping.get()?)?;
+    }
+    Ok(())
+}
+
+fn two_queues() -> mtask::Result<(mtask::Queue<u32>, mtask::Queue<u32>)> {
+    let mut handles = mtask::take_handles().into_iter();
+    match (handles.next(), handles.next()) {
+        (Some(mtask::Handle::Queue(a)), Some(mtask::Handle::Queue(b))) => {
+            Ok((mtask::Queue::from_raw(a), mtask::Queue::from_raw(b)))
+        }
+        _ => Err(mtask::Error::Invalid("two queues expected".into())),
+    }
+}
+
+/// Puts `items` items into a queue that `consumers` tasks drain.
+fn producer((items, consumers): (u32, u32)) -> mtask::Result<()> {
+    let queue = mtask::Queue::<u32>::new(64)?;
+    let tasks: Vec<mtask::Task<u32>> = (0..consumers)
+        .map(|_| mtask::spawn_with("consumer", &(), vec![queue.clone().into_handle()]))
+        .collect::<Result<_, _>>()?;
+    for i in 0..items {
+        queue.put(&i)?;
+    }
+    queue.close();
+    let got: u32 = tasks
+        .into_iter()
+        .map(mtask::Task::join)
+        .sum::<Result<u32, _>>()?;
+    assert_eq!(got, items);
+    Ok(())
+}
+
+/// Takes items until the queue closes; returns how many.
+fn consumer() -> mtask::Result<u32> {
+    let Some(mtask::Handle::Queue(raw)) = mtask::take_handles().pop() else {
+        return Err(mtask::Error::Invalid("a queue expected".into()));
+    };
+    let queue = mtask::Queue::<u32>::from_raw(raw);
+    let mut got = 0;
+    while queue.get().is_ok() {
+        got += 1;
+    }
+    Ok(got)
+}
+
+mtask::entries!(
+    yielder, spawner, nothing, idle, pinger, ponger, producer, consumer
+);

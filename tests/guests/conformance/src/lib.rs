@@ -211,9 +211,9 @@ fn handoff_main() -> mtask::Result<()> {
 }
 
 fn relay() -> mtask::Result<u64> {
-    let mtask::Handle::Task(raw) = mtask::take_handles()
-        .pop()
-        .ok_or(Error::Invalid("no handle".into()))?;
+    let Some(mtask::Handle::Task(raw)) = mtask::take_handles().pop() else {
+        return Err(Error::Invalid("no task handle".into()));
+    };
     let worker: Task<u64> = Task::from_raw(raw);
     Ok(worker.join()? + 1)
 }

@@ -1,0 +1,293 @@
+//! `mtask:task/queues`: bounded FIFO queues between the tasks of an app.
+//!
+//! A `put` or `get` that can complete at once still suspends its task for
+//! one pass, as a yield: that is what gives multitask's interleaving (the
+//! putter runs before the getter it woke, DESIGN.md §4 row 10).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use wasmtime::component::Resource;
+
+use crate::bindings::mtask::task::queues::{Host, HostQueue, Item};
+use crate::bindings::mtask::task::types::Error;
+use crate::queue::{GetNow, PutNow, QueueKey, WaiterKey};
+use crate::scheduler::{Core, Wait, ensure_in_pass, try_with_core, with_core};
+use crate::task::TaskState;
+use crate::waits::Deadline;
+
+/// A guest's handle on a queue. Dropping the last handle frees the queue.
+pub struct QueueHandle {
+    pub(crate) key: QueueKey,
+}
+
+impl Drop for QueueHandle {
+    fn drop(&mut self) {
+        try_with_core(|core| core.queues.release(self.key));
+    }
+}
+
+impl TaskState {
+    fn queue_key(&self, queue: &Resource<QueueHandle>) -> wasmtime::Result<QueueKey> {
+        Ok(self.table.get(queue)?.key)
+    }
+}
+
+impl Host for TaskState {}
+
+impl HostQueue for TaskState {
+    fn create(
+        &mut self,
+        maxsize: u32,
+        initial: Vec<Item>,
+    ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
+        ensure_in_pass()?;
+        let app = self.program.app();
+        match with_core(|core| core.queues.create(app, maxsize, initial)) {
+            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key })?)),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn open(
+        &mut self,
+        name: String,
+        maxsize: u32,
+    ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
+        ensure_in_pass()?;
+        let app = self.program.app();
+        let key = with_core(|core| core.queues.open(app, &name, maxsize));
+        Ok(Ok(self.table.push(QueueHandle { key })?))
+    }
+
+    fn clone(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<Resource<QueueHandle>> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        with_core(|core| core.queues.retain(key));
+        Ok(self.table.push(QueueHandle { key })?)
+    }
+
+    async fn put(
+        &mut self,
+        queue: Resource<QueueHandle>,
+        item: Item,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(QueueOp::new(key, Op::Put(Some(item)), timeout)
+            .await
+            .map(|_| ()))
+    }
+
+    async fn get(
+        &mut self,
+        queue: Resource<QueueHandle>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<Item, Error>> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(QueueOp::new(key, Op::Get(None), timeout)
+            .await
+            .map(|item| item.expect("a get yields an item")))
+    }
+
+    async fn get_tagged(
+        &mut self,
+        queue: Resource<QueueHandle>,
+        tags: Vec<u64>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<Item, Error>> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(QueueOp::new(key, Op::Get(Some(tags)), timeout)
+            .await
+            .map(|item| item.expect("a get yields an item")))
+    }
+
+    fn try_put(
+        &mut self,
+        queue: Resource<QueueHandle>,
+        item: Item,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(with_core(|core| match core.queues.put_now(key, item) {
+            PutNow::Done(woken) => {
+                if let Some(task) = woken {
+                    core.schedule(task);
+                }
+                Ok(true)
+            }
+            PutNow::Full(_) => Ok(false),
+            PutNow::Failed(e) => Err(e),
+        }))
+    }
+
+    fn try_get(
+        &mut self,
+        queue: Resource<QueueHandle>,
+    ) -> wasmtime::Result<Result<Option<Item>, Error>> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(with_core(|core| match core.queues.get_now(key, None) {
+            GetNow::Got(item, woken) => {
+                if let Some(task) = woken {
+                    core.schedule(task);
+                }
+                Ok(Some(item))
+            }
+            GetNow::Empty => Ok(None),
+            GetNow::Closed => Err(Error::Closed),
+        }))
+    }
+
+    fn len(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<u32> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(with_core(|core| core.queues.len(key)) as u32)
+    }
+
+    fn is_empty(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
+        Ok(self.len(queue)? == 0)
+    }
+
+    fn is_full(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        Ok(with_core(|core| core.queues.is_full(key)))
+    }
+
+    fn close(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<()> {
+        ensure_in_pass()?;
+        let key = self.queue_key(&queue)?;
+        with_core(|core| {
+            for task in core.queues.close(key) {
+                core.schedule(task);
+            }
+        });
+        Ok(())
+    }
+
+    fn drop(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<()> {
+        self.table.delete(queue)?;
+        Ok(())
+    }
+}
+
+/// What a [`QueueOp`] does.
+enum Op {
+    /// Add this item (taken once it is handed over).
+    Put(Option<Item>),
+    /// Take an item, of one of these tags if given.
+    Get(Option<Vec<u64>>),
+}
+
+/// Where a [`QueueOp`] stands.
+enum Stage {
+    /// Not tried yet.
+    Start,
+    /// Done at once; returns after one pass, as a yield.
+    Yielded(Result<Option<Item>, Error>),
+    /// Waiting in the queue's line.
+    Waiting(WaiterKey),
+    /// Returned its result.
+    Finished,
+}
+
+/// A `put` or `get`, with its deadline.
+struct QueueOp {
+    queue: QueueKey,
+    op: Op,
+    deadline: Deadline,
+    stage: Stage,
+}
+
+impl QueueOp {
+    fn new(queue: QueueKey, op: Op, timeout: Option<u64>) -> Self {
+        Self {
+            queue,
+            op,
+            deadline: Deadline::after_nanos(timeout),
+            stage: Stage::Start,
+        }
+    }
+
+    /// The first attempt: done now (and yield), or wait in line.
+    fn start(&mut self, core: &mut Core) -> Stage {
+        let task = core.current();
+        let now = match &mut self.op {
+            Op::Put(item) => match core
+                .queues
+                .put_now(self.queue, item.take().expect("put once"))
+            {
+                PutNow::Done(woken) => Ok((None, woken)),
+                PutNow::Failed(e) => Err(e),
+                PutNow::Full(item) => match core.queues.wait_put(self.queue, task, item) {
+                    Ok(waiter) => return Stage::Waiting(waiter),
+                    Err(e) => Err(e),
+                },
+            },
+            Op::Get(tags) => match core.queues.get_now(self.queue, tags.as_deref()) {
+                GetNow::Got(item, woken) => Ok((Some(item), woken)),
+                GetNow::Closed => Err(Error::Closed),
+                GetNow::Empty => {
+                    return Stage::Waiting(core.queues.wait_get(self.queue, task, tags.take()));
+                }
+            },
+        };
+        // Done at once: this task goes to the back of the run queue first,
+        // then the task it woke (the putter runs before its getter).
+        core.requeue_current();
+        Stage::Yielded(now.map(|(item, woken)| {
+            if let Some(woken) = woken {
+                core.schedule(woken);
+            }
+            item
+        }))
+    }
+}
+
+impl Future for QueueOp {
+    type Output = Result<Option<Item>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        with_core(|core| {
+            if let Stage::Start = this.stage {
+                this.stage = this.start(core);
+                // Waiting: fall through to the deadline check, so that a
+                // zero timeout on an empty (or full) queue returns at once.
+                if !matches!(this.stage, Stage::Waiting(_)) {
+                    return Poll::Pending;
+                }
+            }
+            match std::mem::replace(&mut this.stage, Stage::Finished) {
+                Stage::Yielded(result) => Poll::Ready(result),
+                Stage::Waiting(waiter) => {
+                    if let Some(result) = core.queues.take_result(waiter) {
+                        this.deadline.clear(core);
+                        return Poll::Ready(result);
+                    }
+                    if this.deadline.expired(core, cx.waker()) {
+                        core.queues.withdraw(waiter);
+                        return Poll::Ready(Err(Error::Timeout));
+                    }
+                    this.stage = Stage::Waiting(waiter);
+                    core.set_pending_wait(Wait::Queue);
+                    Poll::Pending
+                }
+                Stage::Start | Stage::Finished => unreachable!("polled after completion"),
+            }
+        })
+    }
+}
+
+impl Drop for QueueOp {
+    fn drop(&mut self) {
+        if let Stage::Waiting(waiter) = self.stage {
+            try_with_core(|core| core.queues.withdraw(waiter));
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The queues themselves: items, waiting getters and putters, names, and
+//! the bytes each app holds in them. `iface::queues` turns guest calls into
+//! these operations; every task that an operation wakes is returned to the
+//! caller, which schedules it, so wake order stays under the scheduler's
+//! control (DESIGN.md §4 rows 9–10).
+
+use std::collections::{HashMap, VecDeque};
+
+use slab::Slab;
+
+use crate::bindings::mtask::task::queues::Item;
+use crate::bindings::mtask::task::types::Error;
+use crate::scheduler::TaskKey;
+
+/// A queue's slot in [`Queues`].
+pub(crate) type QueueKey = usize;
+
+/// A waiting operation's slot in [`Queues`].
+pub(crate) type WaiterKey = usize;
+
+/// Which app a queue belongs to: one per loaded [`crate::Program`].
+pub(crate) type AppId = u64;
+
+/// One queue.
+struct Queue {
+    /// The app whose tasks may name it.
+    app: AppId,
+    /// Items, front first.
+    items: VecDeque<Item>,
+    /// Puts wait while `items.len() >= maxsize`; 0: never.
+    maxsize: usize,
+    /// Closed: puts fail, gets fail once `items` is empty.
+    closed: bool,
+    /// Getters waiting, first come first served.
+    getters: VecDeque<WaiterKey>,
+    /// Putters waiting for room, first come first served.
+    putters: VecDeque<WaiterKey>,
+    /// Guest handles on it, plus one if it has a name.
+    handles: usize,
+}
+
+impl Queue {
+    fn has_room(&self) -> bool {
+        self.maxsize == 0 || self.items.len() < self.maxsize
+    }
+}
+
+/// What a waiting operation wants, and what it got.
+pub(crate) struct Waiter {
+    /// The waiting task.
+    task: TaskKey,
+    /// The queue it waits on.
+    queue: QueueKey,
+    /// For a getter: the tags it accepts (`None`: any item).
+    tags: Option<Vec<u64>>,
+    /// For a putter: the item it waits to add.
+    item: Option<Item>,
+    /// Set when the wait is over: the item got (or `None` for a put).
+    result: Option<Result<Option<Item>, Error>>,
+}
+
+/// Every queue of a host.
+pub(crate) struct Queues {
+    /// The queues, by key.
+    queues: Slab<Queue>,
+    /// Operations waiting on a queue.
+    waiters: Slab<Waiter>,
+    /// Named queues, per app.
+    named: HashMap<(AppId, String), QueueKey>,
+    /// Bytes held per app: in queued items and in items of waiting putters.
+    bytes: HashMap<AppId, usize>,
+    /// The most bytes one app may hold.
+    max_bytes: usize,
+}
+
+/// What an attempt to put found.
+pub(crate) enum PutNow {
+    /// Added, or handed to a waiting getter, which must be woken.
+    Done(Option<TaskKey>),
+    /// No room: the item comes back.
+    Full(Item),
+    /// Closed, or over the byte limit.
+    Failed(Error),
+}
+
+/// What an attempt to get found.
+pub(crate) enum GetNow {
+    /// An item, and a putter that got room and must be woken.
+    Got(Item, Option<TaskKey>),
+    /// Nothing that matches yet.
+    Empty,
+    /// Closed and nothing left that matches.
+    Closed,
+}
+
+impl Queues {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self {
+            queues: Slab::new(),
+            waiters: Slab::new(),
+            named: HashMap::new(),
+            bytes: HashMap::new(),
+            max_bytes,
+        }
+    }
+
+    /// Counts `n` more bytes for `app`, unless that passes the limit.
+    fn reserve(&mut self, app: AppId, n: usize) -> Result<(), Error> {
+        let held = self.bytes.entry(app).or_default();
+        if held.saturating_add(n) > self.max_bytes {
+            return Err(Error::Limit(format!(
+                "the app's queues may hold at most {} bytes ({} held, {n} more asked)",
+                self.max_bytes, *held
+            )));
+        }
+        *held += n;
+        Ok(())
+    }
+
+    fn unreserve(&mut self, app: AppId, n: usize) {
+        if let Some(held) = self.bytes.get_mut(&app) {
+            *held -= n;
+        }
+    }
+
+    /// A new queue with one handle.
+    pub(crate) fn create(
+        &mut self,
+        app: AppId,
+        maxsize: u32,
+        initial: Vec<Item>,
+    ) -> Result<QueueKey, Error> {
+        let size = initial.iter().map(|i| i.data.len()).sum();
+        self.reserve(app, size)?;
+        Ok(self.queues.insert(Queue {
+            app,
+            items: initial.into(),
+            maxsize: maxsize as usize,
+            closed: false,
+            getters: VecDeque::new(),
+            putters: VecDeque::new(),
+            handles: 1,
+        }))
+    }
+
+    /// The queue `name` of `app`, made on first use; one more handle on it.
+    pub(crate) fn open(&mut self, app: AppId, name: &str, maxsize: u32) -> QueueKey {
+        if let Some(&key) = self.named.get(&(app, name.to_string())) {
+            self.queues[key].handles += 1;
+            return key;
+        }
+        let key = self
+            .create(app, maxsize, Vec::new())
+            .expect("an empty queue holds no bytes");
+        self.queues[key].handles += 1; // the name's own
+        self.named.insert((app, name.to_string()), key);
+        key
+    }
+
+    /// One more handle on `key`.
+    pub(crate) fn retain(&mut self, key: QueueKey) {
+        self.queues[key].handles += 1;
+    }
+
+    /// One handle fewer; the last one frees the queue and its bytes.
+    pub(crate) fn release(&mut self, key: QueueKey) {
+        let Some(queue) = self.queues.get_mut(key) else {
+            return;
+        };
+        queue.handles -= 1;
+        if queue.handles == 0 {
+            let queue = self.queues.remove(key);
+            let size = queue.items.iter().map(|i| i.data.len()).sum();
+            self.unreserve(queue.app, size);
+        }
+    }
+
+    pub(crate) fn len(&self, key: QueueKey) -> usize {
+        self.queues[key].items.len()
+    }
+
+    pub(crate) fn is_full(&self, key: QueueKey) -> bool {
+        !self.queues[key].has_room()
+    }
+
+    /// Puts `item` if it can go now: to the first waiting getter that
+    /// accepts it, else at the back if there is room.
+    pub(crate) fn put_now(&mut self, key: QueueKey, item: Item) -> PutNow {
+        let queue = &self.queues[key];
+        if queue.closed {
+            return PutNow::Failed(Error::Closed);
+        }
+        let accepts = |w: &Waiter| {
+            w.tags
+                .as_ref()
+                .is_none_or(|tags| item.tag.is_some_and(|t| tags.contains(&t)))
+        };
+        if let Some(pos) = queue
+            .getters
+            .iter()
+            .position(|&w| accepts(&self.waiters[w]))
+        {
+            let waiter_key = self.queues[key]
+                .getters
+                .remove(pos)
+                .expect("position is in range");
+            let waiter = &mut self.waiters[waiter_key];
+            waiter.result = Some(Ok(Some(item)));
+            return PutNow::Done(Some(waiter.task));
+        }
+        if !queue.has_room() {
+            return PutNow::Full(item);
+        }
+        let app = queue.app;
+        if let Err(e) = self.reserve(app, item.data.len()) {
+            return PutNow::Failed(e);
+        }
+        self.queues[key].items.push_back(item);
+        PutNow::Done(None)
+    }
+
+    /// Takes the first item that `tags` accepts, letting the first waiting
+    /// putter in if that made room.
+    pub(crate) fn get_now(&mut self, key: QueueKey, tags: Option<&[u64]>) -> GetNow {
+        let queue = &mut self.queues[key];
+        let pos = match tags {
+            None => (!queue.items.is_empty()).then_some(0),
+            Some(tags) => queue
+                .items
+                .iter()
+                .position(|i| i.tag.is_some_and(|t| tags.contains(&t))),
+        };
+        let Some(pos) = pos else {
+            return if queue.closed {
+                GetNow::Closed
+            } else {
+                GetNow::Empty
+            };
+        };
+        let item = queue.items.remove(pos).expect("position is in range");
+        let app = queue.app;
+        self.unreserve(app, item.data.len());
+        let woken = self.admit_putter(key);
+        GetNow::Got(item, woken)
+    }
+
+    /// Moves the first waiting putter's item into the queue if there is room.
+    fn admit_putter(&mut self, key: QueueKey) -> Option<TaskKey> {
+        let queue = &mut self.queues[key];
+        if !queue.has_room() {
+            return None;
+        }
+        let waiter_key = queue.putters.pop_front()?;
+        let waiter = &mut self.waiters[waiter_key];
+        // Its bytes were counted when it began to wait.
+        queue
+            .items
+            .push_back(waiter.item.take().expect("a putter holds its item"));
+        waiter.result = Some(Ok(None));
+        Some(waiter.task)
+    }
+
+    /// Makes `task` wait to get from `key`.
+    pub(crate) fn wait_get(
+        &mut self,
+        key: QueueKey,
+        task: TaskKey,
+        tags: Option<Vec<u64>>,
+    ) -> WaiterKey {
+        let waiter = self.waiters.insert(Waiter {
+            task,
+            queue: key,
+            tags,
+            item: None,
+            result: None,
+        });
+        self.queues[key].getters.push_back(waiter);
+        waiter
+    }
+
+    /// Makes `task` wait to put `item` on `key`; its bytes count from now.
+    pub(crate) fn wait_put(
+        &mut self,
+        key: QueueKey,
+        task: TaskKey,
+        item: Item,
+    ) -> Result<WaiterKey, Error> {
+        self.reserve(self.queues[key].app, item.data.len())?;
+        let waiter = self.waiters.insert(Waiter {
+            task,
+            queue: key,
+            tags: None,
+            item: Some(item),
+            result: None,
+        });
+        self.queues[key].putters.push_back(waiter);
+        Ok(waiter)
+    }
+
+    /// The result of a wait, if it is over (then the waiter is gone).
+    pub(crate) fn take_result(&mut self, waiter: WaiterKey) -> Option<Result<Option<Item>, Error>> {
+        self.waiters[waiter].result.as_ref()?;
+        self.waiters.remove(waiter).result
+    }
+
+    /// Ends a wait that is still pending (a timeout, or its task went away).
+    /// An item handed to a getter that will not take it goes back to the
+    /// front of the queue; a putter's item is dropped, and its bytes freed.
+    pub(crate) fn withdraw(&mut self, waiter_key: WaiterKey) {
+        let waiter = self.waiters.remove(waiter_key);
+        let Some(queue) = self.queues.get_mut(waiter.queue) else {
+            return;
+        };
+        queue.getters.retain(|&w| w != waiter_key);
+        queue.putters.retain(|&w| w != waiter_key);
+        let app = queue.app;
+        if let Some(Ok(Some(item))) = waiter.result {
+            // A handed-over item is not counted; back in the queue, it is.
+            *self.bytes.entry(app).or_default() += item.data.len();
+            self.queues[waiter.queue].items.push_front(item);
+        } else if let Some(item) = waiter.item {
+            self.unreserve(app, item.data.len());
+        }
+    }
+
+    /// Closes `key`: every waiting getter and putter gets `closed`. Returns
+    /// the tasks to wake, in the order they waited (getters first).
+    pub(crate) fn close(&mut self, key: QueueKey) -> Vec<TaskKey> {
+        let queue = &mut self.queues[key];
+        queue.closed = true;
+        let waiting: Vec<WaiterKey> = queue
+            .getters
+            .drain(..)
+            .chain(queue.putters.drain(..))
+            .collect();
+        let app = queue.app;
+        waiting
+            .into_iter()
+            .map(|w| {
+                let waiter = &mut self.waiters[w];
+                waiter.result = Some(Err(Error::Closed));
+                let task = waiter.task;
+                if let Some(item) = waiter.item.take() {
+                    self.unreserve(app, item.data.len());
+                }
+                task
+            })
+            .collect()
+    }
+}
