@@ -14,8 +14,10 @@
 //! - [`yield_now`], [`sleep`], [`current_id`]: the scheduling calls.
 //! - [`Queue`]: bounded FIFO queues between tasks, with timeouts, tags and
 //!   selective get; named queues shared by the tasks of an app.
-//! - [`Handle`], [`spawn_with`], [`take_handles`]: moving tasks and queues
-//!   to a child.
+//! - `net`: [`TcpListener`], [`TcpStream`] (with `std::io::Read` and
+//!   `Write`), [`UdpSocket`], as in `std::net`, plus `_timeout` variants.
+//! - [`Handle`], [`spawn_with`], [`take_handles`]: moving tasks, queues and
+//!   sockets to a child.
 //! - [`Error`] and [`TaskError`]: what a call or a child can fail with.
 //!
 //! # Example
@@ -59,6 +61,9 @@ pub mod bindings {
 }
 
 use bindings::mtask::task::{queues as wit_queues, tasks as wit, types as wit_types};
+
+mod net;
+pub use net::{TcpListener, TcpStream, UdpSocket};
 
 /// The result of an mtask call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -205,6 +210,12 @@ pub enum Handle {
     Task(RawTask),
     /// A queue, which the receiver may use as a [`Queue`] of any item type.
     Queue(RawQueue),
+    /// A listening TCP socket.
+    TcpListener(TcpListener),
+    /// A TCP connection.
+    TcpStream(TcpStream),
+    /// A UDP socket.
+    UdpSocket(UdpSocket),
 }
 
 impl Handle {
@@ -212,6 +223,9 @@ impl Handle {
         match self {
             Handle::Task(raw) => wit::Handle::Task(raw.handle),
             Handle::Queue(raw) => wit::Handle::Queue(raw.0),
+            Handle::TcpListener(l) => wit::Handle::TcpListener(l.0),
+            Handle::TcpStream(s) => wit::Handle::TcpStream(s.0),
+            Handle::UdpSocket(u) => wit::Handle::UdpSocket(u.0),
         }
     }
 
@@ -222,6 +236,9 @@ impl Handle {
                 entry: "(handed over)".to_string(),
             }),
             wit::Handle::Queue(queue) => Handle::Queue(RawQueue(queue)),
+            wit::Handle::TcpListener(l) => Handle::TcpListener(TcpListener(l)),
+            wit::Handle::TcpStream(s) => Handle::TcpStream(TcpStream(s)),
+            wit::Handle::UdpSocket(u) => Handle::UdpSocket(UdpSocket(u)),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
+use crate::net_policy::{NetPolicy, NetRule};
 use crate::{CodeOrigin, Config, TaskManager};
 
 /// Run WebAssembly components as cooperative, sandboxed tasks.
@@ -51,6 +52,19 @@ struct RunArgs {
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
     max_queue_bytes: u64,
 
+    /// Let tasks bind (TCP listen, UDP bind) to addresses this rule grants:
+    /// `IP[/PREFIX]:PORTS`, IPv6 in brackets, PORTS one port, `A-B` or `*`
+    /// (e.g. `127.0.0.1:8080`, `10.0.0.0/8:*`, `[::1]:9000-9010`). Repeatable;
+    /// with none, every bind is denied.
+    #[arg(long, value_name = "RULE", value_parser = parse_rule)]
+    listen: Vec<NetRule>,
+
+    /// Let tasks connect (TCP connect, UDP send) to addresses this rule
+    /// grants; same syntax as --listen. Repeatable; with none, every connect
+    /// is denied.
+    #[arg(long, value_name = "RULE", value_parser = parse_rule)]
+    connect: Vec<NetRule>,
+
     /// Where compiled code is cached between runs
     /// [default: $MTASK_CACHE_DIR, else $XDG_CACHE_HOME/mtask, else ~/.cache/mtask].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
@@ -67,6 +81,10 @@ struct RunArgs {
     /// Arguments for the guest: its `std::env::args()` after the app name.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+fn parse_rule(text: &str) -> Result<NetRule, String> {
+    text.parse()
 }
 
 /// Parses `123`, `64KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`).
@@ -120,7 +138,9 @@ fn run(args: RunArgs) -> ExitCode {
         Err(e) => return fail(e.to_string(), 2),
     };
     let program = match manager.load(&args.app) {
-        Ok(p) => p.with_args(args.args),
+        Ok(p) => p
+            .with_args(args.args)
+            .with_network(NetPolicy::new(&args.listen, &args.connect)),
         Err(e) => return fail(e.to_string(), 2),
     };
     if args.verbose {

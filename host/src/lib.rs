@@ -45,6 +45,7 @@ pub mod engine;
 mod error;
 mod iface;
 pub mod manager;
+pub mod net_policy;
 mod outcome;
 pub mod program;
 mod queue;

@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
 use crate::bindings::TaskPre;
 use crate::cache::{self, CodeOrigin};
 use crate::error::{Error, one_line};
+use crate::net_policy::NetPolicy;
 use crate::queue::AppId;
 use crate::task::TaskState;
 
@@ -39,6 +40,8 @@ struct Inner {
     env: Vec<(String, String)>,
     /// The app its tasks belong to: each load is an app of its own.
     app: AppId,
+    /// What its tasks may bind and connect to.
+    net: Arc<NetPolicy>,
 }
 
 /// The id of the next app loaded.
@@ -87,6 +90,7 @@ impl Program {
             args: Vec::new(),
             env: Vec::new(),
             app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
+            net: Arc::default(),
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -113,6 +117,17 @@ impl Program {
         Arc::make_mut(&mut self.inner).env =
             env.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
         self
+    }
+
+    /// The same program with network capabilities: its tasks may bind and
+    /// connect to what `policy` grants, and nothing else (the default).
+    pub fn with_network(mut self, policy: NetPolicy) -> Self {
+        Arc::make_mut(&mut self.inner).net = Arc::new(policy);
+        self
+    }
+
+    pub(crate) fn net(&self) -> &NetPolicy {
+        &self.inner.net
     }
 
     /// The file name it was loaded from.

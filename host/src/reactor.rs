@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
+use slab::Slab;
+
 use crate::scheduler::TaskKey;
 
 /// The token of the mio waker; sockets use the tokens below it.
@@ -17,6 +19,28 @@ const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 
 /// Identifies one pending timer so that it can be cancelled in O(log n).
 pub(crate) type TimerKey = (Instant, u64);
+
+/// A registered I/O source (a socket); also its mio token.
+pub(crate) type SourceKey = usize;
+
+/// The two directions a task can wait on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+/// The readiness of one socket, and who waits for it. Readiness is
+/// edge-triggered: a flag is set by an event and cleared by an attempt that
+/// would block, so each readiness resumes its waiter once (DESIGN §4 row 11).
+struct Source {
+    readable: bool,
+    writable: bool,
+    /// The task waiting to read (one: a socket has one holder).
+    reader: Option<TaskKey>,
+    /// The task waiting to write.
+    writer: Option<TaskKey>,
+}
 
 /// What a waker on any thread may touch.
 pub(crate) struct Remote {
@@ -84,7 +108,9 @@ pub(crate) struct Reactor {
     next_timer: u64,
     /// Registered I/O sources: while there are none, a pass with runnable
     /// tasks can skip the poll system call.
-    sources: usize,
+    sources: Slab<Source>,
+    /// Tasks that I/O readiness woke in the last wait, in event order.
+    io_woken: Vec<TaskKey>,
     /// The half that other threads use.
     remote: Arc<Remote>,
 }
@@ -98,7 +124,8 @@ impl Reactor {
             events: mio::Events::with_capacity(1024),
             timers: BTreeMap::new(),
             next_timer: 0,
-            sources: 0,
+            sources: Slab::new(),
+            io_woken: Vec::new(),
             remote: Arc::new(Remote {
                 woken: Mutex::new(Vec::new()),
                 any_woken: AtomicBool::new(false),
@@ -139,7 +166,86 @@ impl Reactor {
     }
 
     pub(crate) fn has_io_sources(&self) -> bool {
-        self.sources > 0
+        !self.sources.is_empty()
+    }
+
+    /// Registers a socket for both directions. It starts out ready both
+    /// ways: the first attempt tells whether it has to wait.
+    pub(crate) fn register(
+        &mut self,
+        io: &mut impl mio::event::Source,
+    ) -> std::io::Result<SourceKey> {
+        let entry = self.sources.vacant_entry();
+        let key = entry.key();
+        self.poll.registry().register(
+            io,
+            mio::Token(key),
+            mio::Interest::READABLE | mio::Interest::WRITABLE,
+        )?;
+        entry.insert(Source {
+            readable: true,
+            writable: true,
+            reader: None,
+            writer: None,
+        });
+        Ok(key)
+    }
+
+    /// Forgets a socket that is about to close.
+    pub(crate) fn deregister(&mut self, key: SourceKey, io: &mut impl mio::event::Source) {
+        let _ = self.poll.registry().deregister(io);
+        self.sources.try_remove(key);
+    }
+
+    /// Whether `key` is ready in `direction`.
+    pub(crate) fn is_ready(&self, key: SourceKey, direction: Direction) -> bool {
+        self.sources.get(key).is_some_and(|s| match direction {
+            Direction::Read => s.readable,
+            Direction::Write => s.writable,
+        })
+    }
+
+    /// Records that an attempt in `direction` would block.
+    pub(crate) fn clear_ready(&mut self, key: SourceKey, direction: Direction) {
+        if let Some(s) = self.sources.get_mut(key) {
+            match direction {
+                Direction::Read => s.readable = false,
+                Direction::Write => s.writable = false,
+            }
+        }
+    }
+
+    /// Makes `task` the one woken when `key` becomes ready in `direction`.
+    pub(crate) fn wait_ready(&mut self, key: SourceKey, direction: Direction, task: TaskKey) {
+        if let Some(s) = self.sources.get_mut(key) {
+            match direction {
+                Direction::Read => s.reader = Some(task),
+                Direction::Write => s.writer = Some(task),
+            }
+        }
+    }
+
+    /// Tasks woken by I/O in the last wait, to schedule.
+    pub(crate) fn take_io_woken(&mut self, into: &mut Vec<TaskKey>) {
+        into.append(&mut self.io_woken);
+    }
+
+    fn note_events(&mut self) {
+        for event in self.events.iter() {
+            let Some(source) = self.sources.get_mut(event.token().0) else {
+                continue;
+            };
+            // Errors and hang-ups wake both sides: the next attempt reports them.
+            let broken = event.is_error();
+            if event.is_readable() || event.is_read_closed() || broken {
+                source.readable = true;
+                self.io_woken.extend(source.reader.take());
+            }
+            if event.is_writable() || event.is_write_closed() || broken {
+                source.writable = true;
+                self.io_woken.extend(source.writer.take());
+            }
+        }
     }
 
     /// Waits for I/O readiness, a wake from another thread, the next timer,
@@ -166,7 +272,7 @@ impl Reactor {
         if must_return {
             wait = Some(Duration::ZERO);
         }
-        let skip_poll = wait == Some(Duration::ZERO) && self.sources == 0;
+        let skip_poll = wait == Some(Duration::ZERO) && self.sources.is_empty();
         if !skip_poll {
             self.remote.sleeping.store(true, Ordering::SeqCst);
             if self.remote.has_woken() {
@@ -175,7 +281,7 @@ impl Reactor {
             let polled = self.poll.poll(&mut self.events, wait);
             self.remote.sleeping.store(false, Ordering::SeqCst);
             match polled {
-                Ok(()) => {}
+                Ok(()) => self.note_events(),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }

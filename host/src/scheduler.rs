@@ -387,6 +387,13 @@ impl Core {
     fn collect_events(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         let must_return = !self.run_queue.is_empty();
         self.reactor.wait(timeout, must_return)?;
+        // I/O first, then timers and other threads' wakes (DESIGN §4 row 3).
+        let mut woken = std::mem::take(&mut self.woken);
+        self.reactor.take_io_woken(&mut woken);
+        for key in woken.drain(..) {
+            self.schedule(key);
+        }
+        self.woken = woken;
         self.queue_woken();
         Ok(())
     }

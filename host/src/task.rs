@@ -7,6 +7,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::iface::net::{TcpListenerHandle, TcpStreamHandle, UdpSocketHandle};
 use crate::iface::queues::QueueHandle;
 use crate::iface::tasks::TaskHandle;
 use crate::program::Program;
@@ -16,6 +17,9 @@ use crate::scheduler::TaskFuture;
 pub(crate) enum Handover {
     Task(TaskHandle),
     Queue(QueueHandle),
+    TcpListener(TcpListenerHandle),
+    TcpStream(TcpStreamHandle),
+    UdpSocket(UdpSocketHandle),
 }
 
 /// The data of a task's `Store`.

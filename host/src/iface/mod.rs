@@ -1,4 +1,5 @@
 //! The host side of each WIT interface, one module per interface.
 
+pub mod net;
 pub mod queues;
 pub mod tasks;

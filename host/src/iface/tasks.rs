@@ -43,6 +43,11 @@ impl Host for TaskState {
             match handle {
                 Handle::Task(task) => handover.push(Handover::Task(self.table.delete(task)?)),
                 Handle::Queue(queue) => handover.push(Handover::Queue(self.table.delete(queue)?)),
+                Handle::TcpListener(h) => {
+                    handover.push(Handover::TcpListener(self.table.delete(h)?))
+                }
+                Handle::TcpStream(h) => handover.push(Handover::TcpStream(self.table.delete(h)?)),
+                Handle::UdpSocket(h) => handover.push(Handover::UdpSocket(self.table.delete(h)?)),
             }
         }
         let entry: Arc<str> = entry.into();
@@ -58,6 +63,9 @@ impl Host for TaskState {
             .map(|h| match h {
                 Handover::Task(task) => Ok(Handle::Task(self.table.push(task)?)),
                 Handover::Queue(queue) => Ok(Handle::Queue(self.table.push(queue)?)),
+                Handover::TcpListener(h) => Ok(Handle::TcpListener(self.table.push(h)?)),
+                Handover::TcpStream(h) => Ok(Handle::TcpStream(self.table.push(h)?)),
+                Handover::UdpSocket(h) => Ok(Handle::UdpSocket(self.table.push(h)?)),
             })
             .collect()
     }

@@ -1,0 +1,465 @@
+//! `mtask:task/net`: TCP and UDP sockets on the reactor.
+//!
+//! Sockets are non-blocking and registered with mio. A call tries the
+//! system call first; when it would block, the task waits for the socket's
+//! next readiness (or the deadline) and tries again, so `WouldBlock` never
+//! reaches the guest. Binds and connects are checked against the app's
+//! [`NetPolicy`](crate::net_policy::NetPolicy).
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use wasmtime::component::Resource;
+
+use crate::bindings::mtask::task::net::{
+    Host, HostTcpListener, HostTcpStream, HostUdpSocket, ShutdownHow, SocketAddress,
+};
+use crate::bindings::mtask::task::types::Error;
+use crate::net_policy::NetUse;
+use crate::reactor::{Direction, SourceKey};
+use crate::scheduler::{Wait, ensure_in_pass, try_with_core, with_core};
+use crate::task::TaskState;
+use crate::waits::Deadline;
+
+/// The most bytes one `recv` returns, whatever the guest asks for: the host
+/// allocates the buffer, so a guest must not size it freely.
+const MAX_RECV: u32 = 256 << 10;
+
+/// A socket registered with the reactor; deregistered when dropped.
+pub struct Registered<S: mio::event::Source> {
+    io: S,
+    source: SourceKey,
+}
+
+impl<S: mio::event::Source> Registered<S> {
+    fn new(mut io: S) -> io::Result<Self> {
+        let source = with_core(|core| core.reactor.register(&mut io))?;
+        Ok(Self { io, source })
+    }
+}
+
+impl<S: mio::event::Source> Drop for Registered<S> {
+    fn drop(&mut self) {
+        // Outside a pass the whole reactor is going away; the socket closes
+        // either way when `io` drops.
+        try_with_core(|core| core.reactor.deregister(self.source, &mut self.io));
+    }
+}
+
+/// A listening TCP socket.
+pub type TcpListenerHandle = Registered<mio::net::TcpListener>;
+/// A TCP connection.
+pub type TcpStreamHandle = Registered<mio::net::TcpStream>;
+/// A UDP socket.
+pub type UdpSocketHandle = Registered<mio::net::UdpSocket>;
+
+/// Waits until `source` is ready in `direction` (true) or the deadline
+/// passes (false). Created right after an attempt that would block.
+struct Readiness<'a> {
+    source: SourceKey,
+    direction: Direction,
+    deadline: &'a mut Deadline,
+    cleared: bool,
+}
+
+impl<'a> Readiness<'a> {
+    fn new(source: SourceKey, direction: Direction, deadline: &'a mut Deadline) -> Self {
+        Self {
+            source,
+            direction,
+            deadline,
+            cleared: false,
+        }
+    }
+}
+
+impl Future for Readiness<'_> {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let this = &mut *self;
+        with_core(|core| {
+            if !this.cleared {
+                // The attempt just now would block: wait for the next edge.
+                core.reactor.clear_ready(this.source, this.direction);
+                this.cleared = true;
+            }
+            if core.reactor.is_ready(this.source, this.direction) {
+                this.deadline.clear(core);
+                return Poll::Ready(true);
+            }
+            if this.deadline.expired(core, cx.waker()) {
+                return Poll::Ready(false);
+            }
+            let task = core.current();
+            core.reactor.wait_ready(this.source, this.direction, task);
+            core.set_pending_wait(Wait::Io);
+            Poll::Pending
+        })
+    }
+}
+
+/// Retries `$attempt` (an `io::Result`) on the socket `$handle` of table
+/// `$self` until it does not block, waiting for `$dir` between tries; gives
+/// `Ok(Err(timeout))` at the deadline. Evaluates to the successful value.
+macro_rules! retry {
+    ($self:ident, $handle:expr, $dir:expr, $deadline:expr, |$io:ident| $attempt:expr) => {
+        loop {
+            let registered = $self.table.get_mut(&$handle)?;
+            let source = registered.source;
+            let $io = &mut registered.io;
+            match $attempt {
+                Ok(value) => break value,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Ok(Err(io_error(e))),
+            }
+            if !Readiness::new(source, $dir, &mut $deadline).await {
+                return Ok(Err(Error::Timeout));
+            }
+        }
+    };
+}
+
+fn io_error(e: io::Error) -> Error {
+    Error::Io(e.to_string())
+}
+
+fn parse_addr(text: &str) -> Result<SocketAddr, Error> {
+    text.parse().map_err(|_| {
+        Error::Invalid(format!(
+            "`{text}` is not a socket address like 127.0.0.1:80 or [::1]:80"
+        ))
+    })
+}
+
+impl TaskState {
+    /// Parses `text` and checks it against the app's network policy.
+    fn allowed(&self, text: &str, what: NetUse) -> Result<SocketAddr, Error> {
+        let addr = parse_addr(text)?;
+        self.program
+            .net()
+            .check(&addr, what)
+            .map_err(Error::Denied)?;
+        Ok(addr)
+    }
+}
+
+/// Evaluates to the value of a `Result<T, Error>`, or returns its error to the guest.
+macro_rules! guest_try {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(e)),
+        }
+    };
+}
+
+impl Host for TaskState {}
+
+impl HostTcpListener for TaskState {
+    fn bind(
+        &mut self,
+        address: SocketAddress,
+        backlog: u32,
+    ) -> wasmtime::Result<Result<Resource<TcpListenerHandle>, Error>> {
+        ensure_in_pass()?;
+        let addr = guest_try!(self.allowed(&address, NetUse::Listen));
+        let listener = guest_try!(listen(addr, backlog).map_err(io_error));
+        let registered = guest_try!(Registered::new(listener).map_err(io_error));
+        Ok(Ok(self.table.push(registered)?))
+    }
+
+    async fn accept(
+        &mut self,
+        listener: Resource<TcpListenerHandle>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<(Resource<TcpStreamHandle>, SocketAddress), Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let (stream, peer) = retry!(self, listener, Direction::Read, deadline, |io| io.accept());
+        let registered = guest_try!(Registered::new(stream).map_err(io_error));
+        Ok(Ok((self.table.push(registered)?, peer.to_string())))
+    }
+
+    fn local_address(
+        &mut self,
+        listener: Resource<TcpListenerHandle>,
+    ) -> wasmtime::Result<Result<SocketAddress, Error>> {
+        Ok(self
+            .table
+            .get(&listener)?
+            .io
+            .local_addr()
+            .map(|a| a.to_string())
+            .map_err(io_error))
+    }
+
+    fn drop(&mut self, listener: Resource<TcpListenerHandle>) -> wasmtime::Result<()> {
+        self.table.delete(listener)?;
+        Ok(())
+    }
+}
+
+/// A non-blocking listening socket with `backlog`.
+fn listen(addr: SocketAddr, backlog: u32) -> io::Result<mio::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog.clamp(1, i32::MAX as u32) as i32)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
+impl HostTcpStream for TaskState {
+    async fn connect(
+        &mut self,
+        address: SocketAddress,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<Resource<TcpStreamHandle>, Error>> {
+        ensure_in_pass()?;
+        let addr = guest_try!(self.allowed(&address, NetUse::Connect));
+        let stream = guest_try!(mio::net::TcpStream::connect(addr).map_err(io_error));
+        let registered = guest_try!(Registered::new(stream).map_err(io_error));
+        let handle = self.table.push(registered)?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        // A connect in progress is done when the socket turns writable: then
+        // either an error is pending or the peer address is known.
+        let result = loop {
+            let registered = self.table.get_mut(&handle)?;
+            let source = registered.source;
+            match registered.io.take_error() {
+                Ok(Some(e)) | Err(e) => break Err(io_error(e)),
+                Ok(None) => {}
+            }
+            match registered.io.peer_addr() {
+                Ok(_) => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+                Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
+                Err(e) => break Err(io_error(e)),
+            }
+            if !Readiness::new(source, Direction::Write, &mut deadline).await {
+                break Err(Error::Timeout);
+            }
+        };
+        match result {
+            Ok(()) => Ok(Ok(handle)),
+            Err(e) => {
+                self.table.delete(handle)?;
+                Ok(Err(e))
+            }
+        }
+    }
+
+    async fn recv(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+        max: u32,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let mut buf = vec![0; max.min(MAX_RECV) as usize];
+        let n = retry!(self, stream, Direction::Read, deadline, |io| io
+            .read(&mut buf));
+        buf.truncate(n);
+        Ok(Ok(buf))
+    }
+
+    async fn send(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+        data: Vec<u8>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let n = retry!(self, stream, Direction::Write, deadline, |io| io
+            .write(&data));
+        Ok(Ok(n as u32))
+    }
+
+    async fn send_all(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+        data: Vec<u8>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let mut sent = 0;
+        while sent < data.len() {
+            sent += retry!(self, stream, Direction::Write, deadline, |io| io
+                .write(&data[sent..]));
+        }
+        Ok(Ok(()))
+    }
+
+    fn shutdown(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+        how: ShutdownHow,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        let how = match how {
+            ShutdownHow::Read => Shutdown::Read,
+            ShutdownHow::Write => Shutdown::Write,
+            ShutdownHow::Both => Shutdown::Both,
+        };
+        Ok(self.table.get(&stream)?.io.shutdown(how).map_err(io_error))
+    }
+
+    fn peer_address(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+    ) -> wasmtime::Result<Result<SocketAddress, Error>> {
+        Ok(self
+            .table
+            .get(&stream)?
+            .io
+            .peer_addr()
+            .map(|a| a.to_string())
+            .map_err(io_error))
+    }
+
+    fn local_address(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+    ) -> wasmtime::Result<Result<SocketAddress, Error>> {
+        Ok(self
+            .table
+            .get(&stream)?
+            .io
+            .local_addr()
+            .map(|a| a.to_string())
+            .map_err(io_error))
+    }
+
+    fn set_nodelay(
+        &mut self,
+        stream: Resource<TcpStreamHandle>,
+        enabled: bool,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        Ok(self
+            .table
+            .get(&stream)?
+            .io
+            .set_nodelay(enabled)
+            .map_err(io_error))
+    }
+
+    fn drop(&mut self, stream: Resource<TcpStreamHandle>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+/// EINPROGRESS on Linux: a non-blocking connect still under way.
+fn libc_einprogress() -> i32 {
+    115
+}
+
+impl HostUdpSocket for TaskState {
+    fn bind(
+        &mut self,
+        address: SocketAddress,
+    ) -> wasmtime::Result<Result<Resource<UdpSocketHandle>, Error>> {
+        ensure_in_pass()?;
+        let addr = guest_try!(self.allowed(&address, NetUse::Listen));
+        let socket = guest_try!(mio::net::UdpSocket::bind(addr).map_err(io_error));
+        let registered = guest_try!(Registered::new(socket).map_err(io_error));
+        Ok(Ok(self.table.push(registered)?))
+    }
+
+    async fn recv_from(
+        &mut self,
+        socket: Resource<UdpSocketHandle>,
+        max: u32,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<(Vec<u8>, SocketAddress), Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let mut buf = vec![0; max.min(MAX_RECV) as usize];
+        let (n, from) = retry!(self, socket, Direction::Read, deadline, |io| io
+            .recv_from(&mut buf));
+        buf.truncate(n);
+        Ok(Ok((buf, from.to_string())))
+    }
+
+    async fn send_to(
+        &mut self,
+        socket: Resource<UdpSocketHandle>,
+        data: Vec<u8>,
+        address: SocketAddress,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        ensure_in_pass()?;
+        let addr = guest_try!(self.allowed(&address, NetUse::Connect));
+        let mut deadline = Deadline::after_nanos(timeout);
+        let n = retry!(self, socket, Direction::Write, deadline, |io| io
+            .send_to(&data, addr));
+        Ok(Ok(n as u32))
+    }
+
+    fn connect(
+        &mut self,
+        socket: Resource<UdpSocketHandle>,
+        address: SocketAddress,
+    ) -> wasmtime::Result<Result<(), Error>> {
+        ensure_in_pass()?;
+        let addr = guest_try!(self.allowed(&address, NetUse::Connect));
+        Ok(self.table.get(&socket)?.io.connect(addr).map_err(io_error))
+    }
+
+    async fn send(
+        &mut self,
+        socket: Resource<UdpSocketHandle>,
+        data: Vec<u8>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<u32, Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let n = retry!(self, socket, Direction::Write, deadline, |io| io
+            .send(&data));
+        Ok(Ok(n as u32))
+    }
+
+    async fn recv(
+        &mut self,
+        socket: Resource<UdpSocketHandle>,
+        max: u32,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
+        ensure_in_pass()?;
+        let mut deadline = Deadline::after_nanos(timeout);
+        let mut buf = vec![0; max.min(MAX_RECV) as usize];
+        let n = retry!(self, socket, Direction::Read, deadline, |io| io
+            .recv(&mut buf));
+        buf.truncate(n);
+        Ok(Ok(buf))
+    }
+
+    fn local_address(
+        &mut self,
+        socket: Resource<UdpSocketHandle>,
+    ) -> wasmtime::Result<Result<SocketAddress, Error>> {
+        Ok(self
+            .table
+            .get(&socket)?
+            .io
+            .local_addr()
+            .map(|a| a.to_string())
+            .map_err(io_error))
+    }
+
+    fn drop(&mut self, socket: Resource<UdpSocketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(socket)?;
+        Ok(())
+    }
+}
