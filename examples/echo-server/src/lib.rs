@@ -25,7 +25,10 @@ fn main() -> mtask::Result<()> {
         }
     }
     for handler in handlers {
-        handler.join()?;
+        // A connection that failed (a reset, say) ends its handler only.
+        if let Err(e) = handler.join() {
+            eprintln!("echo-server: {e}");
+        }
     }
     println!("served {accepted} connections");
     Ok(())

@@ -92,10 +92,11 @@ impl Future for Readiness<'_> {
                 return Poll::Ready(true);
             }
             if this.deadline.expired(core, cx.waker()) {
+                core.reactor.wait_ready(this.source, this.direction, None);
                 return Poll::Ready(false);
             }
             let task = core.current();
-            core.reactor.wait_ready(this.source, this.direction, task);
+            core.reactor.wait_ready(this.source, this.direction, Some(task));
             core.set_pending_wait(Wait::Io);
             Poll::Pending
         })

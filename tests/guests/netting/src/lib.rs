@@ -1,0 +1,89 @@
+//! Guest for the socket tests: each entry does one thing against addresses
+//! given as arguments (`-- ADDRESS...`) and prints what it saw.
+
+use std::time::{Duration, Instant};
+
+use mtask::{TcpListener, TcpStream, UdpSocket};
+
+fn arg(n: usize) -> String {
+    std::env::args().nth(n).unwrap_or_default()
+}
+
+/// Connects to `arg 1`; a recv with a timeout finds nothing; then the peer
+/// is told so and its answer is still there to read.
+fn recv_timeout_main() -> mtask::Result<()> {
+    let stream = TcpStream::connect(&arg(1))?;
+    let start = Instant::now();
+    let first = stream.recv_timeout(100, Duration::from_millis(20));
+    println!("first: {first:?} after {} ms", start.elapsed().as_millis());
+    stream.send_all(b"ready")?;
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        got.extend(stream.recv(100)?);
+    }
+    println!("then: {}", String::from_utf8_lossy(&got));
+    Ok(())
+}
+
+/// Connects to a port nobody listens on.
+fn refused_main() {
+    println!("{:?}", TcpStream::connect(&arg(1)).map(|_| ()));
+}
+
+/// Binds and connects where the rules do not allow.
+fn denied_main() {
+    println!("listen: {:?}", TcpListener::bind(&arg(1)).map(|_| ()));
+    println!("connect: {:?}", TcpStream::connect(&arg(2)).map(|_| ()));
+    println!("udp: {:?}", UdpSocket::bind(&arg(1)).map(|_| ()));
+    println!(
+        "bad address: {:?}",
+        TcpStream::connect("localhost").map(|_| ())
+    );
+}
+
+/// Answers one datagram, then sends one through a connected socket.
+fn udp_main() -> mtask::Result<()> {
+    let socket = UdpSocket::bind("127.0.0.1:0")?;
+    println!("listening on {}", socket.local_addr()?);
+    let (data, from) = socket.recv_from(1500)?;
+    socket.send_to(&data, &from.to_string())?;
+    let connected = UdpSocket::bind("127.0.0.1:0")?;
+    connected.connect(&from.to_string())?;
+    connected.send(b"connected")?;
+    println!("echoed {} bytes", data.len());
+    Ok(())
+}
+
+/// A listener on `arg 1` whose accept times out, then a child that serves
+/// the one connection it is handed.
+fn handoff_main() -> mtask::Result<()> {
+    let listener = TcpListener::bind(&arg(1))?;
+    // Nobody knows the address yet: nothing can be accepted.
+    let first = listener
+        .accept_timeout(Duration::from_millis(10))
+        .map(|_| ());
+    println!("listening on {}", listener.local_addr()?);
+    println!("accept: {first:?}");
+    let child: mtask::Task<String> =
+        mtask::spawn_with("greeter", &(), vec![listener.into_handle()])?;
+    println!("child: {}", child.join()?);
+    Ok(())
+}
+
+fn greeter() -> mtask::Result<String> {
+    let Some(mtask::Handle::TcpListener(listener)) = mtask::take_handles().pop() else {
+        return Err(mtask::Error::Invalid("no listener".into()));
+    };
+    let (conn, _) = listener.accept()?;
+    conn.send_all(b"hello from a child\n")?;
+    Ok(format!("greeted {}", conn.peer_addr()?.ip()))
+}
+
+mtask::entries!(
+    recv_timeout_main,
+    refused_main,
+    denied_main,
+    udp_main,
+    handoff_main,
+    greeter
+);

@@ -1,0 +1,351 @@
+//! Sockets over real loopback (issue 3): the echo-server example driven by
+//! native clients, timeouts, refusals, capabilities, UDP, handoff, and no
+//! leaked descriptors.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Run, guest, host, host_run};
+
+/// An `mtask-host run` in the background, whose first line of output
+/// names the address it listens on.
+struct Server {
+    child: Child,
+    stdout: BufReader<ChildStdout>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(app: &str, entry: &str, listen: &str, args: &[&str]) -> Server {
+        let mut child = host()
+            .args([
+                "run",
+                "--entry",
+                entry,
+                "--listen",
+                listen,
+                "--connect",
+                "127.0.0.1:*",
+            ])
+            .arg(guest(app))
+            .arg("--")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mtask-host");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("got `{line}`"))
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            stdout,
+            addr,
+        }
+    }
+
+    /// The echo-server example on a free port, stopping after `count` connections.
+    fn echo(count: usize) -> Server {
+        Server::start(
+            "echo_server",
+            "main",
+            "127.0.0.1:*",
+            &["127.0.0.1:0", &count.to_string()],
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to exit; its status and the rest of its output.
+    fn finish(mut self) -> Run {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the server did not stop");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut rest = String::new();
+        self.stdout.read_to_string(&mut rest).unwrap();
+        let mut stderr = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        Run {
+            code: self.child.wait().unwrap().code().unwrap_or(-1),
+            stdout: rest,
+            stderr,
+        }
+    }
+}
+
+/// Sends `data` on a fresh connection and returns all that comes back
+/// once this side has shut down its writing half.
+fn echo_round(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            stream.write_all(&data).unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let mut back = Vec::new();
+    stream.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
+#[test]
+fn echoes_one_byte_64_kib_and_16_mib() {
+    let server = Server::echo(3);
+    for size in [1, 64 << 10, 16 << 20] {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let back = echo_round(server.addr, &data);
+        assert_eq!(back.len(), data.len(), "{size} bytes sent");
+        assert!(back == data, "the echo of {size} bytes differs");
+    }
+    let run = server.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "served 3 connections\n");
+}
+
+#[test]
+fn serves_1000_concurrent_connections() {
+    let server = Server::echo(1000);
+    let mut streams: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    for (i, s) in streams.iter_mut().enumerate() {
+        s.write_all(format!("message {i:04}\n").as_bytes()).unwrap();
+    }
+    for (i, s) in streams.iter_mut().enumerate() {
+        let mut line = [0u8; 13];
+        s.read_exact(&mut line).unwrap();
+        assert_eq!(line, *format!("message {i:04}\n").as_bytes());
+    }
+    drop(streams);
+    let run = server.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "served 1000 connections\n");
+}
+
+/// The descriptors `pid` has open.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn closes_every_connection_it_served() {
+    let server = Server::echo(1001);
+    // One connection first, so that lazily made descriptors exist already.
+    assert_eq!(echo_round(server.addr, b"warm"), b"warm");
+    let settle = |want: Option<usize>| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = open_fds(server.pid());
+            if want.is_none_or(|w| n <= w) || Instant::now() > deadline {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let before = settle(None);
+    for i in 0..1000 {
+        let data = format!("connection {i}");
+        assert_eq!(echo_round(server.addr, data.as_bytes()), data.as_bytes());
+    }
+    let after = settle(Some(before));
+    assert!(
+        after <= before,
+        "{before} descriptors before 1000 connections, {after} after"
+    );
+    let run = server.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn a_half_closed_connection_still_gets_its_answer() {
+    let server = Server::echo(1);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.write_all(b"last words").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut back = String::new();
+    stream.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "last words");
+    assert_eq!(server.finish().code, 0);
+}
+
+#[test]
+fn a_peer_reset_mid_transfer_ends_only_its_handler() {
+    let server = Server::echo(2);
+    {
+        let stream = socket2::Socket::from(TcpStream::connect(server.addr).unwrap());
+        stream.set_linger(Some(Duration::ZERO)).unwrap(); // close with RST
+        let mut stream = TcpStream::from(stream);
+        stream.write_all(&vec![1u8; 1 << 20]).ok();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(echo_round(server.addr, b"still here"), b"still here");
+    let run = server.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "served 2 connections\n");
+    assert!(
+        run.stderr.contains("reset"),
+        "the reset is reported: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_recv_that_times_out_has_no_effect() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let app = guest("netting");
+    let child = host()
+        .args(["run", "--entry", "recv_timeout_main", "--connect", &addr])
+        .arg(&app)
+        .args(["--", &addr])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut ready = [0u8; 5];
+    conn.read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready");
+    conn.write_all(b"hi").unwrap();
+    let run: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = run.lines();
+    assert!(
+        lines[0].starts_with("first: Err(Timeout) after"),
+        "{}",
+        lines[0]
+    );
+    let waited = support::number_after(lines[0], "after");
+    assert!((20..200).contains(&waited), "timed out after {waited} ms");
+    assert_eq!(lines[1], "then: hi");
+}
+
+#[test]
+fn connecting_to_a_closed_port_is_refused() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}"); // the listener is gone now
+    let app = guest("netting");
+    let run = host_run(
+        [
+            Path::new("run"),
+            Path::new("--entry"),
+            Path::new("refused_main"),
+            Path::new("--connect"),
+        ]
+        .into_iter()
+        .chain([
+            Path::new("127.0.0.1:*"),
+            &app,
+            Path::new("--"),
+            Path::new(&addr),
+        ]),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [r#"Err(Io("Connection refused (os error 111)"))"#]
+    );
+}
+
+#[test]
+fn binds_and_connects_outside_the_rules_are_denied() {
+    let app = guest("netting");
+    let run = host_run(
+        [
+            Path::new("run"),
+            Path::new("--entry"),
+            Path::new("denied_main"),
+        ]
+        .into_iter()
+        .chain(["--listen", "127.0.0.1:9000", "--connect", "10.0.0.0/8:443"].map(Path::new))
+        .chain([
+            app.as_path(),
+            Path::new("--"),
+            Path::new("127.0.0.1:9001"),
+            Path::new("10.0.0.1:80"),
+        ]),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"listen: Err(Denied("binding 127.0.0.1:9001 is not allowed (no --listen rule grants it)"))"#,
+            r#"connect: Err(Denied("connecting to 10.0.0.1:80 is not allowed (no --connect rule grants it)"))"#,
+            r#"udp: Err(Denied("binding 127.0.0.1:9001 is not allowed (no --listen rule grants it)"))"#,
+            r#"bad address: Err(Invalid("`localhost` is not a socket address like 127.0.0.1:80 or [::1]:80"))"#,
+        ]
+    );
+    let bad_rule = host_run(["run", "--listen", "localhost:80", "x.wasm"]);
+    assert_eq!(bad_rule.code, 2);
+    assert!(
+        bad_rule.stderr.contains("is not a network rule"),
+        "{}",
+        bad_rule.stderr
+    );
+}
+
+#[test]
+fn udp_datagrams_make_the_round_trip() {
+    let mut server = Server::start("netting", "udp_main", "127.0.0.1:*", &[]);
+    let addr = server.addr;
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    client.send_to(b"datagram", addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = client.recv_from(&mut buf).unwrap();
+    assert_eq!((&buf[..n], from), (&b"datagram"[..], addr));
+    let (n, _) = client.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"connected");
+    let mut line = String::new();
+    server.stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "echoed 8 bytes\n");
+    assert_eq!(server.finish().code, 0);
+}
+
+#[test]
+fn a_listener_handed_to_a_child_serves_there() {
+    let server = Server::start("netting", "handoff_main", "127.0.0.1:*", &["127.0.0.1:0"]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut greeting = String::new();
+    BufReader::new(&mut stream)
+        .read_line(&mut greeting)
+        .unwrap();
+    assert_eq!(greeting, "hello from a child\n");
+    let run = server.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "accept: Err(Timeout)\nchild: greeted 127.0.0.1\n"
+    );
+}
