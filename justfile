@@ -23,14 +23,27 @@ guests: setup
 build: guests
     cargo build --release -p mtask-host
 
-# Run the bundled examples under `mtask-host run`.
+# Run the bundled examples under `mtask-host run`: the echo server with a
+# real client against it, then the seed's other programs.
 demo: build
-    @echo "== mtask-host run printer.wasm: two tasks that yield to each other"
+    #!/usr/bin/env bash
+    set -euo pipefail
+    echo "== the echo server (one task per connection) and a client, over loopback"
+    out=target/echo-server.out
+    {{host}} run --listen '127.0.0.1:*' {{wasm}}/echo_server.wasm -- 127.0.0.1:0 1 > "$out" &
+    server=$!
+    for _ in $(seq 100); do grep -q "listening on" "$out" && break; sleep 0.05; done
+    addr=$(sed -n 's/^listening on //p' "$out")
+    echo "server: listening on $addr"
+    {{host}} run --connect "$addr" {{wasm}}/echo_client.wasm -- "$addr" hello from mtask
+    wait "$server"
+    echo "server: $(tail -n 1 "$out")"
+    echo "== printer.wasm: two tasks that yield to each other"
     {{host}} run {{wasm}}/printer.wasm
-    @echo "== mtask-host run children.wasm: child tasks return values and errors"
+    echo "== children.wasm: child tasks return values and errors"
     {{host}} run {{wasm}}/children.wasm
-    @echo "== mtask-host run sleepers.wasm: sleeping tasks wake in deadline order"
-    {{host}} run {{wasm}}/sleepers.wasm
+    echo "== pipeline.wasm: a producer, three workers, results in input order"
+    {{host}} run {{wasm}}/pipeline.wasm
 
 # Run the whole test suite: real guests run by the real host.
 test: build
@@ -48,3 +61,4 @@ ci: lint test
 # Benchmarks; figures go to BENCHMARKS.md by hand, with this command.
 bench: build
     cargo bench -p mtask-host --bench scheduler
+    cargo bench -p mtask-host --bench echo

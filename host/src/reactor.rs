@@ -217,7 +217,12 @@ impl Reactor {
 
     /// Makes `task` the one woken when `key` becomes ready in `direction`
     /// (`None`: nobody, after a wait that gave up).
-    pub(crate) fn wait_ready(&mut self, key: SourceKey, direction: Direction, task: Option<TaskKey>) {
+    pub(crate) fn wait_ready(
+        &mut self,
+        key: SourceKey,
+        direction: Direction,
+        task: Option<TaskKey>,
+    ) {
         if let Some(s) = self.sources.get_mut(key) {
             match direction {
                 Direction::Read => s.reader = task,

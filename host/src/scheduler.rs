@@ -104,6 +104,8 @@ pub(crate) struct Core {
     pub(crate) reactor: Reactor,
     /// The queues of every app.
     pub(crate) queues: Queues,
+    /// A buffer that socket reads fill before their bytes go to the guest.
+    pub(crate) scratch: Vec<u8>,
     /// The task being polled.
     current: Option<TaskKey>,
     /// What the current task registered to wait for, set by host futures.
@@ -179,6 +181,7 @@ impl Core {
             woken: Vec::new(),
             reactor: Reactor::new()?,
             queues: Queues::new(max_queue_bytes),
+            scratch: Vec::new(),
             current: None,
             pending_wait: None,
             doomed: Vec::new(),

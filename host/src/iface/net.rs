@@ -96,7 +96,8 @@ impl Future for Readiness<'_> {
                 return Poll::Ready(false);
             }
             let task = core.current();
-            core.reactor.wait_ready(this.source, this.direction, Some(task));
+            core.reactor
+                .wait_ready(this.source, this.direction, Some(task));
             core.set_pending_wait(Wait::Io);
             Poll::Pending
         })
@@ -123,6 +124,23 @@ macro_rules! retry {
             }
         }
     };
+}
+
+/// Reads into the scheduler's scratch buffer and copies out what came, so
+/// that a guest asking for up to 256 KiB costs the host that much once, not
+/// an allocation per call.
+fn read_scratch<T>(
+    max: u32,
+    read: impl FnOnce(&mut [u8]) -> io::Result<(usize, T)>,
+) -> io::Result<(Vec<u8>, T)> {
+    with_core(|core| {
+        let len = max.min(MAX_RECV) as usize;
+        if core.scratch.len() < len {
+            core.scratch.resize(len, 0);
+        }
+        let (n, extra) = read(&mut core.scratch[..len])?;
+        Ok((core.scratch[..n].to_vec(), extra))
+    })
 }
 
 fn io_error(e: io::Error) -> Error {
@@ -267,11 +285,30 @@ impl HostTcpStream for TaskState {
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         ensure_in_pass()?;
         let mut deadline = Deadline::after_nanos(timeout);
-        let mut buf = vec![0; max.min(MAX_RECV) as usize];
-        let n = retry!(self, stream, Direction::Read, deadline, |io| io
-            .read(&mut buf));
-        buf.truncate(n);
-        Ok(Ok(buf))
+        loop {
+            let registered = self.table.get_mut(&stream)?;
+            let source = registered.source;
+            let io = &mut registered.io;
+            // After a short read the socket is drained (edge-triggered: new
+            // data brings a new event), so the next recv waits at once
+            // instead of making a read that would block.
+            if with_core(|core| core.reactor.is_ready(source, Direction::Read)) {
+                match read_scratch(max, |buf| io.read(buf).map(|n| (n, buf.len()))) {
+                    Ok((data, asked)) => {
+                        if !data.is_empty() && data.len() < asked {
+                            with_core(|core| core.reactor.clear_ready(source, Direction::Read));
+                        }
+                        return Ok(Ok(data));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Ok(Err(io_error(e))),
+                }
+            }
+            if !Readiness::new(source, Direction::Read, &mut deadline).await {
+                return Ok(Err(Error::Timeout));
+            }
+        }
     }
 
     async fn send(
@@ -386,11 +423,11 @@ impl HostUdpSocket for TaskState {
     ) -> wasmtime::Result<Result<(Vec<u8>, SocketAddress), Error>> {
         ensure_in_pass()?;
         let mut deadline = Deadline::after_nanos(timeout);
-        let mut buf = vec![0; max.min(MAX_RECV) as usize];
-        let (n, from) = retry!(self, socket, Direction::Read, deadline, |io| io
-            .recv_from(&mut buf));
-        buf.truncate(n);
-        Ok(Ok((buf, from.to_string())))
+        let (data, from) = retry!(self, socket, Direction::Read, deadline, |io| read_scratch(
+            max,
+            |buf| io.recv_from(buf)
+        ));
+        Ok(Ok((data, from.to_string())))
     }
 
     async fn send_to(
@@ -439,11 +476,11 @@ impl HostUdpSocket for TaskState {
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         ensure_in_pass()?;
         let mut deadline = Deadline::after_nanos(timeout);
-        let mut buf = vec![0; max.min(MAX_RECV) as usize];
-        let n = retry!(self, socket, Direction::Read, deadline, |io| io
-            .recv(&mut buf));
-        buf.truncate(n);
-        Ok(Ok(buf))
+        let (data, ()) = retry!(self, socket, Direction::Read, deadline, |io| read_scratch(
+            max,
+            |buf| io.recv(buf).map(|n| (n, ()))
+        ));
+        Ok(Ok(data))
     }
 
     fn local_address(
