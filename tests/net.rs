@@ -93,10 +93,20 @@ impl Server {
     }
 }
 
+/// A connection to `addr` whose reads fail after 10 s instead of hanging
+/// the suite if the server misbehaves.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
 /// Sends `data` on a fresh connection and returns all that comes back
 /// once this side has shut down its writing half.
 fn echo_round(addr: SocketAddr, data: &[u8]) -> Vec<u8> {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut stream = connect(addr);
     let writer = {
         let mut stream = stream.try_clone().unwrap();
         let data = data.to_vec();
@@ -128,9 +138,7 @@ fn echoes_one_byte_64_kib_and_16_mib() {
 #[test]
 fn serves_1000_concurrent_connections() {
     let server = Server::echo(1000);
-    let mut streams: Vec<TcpStream> = (0..1000)
-        .map(|_| TcpStream::connect(server.addr).unwrap())
-        .collect();
+    let mut streams: Vec<TcpStream> = (0..1000).map(|_| connect(server.addr)).collect();
     for (i, s) in streams.iter_mut().enumerate() {
         s.write_all(format!("message {i:04}\n").as_bytes()).unwrap();
     }
@@ -185,7 +193,7 @@ fn closes_every_connection_it_served() {
 #[test]
 fn a_half_closed_connection_still_gets_its_answer() {
     let server = Server::echo(1);
-    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut stream = connect(server.addr);
     stream.write_all(b"last words").unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     let mut back = String::new();
@@ -198,7 +206,7 @@ fn a_half_closed_connection_still_gets_its_answer() {
 fn a_peer_reset_mid_transfer_ends_only_its_handler() {
     let server = Server::echo(2);
     {
-        let stream = socket2::Socket::from(TcpStream::connect(server.addr).unwrap());
+        let stream = socket2::Socket::from(connect(server.addr));
         stream.set_linger(Some(Duration::ZERO)).unwrap(); // close with RST
         let mut stream = TcpStream::from(stream);
         stream.write_all(&vec![1u8; 1 << 20]).ok();
@@ -336,7 +344,7 @@ fn udp_datagrams_make_the_round_trip() {
 #[test]
 fn a_listener_handed_to_a_child_serves_there() {
     let server = Server::start("netting", "handoff_main", "127.0.0.1:*", &["127.0.0.1:0"]);
-    let mut stream = TcpStream::connect(server.addr).unwrap();
+    let mut stream = connect(server.addr);
     let mut greeting = String::new();
     BufReader::new(&mut stream)
         .read_line(&mut greeting)

@@ -36,6 +36,11 @@ pub(crate) enum Direction {
 struct Source {
     readable: bool,
     writable: bool,
+    /// The peer closed its side, or the socket failed: reads never block
+    /// again, whatever a short read suggested.
+    read_closed: bool,
+    /// Writes never block again (they fail).
+    write_closed: bool,
     /// The task waiting to read (one: a socket has one holder).
     reader: Option<TaskKey>,
     /// The task waiting to write.
@@ -185,6 +190,8 @@ impl Reactor {
         entry.insert(Source {
             readable: true,
             writable: true,
+            read_closed: false,
+            write_closed: false,
             reader: None,
             writer: None,
         });
@@ -200,8 +207,8 @@ impl Reactor {
     /// Whether `key` is ready in `direction`.
     pub(crate) fn is_ready(&self, key: SourceKey, direction: Direction) -> bool {
         self.sources.get(key).is_some_and(|s| match direction {
-            Direction::Read => s.readable,
-            Direction::Write => s.writable,
+            Direction::Read => s.readable || s.read_closed,
+            Direction::Write => s.writable || s.write_closed,
         })
     }
 
@@ -243,6 +250,8 @@ impl Reactor {
             };
             // Errors and hang-ups wake both sides: the next attempt reports them.
             let broken = event.is_error();
+            source.read_closed |= event.is_read_closed() || broken;
+            source.write_closed |= event.is_write_closed() || broken;
             if event.is_readable() || event.is_read_closed() || broken {
                 source.readable = true;
                 self.io_woken.extend(source.reader.take());
