@@ -357,3 +357,11 @@ fn a_listener_handed_to_a_child_serves_there() {
         "accept: Err(Timeout)\nchild: greeted 127.0.0.1\n"
     );
 }
+
+#[test]
+fn serves_over_ipv6() {
+    let server = Server::start("echo_server", "main", "[::1]:*", &["[::1]:0", "1"]);
+    assert!(server.addr.is_ipv6(), "{}", server.addr);
+    assert_eq!(echo_round(server.addr, b"over ipv6"), b"over ipv6");
+    assert_eq!(server.finish().code, 0);
+}
