@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::path::Path;
+
 use support::{number_after, run_entry};
 
 #[test]
@@ -29,9 +31,15 @@ fn a_task_that_keeps_yielding_does_not_starve_a_sleeper() {
 
 #[test]
 fn an_end_and_a_deadline_in_the_same_pass_resolve_to_the_end() {
-    // Row 3: the child ends (after 30 ms of busy work) past the join's
-    // 10 ms deadline, before the parent runs again: the join succeeds.
-    let run = run_entry("conformance", "race_main");
+    // Row 3: the child ends (after 30 ms of busy work, within one time
+    // slice) past the join's 10 ms deadline, before the parent runs again:
+    // the join succeeds.
+    let app = support::guest("conformance");
+    let run = support::host_run(
+        [Path::new("run"), Path::new("--time-slice"), Path::new("1s")]
+            .into_iter()
+            .chain([Path::new("--entry"), Path::new("race_main"), &app]),
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), ["joined 7"]);
 }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +52,16 @@ struct RunArgs {
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
     max_queue_bytes: u64,
 
+    /// How long a task may run without waiting before it is preempted and
+    /// the others run (`10ms`, `500us`, `1s`).
+    #[arg(long, default_value = "10ms", value_name = "TIME", value_parser = parse_duration)]
+    time_slice: Duration,
+
+    /// End any task that has used this much CPU time, with a `limit` error
+    /// (`250ms`, `2s`). Default: no budget.
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    cpu_budget: Option<Duration>,
+
     /// Let tasks bind (TCP listen, UDP bind) to addresses this rule grants:
     /// `IP[/PREFIX]:PORTS`, IPv6 in brackets, PORTS one port, `A-B` or `*`
     /// (e.g. `127.0.0.1:8080`, `10.0.0.0/8:*`, `[::1]:9000-9010`). Repeatable;
@@ -81,6 +91,23 @@ struct RunArgs {
     /// Arguments for the guest: its `std::env::args()` after the app name.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
+}
+
+/// Parses `10ms`, `500us`, `2s`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a time like 10ms, 500us or 2s");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let n: u64 = text[..split].parse().map_err(|_| bad())?;
+    let d = match &text[split..] {
+        "us" => Duration::from_micros(n),
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        _ => return Err(bad()),
+    };
+    if d.is_zero() {
+        return Err(format!("`{text}` must be more than zero"));
+    }
+    Ok(d)
 }
 
 fn parse_rule(text: &str) -> Result<NetRule, String> {
@@ -126,6 +153,8 @@ fn run(args: RunArgs) -> ExitCode {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,
         max_queue_bytes: args.max_queue_bytes as usize,
+        time_slice: args.time_slice,
+        cpu_budget: args.cpu_budget,
         cache_dir: if args.no_cache {
             None
         } else {

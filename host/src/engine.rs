@@ -2,6 +2,9 @@
 //! settings every task shares.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -16,6 +19,12 @@ pub struct Config {
     /// The most bytes the queues of one app may hold (items queued, and
     /// items waiting to be put).
     pub max_queue_bytes: usize,
+    /// How long a task may run without waiting before it is preempted
+    /// (sent to the back of the run queue), so the others keep their latency.
+    pub time_slice: Duration,
+    /// The most CPU time one task may use in all; past it the task ends
+    /// with a `limit` error. `None`: no budget.
+    pub cpu_budget: Option<Duration>,
     /// Where compiled components are kept between runs; `None` compiles
     /// every time. Defaults to [`crate::cache::default_dir`].
     pub cache_dir: Option<PathBuf>,
@@ -27,6 +36,8 @@ impl Default for Config {
             max_tasks: 10_000,
             max_memory: 64 << 20,
             max_queue_bytes: 64 << 20,
+            time_slice: Duration::from_millis(10),
+            cpu_budget: None,
             cache_dir: crate::cache::default_dir(),
         }
     }
@@ -71,6 +82,9 @@ pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
 
     let mut wasm = wasmtime::Config::new();
     wasm.concurrency_support(false)
+        // Preemption: compiled code checks the epoch, which the ticker
+        // below advances; see `Core::on_epoch`.
+        .epoch_interruption(true)
         .async_stack_size(FIBER_STACK)
         .max_wasm_stack(MAX_WASM_STACK)
         // Small reservations let 100k memories fit in the address space;
@@ -84,4 +98,35 @@ pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
         .memory_init_cow(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&wasm)
+}
+
+/// How often the epoch advances: the granularity of time slices and budgets.
+pub(crate) const TICK: Duration = Duration::from_millis(1);
+
+/// A thread that advances the engine's epoch every [`TICK`] until dropped.
+pub(crate) struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    pub(crate) fn start(engine: &Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (engine, stopped) = (engine.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("mtask-epoch".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("cannot start the epoch thread");
+        Ticker { stop }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::engine::{Config, new_engine};
+use crate::engine::{Config, Ticker, new_engine};
 use crate::error::{Error, one_line};
 use crate::program::Program;
 use crate::scheduler::{self, Core, Holder, Outcome, TaskKey, with_core, with_installed};
@@ -52,6 +52,8 @@ pub struct TaskManager {
     /// The scheduler's state; `None` only while a pass runs (it is then in
     /// the thread-local slot where host imports find it).
     core: Option<Box<Core>>,
+    /// Advances the epoch that preempts long-running tasks.
+    _ticker: Ticker,
 }
 
 impl TaskManager {
@@ -66,13 +68,14 @@ impl TaskManager {
             |state| state,
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
-        let core = Core::new(config.max_tasks as usize, config.max_queue_bytes)
-            .map_err(|e| Error::Host(e.to_string()))?;
+        let core = Core::new(&config).map_err(|e| Error::Host(e.to_string()))?;
+        let ticker = Ticker::start(&engine);
         Ok(Self {
             engine,
             linker,
             config,
             core: Some(Box::new(core)),
+            _ticker: ticker,
         })
     }
 
@@ -84,6 +87,7 @@ impl TaskManager {
             &self.linker,
             path.as_ref(),
             self.config.cache_dir.as_deref(),
+            self.config.max_memory as usize,
         )
     }
 
@@ -95,6 +99,7 @@ impl TaskManager {
             name,
             bytes,
             self.config.cache_dir.as_deref(),
+            self.config.max_memory as usize,
         )
     }
 

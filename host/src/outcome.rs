@@ -45,20 +45,44 @@ impl From<TaskError> for wit::TaskError {
     }
 }
 
+/// The trap a task's store raises when it used up its CPU budget.
+#[derive(Debug)]
+pub(crate) struct CpuBudgetExceeded(pub(crate) std::time::Duration);
+
+impl std::fmt::Display for CpuBudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "it used up its CPU budget of {} ms", self.0.as_millis())
+    }
+}
+
+impl std::error::Error for CpuBudgetExceeded {}
+
 /// The outcome of a task whose `run` call returned `result`.
 ///
-/// `panic` is the message the guest reported just before trapping, if any.
+/// `panic` is the message the guest reported just before trapping, if any;
+/// `memory_limit` is set when a memory growth was refused, which is most
+/// likely why a trap followed (an allocator that gives up aborts).
 pub(crate) fn from_call(
     result: wasmtime::Result<Result<Vec<u8>, String>>,
     panic: Option<String>,
+    memory_limit: Option<usize>,
 ) -> Outcome {
     match result {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(message)) => Err(TaskError::Failed(message)),
-        Err(err) if err.is::<wasmtime::PoolConcurrencyLimitError>() => Err(TaskError::Limit(
-            format!("no instance slot is free: {}", err.root_cause()),
-        )),
-        Err(err) => Err(TaskError::Trapped(trap_message(&err, panic))),
+        Err(err) => {
+            if let Some(budget) = err.downcast_ref::<CpuBudgetExceeded>() {
+                return Err(TaskError::Limit(budget.to_string()));
+            }
+            let trap = trap_message(&err, panic);
+            match memory_limit {
+                Some(max) => Err(TaskError::Limit(format!(
+                    "its linear memory may not grow past {} MiB ({trap})",
+                    max >> 20
+                ))),
+                None => Err(TaskError::Trapped(trap)),
+            }
+        }
     }
 }
 

@@ -42,7 +42,12 @@ struct Inner {
     app: AppId,
     /// What its tasks may bind and connect to.
     net: Arc<NetPolicy>,
+    /// The most linear memory each of its tasks may have.
+    max_memory: usize,
 }
+
+/// How long a component may run while its entries are listed.
+const STARTUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The id of the next app loaded.
 static NEXT_APP: AtomicU64 = AtomicU64::new(1);
@@ -54,6 +59,7 @@ impl Program {
         linker: &Linker<TaskState>,
         path: &Path,
         cache_dir: Option<&Path>,
+        max_memory: usize,
     ) -> Result<Self, Error> {
         let bytes = std::fs::read(path).map_err(|source| Error::Read {
             path: path.to_owned(),
@@ -63,7 +69,7 @@ impl Program {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        Self::from_bytes(engine, linker, &name, &bytes, cache_dir)
+        Self::from_bytes(engine, linker, &name, &bytes, cache_dir, max_memory)
     }
 
     /// Like [`Program::from_file`] for bytes already in memory; `name` is used in messages.
@@ -73,6 +79,7 @@ impl Program {
         name: &str,
         bytes: &[u8],
         cache_dir: Option<&Path>,
+        max_memory: usize,
     ) -> Result<Self, Error> {
         let name = name.to_string();
         check_header(&name, bytes)?;
@@ -91,6 +98,7 @@ impl Program {
             env: Vec::new(),
             app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
             net: Arc::default(),
+            max_memory,
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -124,6 +132,10 @@ impl Program {
     pub fn with_network(mut self, policy: NetPolicy) -> Self {
         Arc::make_mut(&mut self.inner).net = Arc::new(policy);
         self
+    }
+
+    pub(crate) fn max_memory(&self) -> usize {
+        self.inner.max_memory
     }
 
     pub(crate) fn net(&self) -> &NetPolicy {
@@ -176,6 +188,19 @@ impl Program {
     fn list_entries(&self) -> Result<Vec<String>, Error> {
         let state = TaskState::new(self);
         let mut store = Store::new(self.engine(), state);
+        // No scheduler runs here to preempt it: a start-up that loops is
+        // stopped after a while instead of hanging the load.
+        let started = std::time::Instant::now();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() > STARTUP_LIMIT {
+                wasmtime::bail!(
+                    "it ran for more than {} s while starting",
+                    STARTUP_LIMIT.as_secs()
+                );
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
         // WASI calls made at start-up (a sleep, say) need Tokio's context.
         let _tokio = crate::manager::tokio_runtime().enter();
         let listed = block_on(async {

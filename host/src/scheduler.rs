@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
@@ -82,6 +82,8 @@ struct Entry {
     holder: Holder,
     /// The task blocked joining this one.
     joiner: Option<TaskKey>,
+    /// Time it has run so far, over all its polls.
+    cpu: Duration,
 }
 
 impl Entry {
@@ -120,6 +122,12 @@ pub(crate) struct Core {
     io_waits: usize,
     /// The most tasks that may be alive at once.
     max_live: usize,
+    /// When the current poll began, for the time slice and CPU budget.
+    poll_started: Instant,
+    /// How long a task may run before it is preempted.
+    time_slice: Duration,
+    /// The most CPU time a task may use in all.
+    cpu_budget: Option<Duration>,
 }
 
 thread_local! {
@@ -173,7 +181,8 @@ pub(crate) fn with_installed<R>(core: &mut Option<Box<Core>>, f: impl FnOnce() -
 }
 
 impl Core {
-    pub(crate) fn new(max_live: usize, max_queue_bytes: usize) -> std::io::Result<Self> {
+    pub(crate) fn new(config: &crate::Config) -> std::io::Result<Self> {
+        let (max_live, max_queue_bytes) = (config.max_tasks as usize, config.max_queue_bytes);
         Ok(Self {
             tasks: Slab::new(),
             run_queue: VecDeque::new(),
@@ -189,6 +198,9 @@ impl Core {
             live: 0,
             io_waits: 0,
             max_live,
+            poll_started: Instant::now(),
+            time_slice: config.time_slice,
+            cpu_budget: config.cpu_budget,
         })
     }
 
@@ -227,6 +239,7 @@ impl Core {
             outcome: None,
             holder,
             joiner: None,
+            cpu: Duration::ZERO,
         });
         self.live += 1;
         self.run_queue.push_back(key);
@@ -240,6 +253,31 @@ impl Core {
     /// The task being polled.
     pub(crate) fn current(&self) -> TaskKey {
         self.current.expect("no task is running")
+    }
+
+    /// Called by the running task's store at each epoch tick: preempts it
+    /// once its slice is used (DESIGN §4 row 15), ends it past its budget.
+    pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        let ran = self.poll_started.elapsed();
+        if let Some(budget) = self.cpu_budget {
+            let used = self
+                .current
+                .and_then(|k| self.entry(k))
+                .map_or(Duration::ZERO, |e| e.cpu)
+                + ran;
+            if used > budget {
+                return Err(wasmtime::Error::new(crate::outcome::CpuBudgetExceeded(
+                    budget,
+                )));
+            }
+        }
+        if ran >= self.time_slice {
+            // Woken at once, so it goes to the back of the run queue.
+            self.pending_wait = Some(Wait::Runnable);
+            Ok(wasmtime::UpdateDeadline::Yield(1))
+        } else {
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
     }
 
     /// Tells the scheduler what the current task's pending host call waits for.
@@ -420,6 +458,7 @@ impl Core {
         let waker = std::mem::replace(&mut e.waker, Waker::noop().clone());
         self.current = Some(key);
         self.pending_wait = None;
+        self.poll_started = Instant::now();
         Some((future, waker))
     }
 
@@ -432,8 +471,10 @@ impl Core {
         poll: Poll<Outcome>,
     ) -> Vec<TaskFuture> {
         self.current = None;
+        let ran = self.poll_started.elapsed();
         if let Some(e) = self.entry(key) {
             e.waker = waker;
+            e.cpu += ran;
         }
         match poll {
             Poll::Ready(outcome) => {

@@ -34,6 +34,47 @@ pub(crate) struct TaskState {
     pub(crate) handover: Vec<Handover>,
     /// The panic message the guest reported before trapping.
     pub(crate) panic: Option<String>,
+    /// Notes refused memory growth, to tell a memory limit from other traps.
+    memory: MemoryWatch,
+}
+
+/// A resource limiter that holds a task's linear memory to the host's limit
+/// and remembers when it refused to grow it.
+struct MemoryWatch {
+    /// The most bytes of linear memory the task may have.
+    max: usize,
+    /// The limit a growth ran into, in bytes.
+    refused_at: Option<usize>,
+}
+
+impl wasmtime::ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let max = maximum.map_or(self.max, |m| m.min(self.max));
+        if desired > max {
+            self.refused_at = Some(max);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused_at.get_or_insert(self.max);
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for TaskState {
@@ -54,6 +95,10 @@ impl TaskState {
             program: program.clone(),
             handover: Vec::new(),
             panic: None,
+            memory: MemoryWatch {
+                max: program.max_memory(),
+                refused_at: None,
+            },
         }
     }
 }
@@ -72,12 +117,15 @@ pub(crate) fn task_future(
     let program = program.clone();
     Box::pin(async move {
         let mut store = Store::new(program.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|_| crate::scheduler::with_core(|core| core.on_epoch()));
         let instance = match program.pre().instantiate_async(&mut store).await {
             Ok(instance) => instance,
             Err(err) => return crate::outcome::from_start(err),
         };
         let result = instance.call_run(&mut store, &entry, &payload).await;
-        let panic = store.data_mut().panic.take();
-        crate::outcome::from_call(result, panic)
+        let state = store.data_mut();
+        crate::outcome::from_call(result, state.panic.take(), state.memory.refused_at)
     })
 }

@@ -1,0 +1,103 @@
+//! Hostile guests beside a well-behaved task (DESIGN.md §4 row 15, §7): the
+//! host keeps running, the well-behaved task keeps its schedule, and the
+//! hostile one ends with the right error.
+
+mod support;
+
+use std::path::Path;
+
+use support::{Run, guest, host_run, number_after};
+
+/// `mtask-host run [flags...] --entry <entry> hostile.wasm`.
+fn run_hostile(entry: &str, flags: &[&str]) -> Run {
+    let app = guest("hostile");
+    let head = ["run", "--entry", entry];
+    let args: Vec<&Path> = head
+        .iter()
+        .chain(flags)
+        .map(Path::new)
+        .chain([app.as_path()])
+        .collect();
+    host_run(args)
+}
+
+/// The steady task woke within 50 ms of each planned time.
+fn assert_on_schedule(run: &Run) {
+    let worst = number_after(run.lines()[0], "worst lateness");
+    assert!(
+        worst < 50,
+        "the well-behaved task was {worst} ms late: {}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_busy_loop_is_preempted_and_its_neighbour_keeps_its_schedule() {
+    let run = run_hostile("spin_main", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_on_schedule(&run);
+    assert_eq!(run.lines()[1], "spin: cancelled");
+}
+
+#[test]
+fn a_cpu_budget_ends_a_busy_loop_with_a_limit_error() {
+    let run = run_hostile("spin", &["--cpu-budget", "100ms"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr.trim(),
+        "mtask-host: main task (`spin`) went over a limit: it used up its CPU budget of 100 ms"
+    );
+}
+
+#[test]
+fn a_memory_bomb_ends_with_a_limit_error() {
+    let run = run_hostile("bomb_main", &["--max-memory", "16MiB"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_on_schedule(&run);
+    assert!(
+        run.lines()[1]
+            .starts_with("memory_bomb: limit: its linear memory may not grow past 16 MiB"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn unbounded_recursion_traps_with_a_stack_overflow() {
+    let run = run_hostile("deep_main", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_on_schedule(&run);
+    assert_eq!(
+        run.lines()[1],
+        "deep: trapped: wasm trap: call stack exhausted"
+    );
+}
+
+#[test]
+fn a_spawn_bomb_hits_the_task_limit() {
+    let run = run_hostile("spawn_bomb_main", &["--max-tasks", "100"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The main task and the bomb hold two of the 100 places.
+    assert_eq!(
+        run.lines(),
+        ["spawned 98 then: limit reached: at most 100 tasks may be alive at once"]
+    );
+}
+
+#[test]
+fn durations_are_checked() {
+    let run = run_hostile("spin", &["--time-slice", "0ms"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("must be more than zero"),
+        "{}",
+        run.stderr
+    );
+    let run = run_hostile("spin", &["--cpu-budget", "soon"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("is not a time like 10ms"),
+        "{}",
+        run.stderr
+    );
+}
