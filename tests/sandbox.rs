@@ -101,3 +101,72 @@ fn durations_are_checked() {
         run.stderr
     );
 }
+
+#[test]
+fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
+    let root = support::target_dir()
+        .join("sandbox-fs")
+        .join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("out")).unwrap();
+    std::fs::write(root.join("data/hello.txt"), "hello").unwrap();
+    std::fs::write(root.join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("data/link")).unwrap();
+    let data = format!("{}::/data", root.join("data").display());
+    let out = format!("{}::/out", root.join("out").display());
+    let app = guest("conformance");
+    let run = host_run(
+        [
+            Path::new("run"),
+            Path::new("--entry"),
+            Path::new("files_main"),
+            Path::new("--dir"),
+        ]
+        .into_iter()
+        .chain([
+            Path::new(&data),
+            Path::new("--dir-rw"),
+            Path::new(&out),
+            &app,
+        ]),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "read: ok hello",
+            "dotdot: error PermissionDenied",
+            "symlink: error PermissionDenied",
+            "absolute: error NotFound",
+            "write ro: error PermissionDenied",
+            "write rw: ok ",
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/new.txt")).unwrap(),
+        "written"
+    );
+    assert!(!root.join("data/new.txt").exists());
+
+    // With nothing granted, nothing is there.
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--entry"),
+        Path::new("files_main"),
+        &app,
+    ]);
+    assert_eq!(run.lines()[0], "read: error NotFound");
+    // A directory that does not exist is a usage error.
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--dir"),
+        Path::new("/no/such/dir::/data"),
+        &app,
+    ]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr.trim(),
+        "mtask-host: cannot read /no/such/dir: No such file or directory (os error 2)"
+    );
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{CodeOrigin, Config, TaskManager};
+use crate::{CodeOrigin, Config, DirGrant, TaskManager};
 
 /// Run WebAssembly components as cooperative, sandboxed tasks.
 #[derive(Parser, Debug)]
@@ -61,6 +61,16 @@ struct RunArgs {
     /// (`250ms`, `2s`). Default: no budget.
     #[arg(long, value_name = "TIME", value_parser = parse_duration)]
     cpu_budget: Option<Duration>,
+
+    /// Let tasks read the host directory HOST_PATH, which they see at
+    /// GUEST_PATH (default: the same path). Read-only; repeatable. `..`,
+    /// absolute paths and symlinks cannot leave it.
+    #[arg(long = "dir", value_name = "HOST_PATH[::GUEST_PATH]")]
+    dirs: Vec<DirGrant>,
+
+    /// Like --dir, and let tasks create, change and delete files there.
+    #[arg(long = "dir-rw", value_name = "HOST_PATH[::GUEST_PATH]")]
+    dirs_rw: Vec<DirGrant>,
 
     /// Let tasks bind (TCP listen, UDP bind) to addresses this rule grants:
     /// `IP[/PREFIX]:PORTS`, IPv6 in brackets, PORTS one port, `A-B` or `*`
@@ -170,6 +180,14 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p
             .with_args(args.args)
             .with_network(NetPolicy::new(&args.listen, &args.connect)),
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    let writable = args.dirs_rw.into_iter().map(|d| DirGrant {
+        writable: true,
+        ..d
+    });
+    let program = match program.with_dirs(args.dirs.into_iter().chain(writable).collect()) {
+        Ok(p) => p,
         Err(e) => return fail(e.to_string(), 2),
     };
     if args.verbose {

@@ -59,5 +59,5 @@ pub use engine::Config;
 pub use error::Error;
 pub use manager::{TaskId, TaskManager};
 pub use outcome::TaskError;
-pub use program::Program;
+pub use program::{DirGrant, Program};
 pub use scheduler::Outcome;

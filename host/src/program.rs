@@ -9,7 +9,7 @@ use std::thread::Thread;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::TaskPre;
 use crate::cache::{self, CodeOrigin};
@@ -44,6 +44,36 @@ struct Inner {
     net: Arc<NetPolicy>,
     /// The most linear memory each of its tasks may have.
     max_memory: usize,
+    /// Host directories its tasks see.
+    dirs: Vec<DirGrant>,
+}
+
+/// A host directory that tasks see at a path of their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: std::path::PathBuf,
+    /// Where tasks see it (`/data`, say).
+    pub guest: String,
+    /// Whether tasks may create, change and delete files in it.
+    pub writable: bool,
+}
+
+impl std::str::FromStr for DirGrant {
+    type Err = String;
+
+    /// `HOST_PATH[::GUEST_PATH]`, read-only; the guest path defaults to the host path.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (host, guest) = text.split_once("::").unwrap_or((text, text));
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!("`{text}` is not HOST_PATH[::GUEST_PATH]"));
+        }
+        Ok(DirGrant {
+            host: host.into(),
+            guest: guest.to_string(),
+            writable: false,
+        })
+    }
 }
 
 /// How long a component may run while its entries are listed.
@@ -99,6 +129,7 @@ impl Program {
             app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
             net: Arc::default(),
             max_memory,
+            dirs: Vec::new(),
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -132,6 +163,22 @@ impl Program {
     pub fn with_network(mut self, policy: NetPolicy) -> Self {
         Arc::make_mut(&mut self.inner).net = Arc::new(policy);
         self
+    }
+
+    /// The same program with these directories visible to its tasks (cap-std
+    /// keeps them inside: `..`, absolute paths and symlinks cannot escape).
+    /// Fails if a host directory cannot be opened.
+    pub fn with_dirs(mut self, dirs: Vec<DirGrant>) -> Result<Self, Error> {
+        for dir in &dirs {
+            if let Err(e) = std::fs::read_dir(&dir.host) {
+                return Err(Error::Read {
+                    path: dir.host.clone(),
+                    source: e,
+                });
+            }
+        }
+        Arc::make_mut(&mut self.inner).dirs = dirs;
+        Ok(self)
     }
 
     pub(crate) fn max_memory(&self) -> usize {
@@ -173,15 +220,26 @@ impl Program {
         &self.inner.pre
     }
 
-    /// A fresh WASI context: stdout and stderr inherited, args and env as
-    /// configured, no stdin, no directories, no network.
+    /// A fresh WASI context: stdout and stderr inherited, args, env and
+    /// directories as configured, no stdin, no WASI network.
     pub(crate) fn wasi_ctx(&self) -> WasiCtx {
-        WasiCtxBuilder::new()
+        let mut builder = WasiCtxBuilder::new();
+        builder
             .inherit_stdout()
             .inherit_stderr()
             .args(&self.inner.args)
-            .envs(&self.inner.env)
-            .build()
+            .envs(&self.inner.env);
+        for dir in &self.inner.dirs {
+            let perms = if dir.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            // Checked when granted; a directory removed since is left out
+            // (the task then finds no such path).
+            let _ = builder.preopened_dir(&dir.host, &dir.guest, perms);
+        }
+        builder.build()
     }
 
     /// Instantiates once, outside any scheduler, to ask for the entry names.

@@ -236,6 +236,26 @@ fn misuse_main() -> mtask::Result<()> {
     Ok(())
 }
 
+// Directories granted with --dir / --dir-rw, and the ways out that must fail.
+fn files_main() {
+    let show = |what: &str, result: std::io::Result<String>| match result {
+        Ok(text) => println!("{what}: ok {text}"),
+        Err(e) => println!("{what}: error {:?}", e.kind()),
+    };
+    show("read", std::fs::read_to_string("/data/hello.txt"));
+    show("dotdot", std::fs::read_to_string("/data/../secret.txt"));
+    show("symlink", std::fs::read_to_string("/data/link"));
+    show("absolute", std::fs::read_to_string("/secret.txt"));
+    show(
+        "write ro",
+        std::fs::write("/data/new.txt", "x").map(|()| String::new()),
+    );
+    show(
+        "write rw",
+        std::fs::write("/out/new.txt", "written").map(|()| String::new()),
+    );
+}
+
 fn echo_args() {
     println!("args: {:?}", std::env::args().collect::<Vec<_>>());
 }
@@ -268,4 +288,5 @@ mtask::entries!(
     relay,
     misuse_main,
     echo_args,
+    files_main,
 );
