@@ -85,6 +85,22 @@ fn a_spawn_bomb_hits_the_task_limit() {
 }
 
 #[test]
+fn a_socket_bomb_hits_the_socket_limit() {
+    let run = run_hostile(
+        "socket_bomb_main",
+        &["--listen", "127.0.0.1:*", "--max-sockets", "50"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "opened 50 then: limit reached: the app may have at most 50 sockets open",
+            "after closing: Ok(())"
+        ]
+    );
+}
+
+#[test]
 fn durations_are_checked() {
     let run = run_hostile("spin", &["--time-slice", "0ms"]);
     assert_eq!(run.code, 2);

@@ -52,6 +52,11 @@ struct RunArgs {
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
     max_queue_bytes: u64,
 
+    /// The most sockets the app's tasks may have open at once; past it,
+    /// bind, connect and accept fail with `limit`.
+    #[arg(long, default_value_t = Config::default().max_sockets, value_name = "N")]
+    max_sockets: usize,
+
     /// How long a task may run without waiting before it is preempted and
     /// the others run (`10ms`, `500us`, `1s`).
     #[arg(long, default_value = "10ms", value_name = "TIME", value_parser = parse_duration)]
@@ -163,6 +168,7 @@ fn run(args: RunArgs) -> ExitCode {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,
         max_queue_bytes: args.max_queue_bytes as usize,
+        max_sockets: args.max_sockets,
         time_slice: args.time_slice,
         cpu_budget: args.cpu_budget,
         cache_dir: if args.no_cache {

@@ -19,6 +19,8 @@ pub struct Config {
     /// The most bytes the queues of one app may hold (items queued, and
     /// items waiting to be put).
     pub max_queue_bytes: usize,
+    /// The most sockets the tasks of one app may have open at once.
+    pub max_sockets: usize,
     /// How long a task may run without waiting before it is preempted
     /// (sent to the back of the run queue), so the others keep their latency.
     pub time_slice: Duration,
@@ -36,6 +38,7 @@ impl Default for Config {
             max_tasks: 10_000,
             max_memory: 64 << 20,
             max_queue_bytes: 64 << 20,
+            max_sockets: 10_000,
             time_slice: Duration::from_millis(10),
             cpu_budget: None,
             cache_dir: crate::cache::default_dir(),

@@ -10,7 +10,7 @@
 //! without locks. Borrows of it are short and never held across a poll.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::outcome::TaskError;
-use crate::queue::Queues;
+use crate::queue::{AppId, Queues};
 use crate::reactor::{Reactor, TaskWaker};
 
 /// What a task ends with: the bytes its entry returned, or how it failed.
@@ -108,6 +108,10 @@ pub(crate) struct Core {
     pub(crate) queues: Queues,
     /// A buffer that socket reads fill before their bytes go to the guest.
     pub(crate) scratch: Vec<u8>,
+    /// Sockets open per app.
+    sockets: HashMap<AppId, usize>,
+    /// The most sockets one app may have open.
+    max_sockets: usize,
     /// The task being polled.
     current: Option<TaskKey>,
     /// What the current task registered to wait for, set by host futures.
@@ -191,6 +195,8 @@ impl Core {
             reactor: Reactor::new()?,
             queues: Queues::new(max_queue_bytes),
             scratch: Vec::new(),
+            sockets: HashMap::new(),
+            max_sockets: config.max_sockets,
             current: None,
             pending_wait: None,
             doomed: Vec::new(),
@@ -277,6 +283,26 @@ impl Core {
             Ok(wasmtime::UpdateDeadline::Yield(1))
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))
+        }
+    }
+
+    /// Counts a new socket of `app`, unless it has as many as it may.
+    pub(crate) fn open_socket(&mut self, app: AppId) -> Result<(), String> {
+        let open = self.sockets.entry(app).or_default();
+        if *open >= self.max_sockets {
+            return Err(format!(
+                "the app may have at most {} sockets open",
+                self.max_sockets
+            ));
+        }
+        *open += 1;
+        Ok(())
+    }
+
+    /// Counts a closed socket of `app`.
+    pub(crate) fn close_socket(&mut self, app: AppId) {
+        if let Some(open) = self.sockets.get_mut(&app) {
+            *open = open.saturating_sub(1);
         }
     }
 

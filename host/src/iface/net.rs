@@ -19,6 +19,7 @@ use crate::bindings::mtask::task::net::{
 };
 use crate::bindings::mtask::task::types::Error;
 use crate::net_policy::NetUse;
+use crate::queue::AppId;
 use crate::reactor::{Direction, SourceKey};
 use crate::scheduler::{Wait, ensure_in_pass, try_with_core, with_core};
 use crate::task::TaskState;
@@ -32,12 +33,24 @@ const MAX_RECV: u32 = 256 << 10;
 pub struct Registered<S: mio::event::Source> {
     io: S,
     source: SourceKey,
+    /// The app it counts against.
+    app: AppId,
 }
 
 impl<S: mio::event::Source> Registered<S> {
-    fn new(mut io: S) -> io::Result<Self> {
-        let source = with_core(|core| core.reactor.register(&mut io))?;
-        Ok(Self { io, source })
+    /// Registers `io` for `app`, unless the app has as many sockets open as
+    /// it may (then `io` closes).
+    fn new(mut io: S, app: AppId) -> Result<Self, Error> {
+        with_core(|core| {
+            core.open_socket(app).map_err(Error::Limit)?;
+            match core.reactor.register(&mut io) {
+                Ok(source) => Ok(Self { io, source, app }),
+                Err(e) => {
+                    core.close_socket(app);
+                    Err(io_error(e))
+                }
+            }
+        })
     }
 }
 
@@ -45,7 +58,10 @@ impl<S: mio::event::Source> Drop for Registered<S> {
     fn drop(&mut self) {
         // Outside a pass the whole reactor is going away; the socket closes
         // either way when `io` drops.
-        try_with_core(|core| core.reactor.deregister(self.source, &mut self.io));
+        try_with_core(|core| {
+            core.reactor.deregister(self.source, &mut self.io);
+            core.close_socket(self.app);
+        });
     }
 }
 
@@ -188,7 +204,7 @@ impl HostTcpListener for TaskState {
         ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Listen));
         let listener = guest_try!(listen(addr, backlog).map_err(io_error));
-        let registered = guest_try!(Registered::new(listener).map_err(io_error));
+        let registered = guest_try!(Registered::new(listener, self.program.app()));
         Ok(Ok(self.table.push(registered)?))
     }
 
@@ -200,7 +216,7 @@ impl HostTcpListener for TaskState {
         ensure_in_pass()?;
         let mut deadline = Deadline::after_nanos(timeout);
         let (stream, peer) = retry!(self, listener, Direction::Read, deadline, |io| io.accept());
-        let registered = guest_try!(Registered::new(stream).map_err(io_error));
+        let registered = guest_try!(Registered::new(stream, self.program.app()));
         Ok(Ok((self.table.push(registered)?, peer.to_string())))
     }
 
@@ -246,7 +262,7 @@ impl HostTcpStream for TaskState {
         ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Connect));
         let stream = guest_try!(mio::net::TcpStream::connect(addr).map_err(io_error));
-        let registered = guest_try!(Registered::new(stream).map_err(io_error));
+        let registered = guest_try!(Registered::new(stream, self.program.app()));
         let handle = self.table.push(registered)?;
         let mut deadline = Deadline::after_nanos(timeout);
         // A connect in progress is done when the socket turns writable: then
@@ -411,7 +427,7 @@ impl HostUdpSocket for TaskState {
         ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Listen));
         let socket = guest_try!(mio::net::UdpSocket::bind(addr).map_err(io_error));
-        let registered = guest_try!(Registered::new(socket).map_err(io_error));
+        let registered = guest_try!(Registered::new(socket, self.program.app()));
         Ok(Ok(self.table.push(registered)?))
     }
 

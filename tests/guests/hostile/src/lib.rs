@@ -60,6 +60,27 @@ fn spawn_bomb() -> mtask::Result<String> {
     }
 }
 
+/// Opens UDP sockets until refused; says how many it got.
+fn socket_bomb_main() -> mtask::Result<()> {
+    let mut sockets = Vec::new();
+    loop {
+        match mtask::UdpSocket::bind("127.0.0.1:0") {
+            Ok(socket) => sockets.push(socket),
+            Err(e) => {
+                println!("opened {} then: {e}", sockets.len());
+                break;
+            }
+        }
+    }
+    // Closing them makes room again.
+    sockets.clear();
+    println!(
+        "after closing: {:?}",
+        mtask::UdpSocket::bind("127.0.0.1:0").map(|_| ())
+    );
+    Ok(())
+}
+
 /// Runs `hostile` beside a steady sleeper (20 ms × 10) and reports both.
 fn beside(hostile: &str) -> mtask::Result<()> {
     let bad: Task<()> = mtask::spawn(hostile, &())?;
@@ -111,5 +132,6 @@ mtask::entries!(
     spin_main,
     bomb_main,
     deep_main,
-    spawn_bomb_main
+    spawn_bomb_main,
+    socket_bomb_main
 );
