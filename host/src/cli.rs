@@ -26,7 +26,23 @@ enum Command {
     ///
     /// Exits 0 when the main task succeeded, 1 when it failed (its error
     /// and wasm backtrace go to stderr), 2 when the component cannot be used.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+
+    /// Run several apps (tenants) in one host, as a tenants.toml file
+    /// describes; see examples/tenants.toml for the format.
+    ///
+    /// Tenants share nothing but the host: no queues, no handles; one's
+    /// traps and limits end only its own tasks. SIGINT or SIGTERM cancels
+    /// every task, closes every socket, and exits 0; SIGUSR1 lists the live
+    /// tasks on stderr.
+    Serve {
+        /// The tenants file.
+        config: PathBuf,
+        /// At exit, print a line per tenant: tasks started, succeeded,
+        /// failed, trapped, over a limit, cancelled.
+        #[arg(long)]
+        summary: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -109,7 +125,7 @@ struct RunArgs {
 }
 
 /// Parses `10ms`, `500us`, `2s`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("`{text}` is not a time like 10ms, 500us or 2s");
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let n: u64 = text[..split].parse().map_err(|_| bad())?;
@@ -130,7 +146,7 @@ fn parse_rule(text: &str) -> Result<NetRule, String> {
 }
 
 /// Parses `123`, `64KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`).
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -155,7 +171,8 @@ fn parse_size(text: &str) -> Result<u64, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
+        Command::Serve { config, summary } => crate::serve::serve(&config, summary),
     }
 }
 

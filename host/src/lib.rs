@@ -19,7 +19,8 @@
 //! - [`cache`]: compiled code kept on disk between runs.
 //! - [`engine`]: the wasmtime engine and the limits that size its pool.
 //! - `outcome`: how a task's end becomes a result or a message.
-//! - [`cli`]: the `mtask-host` command.
+//! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode.
+//! - [`net_policy`]: which addresses an app may bind and connect to.
 //!
 //! # Example
 //!
@@ -51,13 +52,15 @@ pub mod program;
 mod queue;
 mod reactor;
 mod scheduler;
+mod serve;
 mod task;
 mod waits;
 
 pub use cache::CodeOrigin;
 pub use engine::Config;
 pub use error::Error;
-pub use manager::{TaskId, TaskManager};
+pub use manager::{StopHandle, TaskId, TaskManager};
 pub use outcome::TaskError;
 pub use program::{DirGrant, Program};
+pub use scheduler::AppStats;
 pub use scheduler::Outcome;

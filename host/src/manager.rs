@@ -1,5 +1,6 @@
 //! [`TaskManager`]: the embedding API, after multitask's `TaskManager`.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -10,7 +11,9 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::engine::{Config, Ticker, new_engine};
 use crate::error::{Error, one_line};
 use crate::program::Program;
-use crate::scheduler::{self, Core, Holder, Outcome, TaskKey, with_core, with_installed};
+use crate::queue::AppId;
+use crate::reactor::Remote;
+use crate::scheduler::{self, AppStats, Core, Holder, Outcome, TaskKey, with_core, with_installed};
 use crate::task::{TaskState, task_future};
 
 /// A task added by the embedder, to collect its outcome with
@@ -54,6 +57,48 @@ pub struct TaskManager {
     core: Option<Box<Core>>,
     /// Advances the epoch that preempts long-running tasks.
     _ticker: Ticker,
+    /// The name of each app loaded, for listings.
+    names: HashMap<AppId, String>,
+}
+
+/// Stops a [`TaskManager::run`] from any thread; see [`TaskManager::stop_handle`].
+#[derive(Clone)]
+pub struct StopHandle(Arc<Remote>);
+
+impl StopHandle {
+    /// Cancels every task and makes `run` return.
+    pub fn stop(&self) {
+        self.0.request_stop();
+    }
+
+    /// Lists the live tasks on stderr at the next pass.
+    pub fn list_tasks(&self) {
+        self.0.request_dump();
+    }
+}
+
+/// Ends every live task with `cancelled`; their stores (and sockets) drop.
+fn cancel_all() {
+    let keys: Vec<TaskKey> = with_core(|core| {
+        core.live_tasks()
+            .into_iter()
+            .map(|(key, _, _)| key)
+            .collect()
+    });
+    for key in keys {
+        with_core(|core| core.cancel(key));
+        drop(with_core(|core| core.take_doomed()));
+    }
+}
+
+/// Writes one line per live task to stderr.
+fn dump_tasks(core: &Core, names: &HashMap<AppId, String>) {
+    let tasks = core.live_tasks();
+    eprintln!("mtask-host: {} live tasks", tasks.len());
+    for (key, entry, app) in tasks {
+        let app = names.get(&app).map_or("?", String::as_str);
+        eprintln!("mtask-host:   task {} `{entry}` of {app}", key.id);
+    }
 }
 
 impl TaskManager {
@@ -76,6 +121,7 @@ impl TaskManager {
             config,
             core: Some(Box::new(core)),
             _ticker: ticker,
+            names: HashMap::new(),
         })
     }
 
@@ -118,11 +164,19 @@ impl TaskManager {
                 entries: program.entries().to_vec(),
             });
         }
+        self.names
+            .entry(program.app())
+            .or_insert_with(|| program.name().to_string());
         let core = self.core_mut();
         core.check_capacity().map_err(Error::Limit)?;
         let entry: Arc<str> = entry.into();
         let future = task_future(program, entry.clone(), payload, Vec::new());
-        Ok(TaskId(core.spawn(entry, Holder::Embedder, future)))
+        Ok(TaskId(core.spawn(
+            program.app(),
+            entry,
+            Holder::Embedder,
+            future,
+        )))
     }
 
     /// Runs passes until every task has ended.
@@ -131,12 +185,23 @@ impl TaskManager {
     /// another, and no timer or I/O can wake any of them).
     pub fn run(&mut self) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
+        let names = &self.names;
         // One installation for every pass: a pass of one task costs little
         // more than that task's own work.
         with_installed(&mut self.core, || {
             loop {
-                let (live, stuck) = with_core(|core| (core.live(), core.is_stuck()));
+                let (live, stuck, stop) = with_core(|core| {
+                    let remote = core.reactor.remote();
+                    if remote.take_dump_request() {
+                        dump_tasks(core, names);
+                    }
+                    (core.live(), core.is_stuck(), remote.stop_requested())
+                });
                 if live == 0 {
+                    return Ok(());
+                }
+                if stop {
+                    cancel_all();
                     return Ok(());
                 }
                 if stuck {
@@ -147,6 +212,18 @@ impl TaskManager {
                 scheduler::run_pass(None).map_err(|e| Error::Host(e.to_string()))?;
             }
         })
+    }
+
+    /// A handle that stops [`run`](Self::run) from another thread (a signal
+    /// handler's): every task is cancelled, its sockets closed, and `run`
+    /// returns. It can also ask for the live tasks to be listed on stderr.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle(self.core().reactor.remote().clone())
+    }
+
+    /// How the tasks of `program` have fared so far.
+    pub fn stats(&self, program: &Program) -> AppStats {
+        self.core().stats(program.app())
     }
 
     /// Runs one pass: collects timers and I/O (waiting up to `timeout` if

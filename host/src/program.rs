@@ -181,6 +181,13 @@ impl Program {
         Ok(self)
     }
 
+    /// The same program with a lower (or, up to the engine's pool, higher)
+    /// linear-memory limit per task.
+    pub fn with_max_memory(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.inner).max_memory = bytes;
+        self
+    }
+
     pub(crate) fn max_memory(&self) -> usize {
         self.inner.max_memory
     }
@@ -189,7 +196,13 @@ impl Program {
         &self.inner.net
     }
 
-    /// The file name it was loaded from.
+    /// The same program under another name, for messages and listings.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.inner).name = name.into();
+        self
+    }
+
+    /// The file name it was loaded from (or the name given with `with_name`).
     pub fn name(&self) -> &str {
         &self.inner.name
     }

@@ -57,6 +57,10 @@ pub(crate) struct Remote {
     waker: mio::Waker,
     /// True while the scheduler is (about to be) blocked in `poll`.
     sleeping: AtomicBool,
+    /// Someone asked the host to stop (a signal, say).
+    stop: AtomicBool,
+    /// Someone asked for a list of the live tasks.
+    dump: AtomicBool,
 }
 
 impl Remote {
@@ -75,6 +79,27 @@ impl Remote {
         if self.any_woken.swap(false, Ordering::SeqCst) {
             into.append(&mut self.woken.lock().unwrap());
         }
+    }
+
+    /// Asks the scheduler to stop: `TaskManager::run` cancels every task
+    /// and returns. Safe from any thread.
+    pub(crate) fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    /// Asks the scheduler to list its live tasks on stderr.
+    pub(crate) fn request_dump(&self) {
+        self.dump.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn take_dump_request(&self) -> bool {
+        self.dump.swap(false, Ordering::SeqCst)
     }
 
     fn has_woken(&self) -> bool {
@@ -136,6 +161,8 @@ impl Reactor {
                 any_woken: AtomicBool::new(false),
                 waker,
                 sleeping: AtomicBool::new(false),
+                stop: AtomicBool::new(false),
+                dump: AtomicBool::new(false),
             }),
         })
     }

@@ -84,6 +84,8 @@ struct Entry {
     joiner: Option<TaskKey>,
     /// Time it has run so far, over all its polls.
     cpu: Duration,
+    /// The app it belongs to.
+    app: AppId,
 }
 
 impl Entry {
@@ -110,6 +112,8 @@ pub(crate) struct Core {
     pub(crate) scratch: Vec<u8>,
     /// Sockets open per app.
     sockets: HashMap<AppId, usize>,
+    /// How each app's tasks have fared.
+    stats: HashMap<AppId, AppStats>,
     /// The most sockets one app may have open.
     max_sockets: usize,
     /// The task being polled.
@@ -196,6 +200,7 @@ impl Core {
             queues: Queues::new(max_queue_bytes),
             scratch: Vec::new(),
             sockets: HashMap::new(),
+            stats: HashMap::new(),
             max_sockets: config.max_sockets,
             current: None,
             pending_wait: None,
@@ -223,7 +228,14 @@ impl Core {
 
     /// Adds a task that first runs in the next pass (call
     /// [`Core::check_capacity`] first).
-    pub(crate) fn spawn(&mut self, entry: Arc<str>, holder: Holder, future: TaskFuture) -> TaskKey {
+    pub(crate) fn spawn(
+        &mut self,
+        app: AppId,
+        entry: Arc<str>,
+        holder: Holder,
+        future: TaskFuture,
+    ) -> TaskKey {
+        self.stats.entry(app).or_default().started += 1;
         let id = self.next_id;
         self.next_id += 1;
         let vacant = self.tasks.vacant_entry();
@@ -246,6 +258,7 @@ impl Core {
             holder,
             joiner: None,
             cpu: Duration::ZERO,
+            app,
         });
         self.live += 1;
         self.run_queue.push_back(key);
@@ -284,6 +297,20 @@ impl Core {
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))
         }
+    }
+
+    /// How the tasks of `app` have fared so far.
+    pub(crate) fn stats(&self, app: AppId) -> AppStats {
+        self.stats.get(&app).copied().unwrap_or_default()
+    }
+
+    /// Every task that has not ended, in no particular order.
+    pub(crate) fn live_tasks(&self) -> Vec<(TaskKey, Arc<str>, AppId)> {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| e.future.is_some())
+            .map(|(slot, e)| (TaskKey { slot, id: e.id }, e.entry.clone(), e.app))
+            .collect()
     }
 
     /// Counts a new socket of `app`, unless it has as many as it may.
@@ -400,6 +427,16 @@ impl Core {
         self.live -= 1;
         let e = self.entry(key).expect("finishing a live task");
         e.queued = false;
+        let app = e.app;
+        let stats = self.stats.entry(app).or_default();
+        match &outcome {
+            Ok(_) => stats.succeeded += 1,
+            Err(TaskError::Failed(_)) => stats.failed += 1,
+            Err(TaskError::Trapped(_)) => stats.trapped += 1,
+            Err(TaskError::Limit(_)) => stats.limited += 1,
+            Err(TaskError::Cancelled) => stats.cancelled += 1,
+        }
+        let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
         if e.holder == Holder::Nobody {
             let e = self.tasks.remove(key.slot);
@@ -518,6 +555,23 @@ impl Core {
         }
         std::mem::take(&mut self.doomed)
     }
+}
+
+/// How the tasks of one app have fared (for `mtask-host serve --summary`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppStats {
+    /// Tasks started.
+    pub started: u64,
+    /// Tasks that returned a value.
+    pub succeeded: u64,
+    /// Tasks whose entry returned an error.
+    pub failed: u64,
+    /// Tasks that trapped.
+    pub trapped: u64,
+    /// Tasks ended for going over a limit.
+    pub limited: u64,
+    /// Tasks cancelled.
+    pub cancelled: u64,
 }
 
 /// What [`Core::poll_join`] found.

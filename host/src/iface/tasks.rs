@@ -52,7 +52,7 @@ impl Host for TaskState {
         }
         let entry: Arc<str> = entry.into();
         let future = task_future(&self.program, entry.clone(), payload, handover);
-        let key = with_core(|core| core.spawn(entry, Holder::Handle, future));
+        let key = with_core(|core| core.spawn(self.program.app(), entry, Holder::Handle, future));
         Ok(Ok(self.table.push(TaskHandle { key })?))
     }
 

@@ -1,0 +1,228 @@
+//! `mtask-host serve`: tenants side by side, isolated, stopped by a signal.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{guest, host, host_run};
+
+/// Writes `text` to a fresh tenants file.
+fn tenants_file(name: &str, text: &str) -> PathBuf {
+    let dir = support::target_dir()
+        .join("serve-scratch")
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn tenants_run_side_by_side_and_stop_on_sigterm() {
+    let file = tenants_file(
+        "three",
+        &format!(
+            r#"
+[host]
+time_slice = "5ms"
+
+[[tenant]]
+name = "echo"
+app = "{echo}"
+args = ["127.0.0.1:0"]
+listen = ["127.0.0.1:*"]
+
+[[tenant]]
+name = "busy"
+app = "{hostile}"
+entry = "spin"
+
+[[tenant]]
+name = "printer"
+app = "{printer}"
+"#,
+            echo = guest("echo_server").display(),
+            hostile = guest("hostile").display(),
+            printer = guest("printer").display(),
+        ),
+    );
+    let mut child = host()
+        .args(["serve", "--summary"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no listening line"
+        );
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    // The echo tenant answers while the busy tenant spins beside it.
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let start = Instant::now();
+    conn.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "echo took {:?}",
+        start.elapsed()
+    );
+
+    signal(child.id(), "USR1");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(child.id(), "TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // The connection was closed by the stop.
+    assert_eq!(conn.read(&mut back).unwrap_or(0), 0);
+    assert!(
+        stderr.contains("live tasks"),
+        "SIGUSR1 lists tasks: {stderr}"
+    );
+    assert!(stderr.contains("`spin` of busy"), "{stderr}");
+    assert!(
+        stderr.contains("tenant `printer`: 3 tasks started, 3 succeeded, 0 failed, 0 trapped, 0 over a limit, 0 cancelled"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tenant `busy`: 1 tasks started, 0 succeeded, 0 failed, 0 trapped, 0 over a limit, 1 cancelled"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn one_tenants_trap_leaves_the_others_alone() {
+    let file = tenants_file(
+        "trap",
+        &format!(
+            "[[tenant]]\nname = \"bad\"\napp = \"{c}\"\nentry = \"main_traps\"\n\n\
+             [[tenant]]\nname = \"good\"\napp = \"{p}\"\n",
+            c = guest("conformance").display(),
+            p = guest("printer").display()
+        ),
+    );
+    let run = host_run([PathBuf::from("serve"), file]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["hello", "goodbye", "hello", "goodbye", "hello", "goodbye"]
+    );
+    assert!(
+        run.stderr
+            .contains("mtask-host: tenant `bad`: main task trapped: panicked at"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_bad_tenants_file_names_the_file_the_tenant_and_the_key() {
+    let file = tenants_file(
+        "bad",
+        "[[tenant]]\nname = \"web\"\napp = \"web.wasm\"\ncolour = \"red\"\n",
+    );
+    let run = host_run([PathBuf::from("serve"), file.clone()]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    let expected = format!(
+        "mtask-host: {}: tenant `web`: unknown field `colour`",
+        file.display()
+    );
+    assert!(run.stderr.starts_with(&expected), "{}", run.stderr);
+
+    let file = tenants_file(
+        "missing",
+        "[[tenant]]\nname = \"web\"\napp = \"nowhere.wasm\"\n",
+    );
+    let run = host_run([PathBuf::from("serve"), file.clone()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("tenant `web`: cannot read"),
+        "{}",
+        run.stderr
+    );
+
+    let run = host_run(["serve", "/no/such/tenants.toml"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .starts_with("mtask-host: cannot read /no/such/tenants.toml"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_example_tenants_file_is_valid() {
+    // Run it with its paths pointed at the built guests, and port 7878
+    // (which may be busy here) swapped for a free one.
+    let text =
+        std::fs::read_to_string(support::target_dir().join("../examples/tenants.toml")).unwrap();
+    assert!(text.contains("[[tenant]]"));
+    let file = tenants_file(
+        "example",
+        &text
+            .replace(
+                "../target/wasm32-wasip2/release/",
+                &format!("{}/", guest("printer").parent().unwrap().display()),
+            )
+            .replace("7878", "0")
+            .replace("127.0.0.1:0\"]\nmax", "127.0.0.1:*\"]\nmax"),
+    );
+    let mut child = host()
+        .arg("serve")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!first.is_empty());
+}
