@@ -20,12 +20,13 @@ fn root() -> std::path::PathBuf {
 }
 
 /// The echo-server example under `mtask-host run`, on a free port.
-fn start_mtask() -> (Child, SocketAddr) {
+fn start_mtask(flags: &[&str]) -> (Child, SocketAddr) {
     let host = root().join("target/release/mtask-host");
     let app = root().join("target/wasm32-wasip2/release/echo_server.wasm");
     assert!(host.exists() && app.exists(), "run `just build` first");
     let mut child = Command::new(host)
         .args(["run", "--listen", "127.0.0.1:*"])
+        .args(flags)
         .arg(app)
         .args(["--", "127.0.0.1:0"])
         .stdout(Stdio::piped())
@@ -119,13 +120,21 @@ fn load(addr: SocketAddr, connections: usize) -> f64 {
 
 fn main() {
     let native = start_native();
-    let (mut child, mtask) = start_mtask();
-    println!("| connections | native Tokio (req/s) | mtask echo-server (req/s) | mtask / native |");
-    println!("|---|---|---|---|");
+    let (mut child, mtask) = start_mtask(&[]);
+    let (mut unpreempted, mtask_no_preempt) = start_mtask(&["--no-preempt"]);
+    println!(
+        "| connections | native Tokio (req/s) | mtask echo-server (req/s) | mtask / native | mtask, preemption off (req/s) |"
+    );
+    println!("|---|---|---|---|---|");
     for connections in [50, 1000] {
         let n = load(native, connections);
         let m = load(mtask, connections);
-        println!("| {connections} | {n:.0} | {m:.0} | {:.2} |", m / n);
+        let u = load(mtask_no_preempt, connections);
+        println!(
+            "| {connections} | {n:.0} | {m:.0} | {:.2} | {u:.0} |",
+            m / n
+        );
     }
     child.kill().ok();
+    unpreempted.kill().ok();
 }

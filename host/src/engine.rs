@@ -24,6 +24,10 @@ pub struct Config {
     /// How long a task may run without waiting before it is preempted
     /// (sent to the back of the run queue), so the others keep their latency.
     pub time_slice: Duration,
+    /// Whether tasks are preempted at all. Off, compiled code has no epoch
+    /// checks (a little faster), and a task that never waits holds the
+    /// scheduler; a CPU budget then cannot be enforced.
+    pub preempt: bool,
     /// The most CPU time one task may use in all; past it the task ends
     /// with a `limit` error. `None`: no budget.
     pub cpu_budget: Option<Duration>,
@@ -40,6 +44,7 @@ impl Default for Config {
             max_queue_bytes: 64 << 20,
             max_sockets: 10_000,
             time_slice: Duration::from_millis(10),
+            preempt: true,
             cpu_budget: None,
             cache_dir: crate::cache::default_dir(),
         }
@@ -87,7 +92,7 @@ pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
     wasm.concurrency_support(false)
         // Preemption: compiled code checks the epoch, which the ticker
         // below advances; see `Core::on_epoch`.
-        .epoch_interruption(true)
+        .epoch_interruption(config.preempt)
         .async_stack_size(FIBER_STACK)
         .max_wasm_stack(MAX_WASM_STACK)
         // Small reservations let 100k memories fit in the address space;

@@ -55,8 +55,9 @@ pub struct TaskManager {
     /// The scheduler's state; `None` only while a pass runs (it is then in
     /// the thread-local slot where host imports find it).
     core: Option<Box<Core>>,
-    /// Advances the epoch that preempts long-running tasks.
-    _ticker: Ticker,
+    /// Advances the epoch that preempts long-running tasks (none when
+    /// preemption is off).
+    _ticker: Option<Ticker>,
     /// The name of each app loaded, for listings.
     names: HashMap<AppId, String>,
 }
@@ -114,7 +115,10 @@ impl TaskManager {
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
         let core = Core::new(&config).map_err(|e| Error::Host(e.to_string()))?;
-        let ticker = Ticker::start(&engine);
+        if config.cpu_budget.is_some() && !config.preempt {
+            return Err(Error::Host("a CPU budget needs preemption on".into()));
+        }
+        let ticker = config.preempt.then(|| Ticker::start(&engine));
         Ok(Self {
             engine,
             linker,

@@ -91,6 +91,26 @@ fn consumer() -> mtask::Result<u32> {
     Ok(got)
 }
 
+/// Runs forever without waiting.
+fn spin() {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Wakes every `period_ms`, `rounds` times; returns each wake's lateness in µs.
+fn ticker((period_ms, rounds): (u64, u32)) -> mtask::Result<Vec<u64>> {
+    let start = std::time::Instant::now();
+    let mut late = Vec::with_capacity(rounds as usize);
+    for round in 1..=rounds {
+        let planned = Duration::from_millis(period_ms * u64::from(round));
+        mtask::sleep(planned.saturating_sub(start.elapsed()));
+        late.push(start.elapsed().saturating_sub(planned).as_micros() as u64);
+    }
+    Ok(late)
+}
+
 mtask::entries!(
-    yielder, spawner, nothing, idle, pinger, ponger, producer, consumer
+    yielder, spawner, nothing, idle, pinger, ponger, producer, consumer, spin, ticker
 );
