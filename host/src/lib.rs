@@ -1,7 +1,8 @@
 //! mtask-host runs WebAssembly components as cooperative, sandboxed tasks.
 //!
 //! A task is one instance of a component running one entry. When it calls a
-//! blocking host import (sleep, join, yield), the host suspends its fiber,
+//! blocking host import (sleep, join, yield, a queue get, a socket recv), the
+//! host suspends its fiber,
 //! runs the other tasks, and resumes it with the result, or with `timeout`
 //! when the operation's deadline passed. See `DESIGN.md` for the semantics.
 //!
@@ -9,11 +10,14 @@
 //!
 //! - [`manager`]: [`TaskManager`], the embedding API (load, add, run, run_next).
 //! - `scheduler`: the task table, the FIFO run queue and one pass of it.
-//! - `reactor`: mio poll, timers, and the waker other threads use.
+//! - `reactor`: mio poll, socket readiness, timers, and the waker other
+//!   threads use.
 //! - `waits`: the futures a task waits on inside a host call (yield, sleep,
 //!   join) and the deadline each can carry.
-//! - `iface`: the host side of each WIT interface; `iface::tasks` is
-//!   `mtask:task/tasks`.
+//! - `iface`: the host side of each WIT interface, one file each:
+//!   `iface::tasks` is `mtask:task/tasks`, `iface::queues` and `iface::net`
+//!   likewise.
+//! - `queue`: the queues themselves (items, waiters, names, byte counts).
 //! - `task`: a task's store data and the future that runs it.
 //! - [`program`]: a loaded component: compiled, linked, entries listed.
 //! - [`cache`]: compiled code kept on disk between runs.
