@@ -226,3 +226,57 @@ fn the_example_tenants_file_is_valid() {
     );
     assert!(!first.is_empty());
 }
+
+#[test]
+fn each_tenant_has_limits_of_its_own() {
+    let hostile = guest("hostile");
+    let file = tenants_file(
+        "limits",
+        &format!(
+            r#"
+[host]
+max_sockets = 20
+
+[[tenant]]
+name = "small"
+app = "{h}"
+entry = "socket_bomb_main"
+listen = ["127.0.0.1:*"]
+max_sockets = 5
+
+[[tenant]]
+name = "large"
+app = "{h}"
+entry = "socket_bomb_main"
+listen = ["127.0.0.1:*"]
+
+[[tenant]]
+name = "capped"
+app = "{h}"
+entry = "spin"
+cpu_budget = "100ms"
+"#,
+            h = hostile.display()
+        ),
+    );
+    let run = host_run([PathBuf::from("serve"), file]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = run.lines();
+    assert!(
+        lines.contains(&"opened 5 then: limit reached: the app may have at most 5 sockets open"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines.contains(&"opened 20 then: limit reached: the app may have at most 20 sockets open"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains(
+            "tenant `capped`: main task went over a limit: it used up its CPU budget of 100 ms"
+        ),
+        "{}",
+        run.stderr
+    );
+}

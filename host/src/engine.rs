@@ -51,6 +51,31 @@ impl Default for Config {
     }
 }
 
+/// The limits of one app (a tenant): its share of the host. A host's
+/// [`Config`] gives the defaults; `Program::with_limits` overrides them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppLimits {
+    /// The most live tasks the app may have.
+    pub max_tasks: usize,
+    /// The most sockets its tasks may have open at once.
+    pub max_sockets: usize,
+    /// The most bytes its queues may hold.
+    pub max_queue_bytes: usize,
+    /// The most CPU time one of its tasks may use (needs preemption on).
+    pub cpu_budget: Option<Duration>,
+}
+
+impl From<&Config> for AppLimits {
+    fn from(config: &Config) -> Self {
+        AppLimits {
+            max_tasks: config.max_tasks as usize,
+            max_sockets: config.max_sockets,
+            max_queue_bytes: config.max_queue_bytes,
+            cpu_budget: config.cpu_budget,
+        }
+    }
+}
+
 /// Instances that are not tasks: the one that lists a component's entries.
 const SPARE_INSTANCES: u32 = 4;
 

@@ -61,7 +61,7 @@ mod task;
 mod waits;
 
 pub use cache::CodeOrigin;
-pub use engine::Config;
+pub use engine::{AppLimits, Config};
 pub use error::Error;
 pub use manager::{StopHandle, TaskId, TaskManager};
 pub use outcome::TaskError;

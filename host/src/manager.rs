@@ -8,7 +8,7 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::engine::{Config, Ticker, new_engine};
+use crate::engine::{AppLimits, Config, Ticker, new_engine};
 use crate::error::{Error, one_line};
 use crate::program::Program;
 use crate::queue::AppId;
@@ -171,8 +171,10 @@ impl TaskManager {
         self.names
             .entry(program.app())
             .or_insert_with(|| program.name().to_string());
+        let limits = program.limits().unwrap_or(AppLimits::from(&self.config));
         let core = self.core_mut();
-        core.check_capacity().map_err(Error::Limit)?;
+        core.register_app(program.app(), limits);
+        core.check_capacity(program.app()).map_err(Error::Limit)?;
         let entry: Arc<str> = entry.into();
         let future = task_future(program, entry.clone(), payload, Vec::new());
         Ok(TaskId(core.spawn(

@@ -13,6 +13,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::TaskPre;
 use crate::cache::{self, CodeOrigin};
+use crate::engine::AppLimits;
 use crate::error::{Error, one_line};
 use crate::net_policy::NetPolicy;
 use crate::queue::AppId;
@@ -46,6 +47,8 @@ struct Inner {
     max_memory: usize,
     /// Host directories its tasks see.
     dirs: Vec<DirGrant>,
+    /// Its own limits; `None`: the host's defaults.
+    limits: Option<AppLimits>,
 }
 
 /// A host directory that tasks see at a path of their own.
@@ -130,6 +133,7 @@ impl Program {
             net: Arc::default(),
             max_memory,
             dirs: Vec::new(),
+            limits: None,
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -186,6 +190,17 @@ impl Program {
     pub fn with_max_memory(mut self, bytes: usize) -> Self {
         Arc::make_mut(&mut self.inner).max_memory = bytes;
         self
+    }
+
+    /// The same program with limits of its own (a tenant's share of the
+    /// host) instead of the host's defaults.
+    pub fn with_limits(mut self, limits: AppLimits) -> Self {
+        Arc::make_mut(&mut self.inner).limits = Some(limits);
+        self
+    }
+
+    pub(crate) fn limits(&self) -> Option<AppLimits> {
+        self.inner.limits
     }
 
     pub(crate) fn max_memory(&self) -> usize {

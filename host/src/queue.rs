@@ -69,8 +69,10 @@ pub(crate) struct Queues {
     named: HashMap<(AppId, String), QueueKey>,
     /// Bytes held per app: in queued items and in items of waiting putters.
     bytes: HashMap<AppId, usize>,
-    /// The most bytes one app may hold.
+    /// The most bytes an app may hold, unless `app_max_bytes` says otherwise.
     max_bytes: usize,
+    /// Apps with a cap of their own.
+    app_max_bytes: HashMap<AppId, usize>,
 }
 
 /// What an attempt to put found.
@@ -101,16 +103,22 @@ impl Queues {
             named: HashMap::new(),
             bytes: HashMap::new(),
             max_bytes,
+            app_max_bytes: HashMap::new(),
         }
     }
 
     /// Counts `n` more bytes for `app`, unless that passes the limit.
     fn reserve(&mut self, app: AppId, n: usize) -> Result<(), Error> {
+        let max = self
+            .app_max_bytes
+            .get(&app)
+            .copied()
+            .unwrap_or(self.max_bytes);
         let held = self.bytes.entry(app).or_default();
-        if held.saturating_add(n) > self.max_bytes {
+        if held.saturating_add(n) > max {
             return Err(Error::Limit(format!(
-                "the app's queues may hold at most {} bytes ({} held, {n} more asked)",
-                self.max_bytes, *held
+                "the app's queues may hold at most {max} bytes ({} held, {n} more asked)",
+                *held
             )));
         }
         *held += n;
@@ -121,6 +129,11 @@ impl Queues {
         if let Some(held) = self.bytes.get_mut(&app) {
             *held -= n;
         }
+    }
+
+    /// Caps the bytes `app`'s queues may hold.
+    pub(crate) fn set_max_bytes(&mut self, app: AppId, max: usize) {
+        self.app_max_bytes.insert(app, max);
     }
 
     /// A new queue with one handle.

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::engine::AppLimits;
 use crate::outcome::TaskError;
 use crate::queue::{AppId, Queues};
 use crate::reactor::{Reactor, TaskWaker};
@@ -110,12 +111,10 @@ pub(crate) struct Core {
     pub(crate) queues: Queues,
     /// A buffer that socket reads fill before their bytes go to the guest.
     pub(crate) scratch: Vec<u8>,
-    /// Sockets open per app.
-    sockets: HashMap<AppId, usize>,
-    /// How each app's tasks have fared.
-    stats: HashMap<AppId, AppStats>,
-    /// The most sockets one app may have open.
-    max_sockets: usize,
+    /// Each app's limits, counts and statistics.
+    apps: HashMap<AppId, App>,
+    /// The limits of an app that was not registered with its own.
+    default_limits: AppLimits,
     /// The task being polled.
     current: Option<TaskKey>,
     /// What the current task registered to wait for, set by host futures.
@@ -134,8 +133,19 @@ pub(crate) struct Core {
     poll_started: Instant,
     /// How long a task may run before it is preempted.
     time_slice: Duration,
-    /// The most CPU time a task may use in all.
-    cpu_budget: Option<Duration>,
+}
+
+/// What the scheduler keeps per app.
+#[derive(Default)]
+struct App {
+    /// Its limits; `None`: the host's defaults.
+    limits: Option<AppLimits>,
+    /// Its tasks that have not ended.
+    live: usize,
+    /// Its open sockets.
+    sockets: usize,
+    /// How its tasks have fared.
+    stats: AppStats,
 }
 
 thread_local! {
@@ -199,9 +209,8 @@ impl Core {
             reactor: Reactor::new()?,
             queues: Queues::new(max_queue_bytes),
             scratch: Vec::new(),
-            sockets: HashMap::new(),
-            stats: HashMap::new(),
-            max_sockets: config.max_sockets,
+            apps: HashMap::new(),
+            default_limits: AppLimits::from(config),
             current: None,
             pending_wait: None,
             doomed: Vec::new(),
@@ -211,17 +220,34 @@ impl Core {
             max_live,
             poll_started: Instant::now(),
             time_slice: config.time_slice,
-            cpu_budget: config.cpu_budget,
         })
     }
 
-    /// Refuses a new task when as many are alive as allowed.
-    pub(crate) fn check_capacity(&self) -> Result<(), String> {
+    /// Gives `app` limits of its own (a tenant's).
+    pub(crate) fn register_app(&mut self, app: AppId, limits: AppLimits) {
+        self.apps.entry(app).or_default().limits = Some(limits);
+        self.queues.set_max_bytes(app, limits.max_queue_bytes);
+    }
+
+    fn limits(&self, app: AppId) -> AppLimits {
+        self.apps
+            .get(&app)
+            .and_then(|a| a.limits)
+            .unwrap_or(self.default_limits)
+    }
+
+    /// Refuses a new task of `app` when the host or the app has as many
+    /// alive as allowed.
+    pub(crate) fn check_capacity(&self, app: AppId) -> Result<(), String> {
         if self.live >= self.max_live {
             return Err(format!(
                 "at most {} tasks may be alive at once",
                 self.max_live
             ));
+        }
+        let max = self.limits(app).max_tasks;
+        if self.apps.get(&app).is_some_and(|a| a.live >= max) {
+            return Err(format!("the app may have at most {max} live tasks"));
         }
         Ok(())
     }
@@ -235,7 +261,9 @@ impl Core {
         holder: Holder,
         future: TaskFuture,
     ) -> TaskKey {
-        self.stats.entry(app).or_default().started += 1;
+        let record = self.apps.entry(app).or_default();
+        record.stats.started += 1;
+        record.live += 1;
         let id = self.next_id;
         self.next_id += 1;
         let vacant = self.tasks.vacant_entry();
@@ -278,12 +306,14 @@ impl Core {
     /// once its slice is used (DESIGN §4 row 15), ends it past its budget.
     pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
         let ran = self.poll_started.elapsed();
-        if let Some(budget) = self.cpu_budget {
-            let used = self
-                .current
-                .and_then(|k| self.entry(k))
-                .map_or(Duration::ZERO, |e| e.cpu)
-                + ran;
+        let current = self
+            .current
+            .and_then(|k| self.tasks.get(k.slot))
+            .map(|e| (e.app, e.cpu));
+        if let Some((app, cpu)) = current
+            && let Some(budget) = self.limits(app).cpu_budget
+        {
+            let used = cpu + ran;
             if used > budget {
                 return Err(wasmtime::Error::new(crate::outcome::CpuBudgetExceeded(
                     budget,
@@ -301,7 +331,7 @@ impl Core {
 
     /// How the tasks of `app` have fared so far.
     pub(crate) fn stats(&self, app: AppId) -> AppStats {
-        self.stats.get(&app).copied().unwrap_or_default()
+        self.apps.get(&app).map(|a| a.stats).unwrap_or_default()
     }
 
     /// Every task that has not ended, in no particular order.
@@ -315,21 +345,19 @@ impl Core {
 
     /// Counts a new socket of `app`, unless it has as many as it may.
     pub(crate) fn open_socket(&mut self, app: AppId) -> Result<(), String> {
-        let open = self.sockets.entry(app).or_default();
-        if *open >= self.max_sockets {
-            return Err(format!(
-                "the app may have at most {} sockets open",
-                self.max_sockets
-            ));
+        let max = self.limits(app).max_sockets;
+        let entry = self.apps.entry(app).or_default();
+        if entry.sockets >= max {
+            return Err(format!("the app may have at most {max} sockets open"));
         }
-        *open += 1;
+        entry.sockets += 1;
         Ok(())
     }
 
     /// Counts a closed socket of `app`.
     pub(crate) fn close_socket(&mut self, app: AppId) {
-        if let Some(open) = self.sockets.get_mut(&app) {
-            *open = open.saturating_sub(1);
+        if let Some(entry) = self.apps.get_mut(&app) {
+            entry.sockets = entry.sockets.saturating_sub(1);
         }
     }
 
@@ -428,7 +456,9 @@ impl Core {
         let e = self.entry(key).expect("finishing a live task");
         e.queued = false;
         let app = e.app;
-        let stats = self.stats.entry(app).or_default();
+        let app = self.apps.entry(app).or_default();
+        app.live -= 1;
+        let stats = &mut app.stats;
         match &outcome {
             Ok(_) => stats.succeeded += 1,
             Err(TaskError::Failed(_)) => stats.failed += 1,

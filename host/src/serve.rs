@@ -3,8 +3,9 @@
 //! Each tenant is its own app: its component, entry, args, env, memory
 //! limit and capabilities (listen, connect, directories). Apps share no
 //! queues and no handles, and one tenant's traps and limits end only its own
-//! tasks. The `[host]` table sets what the whole host shares: the task pool,
-//! the time slice, the CPU budget, and the per-app socket and queue limits.
+//! tasks. The `[host]` table sets what the whole host shares (the task pool,
+//! the time slice) and the defaults of each tenant's own limits (CPU
+//! budget, sockets, queue bytes), which a tenant can override.
 //!
 //! ```toml
 //! [host]                      # optional; every key optional
@@ -25,6 +26,10 @@
 //! dirs = ["data::/data"]      # read-only, as for `run --dir`
 //! dirs_rw = []
 //! max_memory = "64MiB"        # per task of this tenant
+//! max_tasks = 1000            # live tasks of this tenant
+//! max_sockets = 100           # these three override [host]'s
+//! max_queue_bytes = "1MiB"
+//! cpu_budget = "2s"           # per task of this tenant
 //! ```
 
 use std::collections::{BTreeMap, HashSet};
@@ -36,7 +41,7 @@ use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 use crate::cli::{parse_duration, parse_size};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{Config, DirGrant, Program, TaskError, TaskId, TaskManager};
+use crate::{AppLimits, Config, DirGrant, Program, TaskError, TaskId, TaskManager};
 
 /// The `[host]` table.
 #[derive(Deserialize, Default)]
@@ -70,6 +75,10 @@ struct TenantTable {
     #[serde(default)]
     dirs_rw: Vec<String>,
     max_memory: Option<String>,
+    max_tasks: Option<usize>,
+    max_sockets: Option<usize>,
+    max_queue_bytes: Option<String>,
+    cpu_budget: Option<String>,
 }
 
 fn main_entry() -> String {
@@ -82,6 +91,7 @@ struct Tenant {
     net: NetPolicy,
     dirs: Vec<DirGrant>,
     max_memory: Option<u64>,
+    limits: AppLimits,
 }
 
 /// The whole file, checked: the host's settings and the tenants.
@@ -165,11 +175,27 @@ fn parse(text: &str) -> Result<TenantsFile, String> {
             Some(s) => Some(parse_size(s).map_err(|e| format!("{label}: `max_memory`: {e}"))?),
             None => None,
         };
+        let mut limits = AppLimits::from(&config);
+        if let Some(n) = table.max_tasks {
+            limits.max_tasks = n;
+        }
+        if let Some(n) = table.max_sockets {
+            limits.max_sockets = n;
+        }
+        if let Some(s) = &table.max_queue_bytes {
+            limits.max_queue_bytes =
+                parse_size(s).map_err(|e| format!("{label}: `max_queue_bytes`: {e}"))? as usize;
+        }
+        if let Some(t) = &table.cpu_budget {
+            limits.cpu_budget =
+                Some(parse_duration(t).map_err(|e| format!("{label}: `cpu_budget`: {e}"))?);
+        }
         checked.push(Tenant {
             table,
             net,
             dirs,
             max_memory,
+            limits,
         });
     }
     // The pool's slots must fit the largest tenant.
@@ -220,7 +246,8 @@ fn start(
         .with_env(tenant.table.env)
         .with_network(tenant.net)
         .with_dirs(tenant.dirs)
-        .map_err(|e| format!("{label}: {e}"))?;
+        .map_err(|e| format!("{label}: {e}"))?
+        .with_limits(tenant.limits);
     if let Some(max) = tenant.max_memory {
         program = program.with_max_memory(max as usize);
     }

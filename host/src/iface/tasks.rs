@@ -35,7 +35,7 @@ impl Host for TaskState {
                 self.program.name()
             ))));
         }
-        if let Err(limit) = with_core(|core| core.check_capacity()) {
+        if let Err(limit) = with_core(|core| core.check_capacity(self.program.app())) {
             return Ok(Err(Error::Limit(limit)));
         }
         let mut handover = Vec::with_capacity(handles.len());
