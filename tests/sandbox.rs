@@ -186,3 +186,70 @@ fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
         "mtask-host: cannot read /no/such/dir: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn an_item_larger_than_the_queue_limit_is_refused() {
+    let run = run_hostile("huge_item_main", &["--max-queue-bytes", "1MiB"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"huge: Err("limit reached: the app's queues may hold at most 1048576 bytes (0 held, 2097156 more asked)")"#,
+            "small: Ok(())",
+        ]
+    );
+}
+
+#[test]
+fn a_trap_in_the_middle_of_io_closes_that_connection_only() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let app = guest("hostile");
+    let mut child = support::host()
+        .args([
+            "run",
+            "--entry",
+            "trap_server_main",
+            "--listen",
+            "127.0.0.1:*",
+        ])
+        .arg(&app)
+        .args(["--", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    let connect = || {
+        let conn = std::net::TcpStream::connect(&addr).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        conn
+    };
+    let mut first = connect();
+    first.write_all(b"boom").unwrap();
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "the trapped handler's connection is closed without an answer"
+    );
+    let mut second = connect();
+    second.write_all(b"fine").unwrap();
+    let mut echo = [0u8; 4];
+    second.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"fine");
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(
+        out.starts_with("trapping_handler: trapped: panicked at"),
+        "{out}"
+    );
+    assert!(out.ends_with("echo_handler: Ok(())\n"), "{out}");
+}

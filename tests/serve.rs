@@ -120,6 +120,15 @@ app = "{printer}"
         stderr.contains("tenant `printer`: 3 tasks started, 3 succeeded, 0 failed, 0 trapped, 0 over a limit, 0 cancelled"),
         "{stderr}"
     );
+    let printer = stderr
+        .lines()
+        .find(|l| l.contains("tenant `printer`"))
+        .unwrap();
+    let peak = support::number_after(printer, "peak memory");
+    assert!(
+        (1024..65536).contains(&peak),
+        "three tasks of a Rust guest hold {peak} KiB: {printer}"
+    );
     assert!(
         stderr.contains("tenant `busy`: 1 tasks started, 0 succeeded, 0 failed, 0 trapped, 0 over a limit, 1 cancelled"),
         "{stderr}"

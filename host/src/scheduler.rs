@@ -144,6 +144,8 @@ struct App {
     live: usize,
     /// Its open sockets.
     sockets: usize,
+    /// Bytes of linear memory its live tasks have now.
+    memory: usize,
     /// How its tasks have fared.
     stats: AppStats,
 }
@@ -341,6 +343,13 @@ impl Core {
             .filter(|(_, e)| e.future.is_some())
             .map(|(slot, e)| (TaskKey { slot, id: e.id }, e.entry.clone(), e.app))
             .collect()
+    }
+
+    /// Adds `delta` bytes to the linear memory `app`'s tasks hold.
+    pub(crate) fn memory_changed(&mut self, app: AppId, delta: isize) {
+        let record = self.apps.entry(app).or_default();
+        record.memory = record.memory.saturating_add_signed(delta);
+        record.stats.peak_memory = record.stats.peak_memory.max(record.memory as u64);
     }
 
     /// Counts a new socket of `app`, unless it has as many as it may.
@@ -602,6 +611,8 @@ pub struct AppStats {
     pub limited: u64,
     /// Tasks cancelled.
     pub cancelled: u64,
+    /// The most linear memory its live tasks held at once, in bytes.
+    pub peak_memory: u64,
 }
 
 /// What [`Core::poll_join`] found.

@@ -312,8 +312,14 @@ pub(crate) fn serve(path: &Path, summary: bool) -> ExitCode {
         if summary {
             let s = manager.stats(program);
             eprintln!(
-                "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled",
-                s.started, s.succeeded, s.failed, s.trapped, s.limited, s.cancelled
+                "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled; peak memory {} KiB",
+                s.started,
+                s.succeeded,
+                s.failed,
+                s.trapped,
+                s.limited,
+                s.cancelled,
+                s.peak_memory >> 10
             );
         }
     }

@@ -11,7 +11,9 @@ use crate::iface::net::{TcpListenerHandle, TcpStreamHandle, UdpSocketHandle};
 use crate::iface::queues::QueueHandle;
 use crate::iface::tasks::TaskHandle;
 use crate::program::Program;
+use crate::queue::AppId;
 use crate::scheduler::TaskFuture;
+use crate::scheduler::try_with_core;
 
 /// A host object on its way from a parent to a child at spawn.
 pub(crate) enum Handover {
@@ -38,19 +40,31 @@ pub(crate) struct TaskState {
     memory: MemoryWatch,
 }
 
-/// A resource limiter that holds a task's linear memory to the host's limit
-/// and remembers when it refused to grow it.
+/// A resource limiter that holds a task's linear memory to the host's limit,
+/// remembers when it refused to grow it, and counts the memory toward its
+/// app's total (for the peak in `serve --summary`).
 struct MemoryWatch {
     /// The most bytes of linear memory the task may have.
     max: usize,
     /// The limit a growth ran into, in bytes.
     refused_at: Option<usize>,
+    /// The app whose total this memory counts in.
+    app: AppId,
+    /// Bytes of linear memory counted so far.
+    counted: usize,
+}
+
+impl Drop for MemoryWatch {
+    fn drop(&mut self) {
+        let (app, counted) = (self.app, self.counted);
+        try_with_core(|core| core.memory_changed(app, -(counted as isize)));
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryWatch {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -58,6 +72,12 @@ impl wasmtime::ResourceLimiter for MemoryWatch {
         if desired > max {
             self.refused_at = Some(max);
             return Ok(false);
+        }
+        let (app, grown) = (self.app, desired.saturating_sub(current));
+        // Counted only inside a pass: the instance that lists a program's
+        // entries is nobody's task.
+        if try_with_core(|core| core.memory_changed(app, grown as isize)).is_some() {
+            self.counted += grown;
         }
         Ok(true)
     }
@@ -98,6 +118,8 @@ impl TaskState {
             memory: MemoryWatch {
                 max: program.max_memory(),
                 refused_at: None,
+                app: program.app(),
+                counted: 0,
             },
         }
     }

@@ -81,6 +81,62 @@ fn socket_bomb_main() -> mtask::Result<()> {
     Ok(())
 }
 
+/// Puts one item bigger than the app's queues may hold.
+fn huge_item_main() -> mtask::Result<()> {
+    let queue = mtask::Queue::<Vec<u8>>::new(0)?;
+    println!(
+        "huge: {:?}",
+        queue.put(&vec![0u8; 2 << 20]).map_err(|e| e.to_string())
+    );
+    println!(
+        "small: {:?}",
+        queue.put(&vec![0u8; 16]).map_err(|e| e.to_string())
+    );
+    Ok(())
+}
+
+/// Serves two connections on `arg 1`: the first handler traps after reading
+/// (its connection must close), the second echoes.
+fn trap_server_main() -> mtask::Result<()> {
+    let listener = mtask::TcpListener::bind(&std::env::args().nth(1).unwrap_or_default())?;
+    println!("listening on {}", listener.local_addr()?);
+    let mut handlers = Vec::new();
+    for entry in ["trapping_handler", "echo_handler"] {
+        let (conn, _) = listener.accept()?;
+        handlers.push(mtask::spawn_with::<_, ()>(
+            entry,
+            &(),
+            vec![conn.into_handle()],
+        )?);
+        // Serve one at a time, so the order is fixed.
+        let handler = handlers.pop().expect("just pushed");
+        match handler.join() {
+            Err(Error::Task { error, .. }) => println!("{entry}: {}", summary(&error)),
+            other => println!("{entry}: {other:?}"),
+        }
+    }
+    Ok(())
+}
+
+fn handed_stream() -> mtask::Result<mtask::TcpStream> {
+    match mtask::take_handles().pop() {
+        Some(mtask::Handle::TcpStream(conn)) => Ok(conn),
+        _ => Err(Error::Invalid("no connection".into())),
+    }
+}
+
+fn trapping_handler() -> mtask::Result<()> {
+    let conn = handed_stream()?;
+    let request = conn.recv(100)?;
+    panic!("trap while serving {} bytes", request.len());
+}
+
+fn echo_handler() -> mtask::Result<()> {
+    let conn = handed_stream()?;
+    let request = conn.recv(100)?;
+    conn.send_all(&request)
+}
+
 /// Runs `hostile` beside a steady sleeper (20 ms × 10) and reports both.
 fn beside(hostile: &str) -> mtask::Result<()> {
     let bad: Task<()> = mtask::spawn(hostile, &())?;
@@ -133,5 +189,9 @@ mtask::entries!(
     bomb_main,
     deep_main,
     spawn_bomb_main,
-    socket_bomb_main
+    socket_bomb_main,
+    huge_item_main,
+    trap_server_main,
+    trapping_handler,
+    echo_handler
 );
