@@ -4,7 +4,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::{Run, guest, host_run, run_entry};
+use support::{Run, guest, host_run, run_entry, run_guest};
 
 /// A fresh directory under target/ for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -168,18 +168,7 @@ fn help_documents_every_flag() {
 
 #[test]
 fn guest_args_follow_the_double_dash() {
-    let app = guest("conformance");
-    let run = host_run(
-        [
-            Path::new("run"),
-            Path::new("--entry"),
-            Path::new("echo_args"),
-            &app,
-            Path::new("--"),
-        ]
-        .into_iter()
-        .chain([Path::new("a"), Path::new("-b")]),
-    );
+    let run = run_guest("conformance", "echo_args", &[], &["a", "-b"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), [r#"args: ["conformance.wasm", "a", "-b"]"#]);
 }

@@ -6,11 +6,10 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::Path;
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Run, guest, host, host_run};
+use support::{Run, guest, host, host_run, run_guest};
 
 /// An `mtask-host run` in the background, whose first line of output
 /// names the address it listens on.
@@ -261,21 +260,11 @@ fn connecting_to_a_closed_port_is_refused() {
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}"); // the listener is gone now
-    let app = guest("netting");
-    let run = host_run(
-        [
-            Path::new("run"),
-            Path::new("--entry"),
-            Path::new("refused_main"),
-            Path::new("--connect"),
-        ]
-        .into_iter()
-        .chain([
-            Path::new("127.0.0.1:*"),
-            &app,
-            Path::new("--"),
-            Path::new(&addr),
-        ]),
+    let run = run_guest(
+        "netting",
+        "refused_main",
+        &["--connect", "127.0.0.1:*"],
+        &[&addr],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
@@ -286,21 +275,11 @@ fn connecting_to_a_closed_port_is_refused() {
 
 #[test]
 fn binds_and_connects_outside_the_rules_are_denied() {
-    let app = guest("netting");
-    let run = host_run(
-        [
-            Path::new("run"),
-            Path::new("--entry"),
-            Path::new("denied_main"),
-        ]
-        .into_iter()
-        .chain(["--listen", "127.0.0.1:9000", "--connect", "10.0.0.0/8:443"].map(Path::new))
-        .chain([
-            app.as_path(),
-            Path::new("--"),
-            Path::new("127.0.0.1:9001"),
-            Path::new("10.0.0.1:80"),
-        ]),
+    let run = run_guest(
+        "netting",
+        "denied_main",
+        &["--listen", "127.0.0.1:9000", "--connect", "10.0.0.0/8:443"],
+        &["127.0.0.1:9001", "10.0.0.1:80"],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(

@@ -3,10 +3,8 @@
 
 mod support;
 
-use std::path::Path;
-
 use mtask_host::{Config, TaskManager};
-use support::{guest, host_run, number_after, run_entry};
+use support::{guest, number_after, run_entry, run_guest};
 
 #[test]
 fn a_put_that_wakes_a_getter_runs_first_as_in_multitask() {
@@ -159,15 +157,11 @@ fn named_queues_are_not_shared_between_apps() {
 
 #[test]
 fn the_bytes_an_app_holds_in_queues_are_capped() {
-    let app = guest("queueing");
-    let run = host_run(
-        [
-            Path::new("run"),
-            Path::new("--entry"),
-            Path::new("bytes_main"),
-        ]
-        .into_iter()
-        .chain([Path::new("--max-queue-bytes"), Path::new("64KiB"), &app]),
+    let run = run_guest(
+        "queueing",
+        "bytes_main",
+        &["--max-queue-bytes", "64KiB"],
+        &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(

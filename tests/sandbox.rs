@@ -4,21 +4,11 @@
 
 mod support;
 
-use std::path::Path;
+use support::{Run, guest, number_after, run_guest};
 
-use support::{Run, guest, host_run, number_after};
-
-/// `mtask-host run [flags...] --entry <entry> hostile.wasm`.
+/// `mtask-host run --entry <entry> [flags...] hostile.wasm`.
 fn run_hostile(entry: &str, flags: &[&str]) -> Run {
-    let app = guest("hostile");
-    let head = ["run", "--entry", entry];
-    let args: Vec<&Path> = head
-        .iter()
-        .chain(flags)
-        .map(Path::new)
-        .chain([app.as_path()])
-        .collect();
-    host_run(args)
+    run_guest("hostile", entry, flags, &[])
 }
 
 /// The steady task woke within 50 ms of each planned time.
@@ -131,21 +121,11 @@ fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
     std::os::unix::fs::symlink("../secret.txt", root.join("data/link")).unwrap();
     let data = format!("{}::/data", root.join("data").display());
     let out = format!("{}::/out", root.join("out").display());
-    let app = guest("conformance");
-    let run = host_run(
-        [
-            Path::new("run"),
-            Path::new("--entry"),
-            Path::new("files_main"),
-            Path::new("--dir"),
-        ]
-        .into_iter()
-        .chain([
-            Path::new(&data),
-            Path::new("--dir-rw"),
-            Path::new(&out),
-            &app,
-        ]),
+    let run = run_guest(
+        "conformance",
+        "files_main",
+        &["--dir", &data, "--dir-rw", &out],
+        &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
@@ -166,20 +146,15 @@ fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
     assert!(!root.join("data/new.txt").exists());
 
     // With nothing granted, nothing is there.
-    let run = host_run([
-        Path::new("run"),
-        Path::new("--entry"),
-        Path::new("files_main"),
-        &app,
-    ]);
+    let run = run_guest("conformance", "files_main", &[], &[]);
     assert_eq!(run.lines()[0], "read: error NotFound");
     // A directory that does not exist is a usage error.
-    let run = host_run([
-        Path::new("run"),
-        Path::new("--dir"),
-        Path::new("/no/such/dir::/data"),
-        &app,
-    ]);
+    let run = run_guest(
+        "conformance",
+        "files_main",
+        &["--dir", "/no/such/dir::/data"],
+        &[],
+    );
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr.trim(),

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::path::Path;
-
 use support::{number_after, run_entry};
 
 #[test]
@@ -34,12 +32,7 @@ fn an_end_and_a_deadline_in_the_same_pass_resolve_to_the_end() {
     // Row 3: the child ends (after 30 ms of busy work, within one time
     // slice) past the join's 10 ms deadline, before the parent runs again:
     // the join succeeds.
-    let app = support::guest("conformance");
-    let run = support::host_run(
-        [Path::new("run"), Path::new("--time-slice"), Path::new("1s")]
-            .into_iter()
-            .chain([Path::new("--entry"), Path::new("race_main"), &app]),
-    );
+    let run = support::run_guest("conformance", "race_main", &["--time-slice", "1s"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), ["joined 7"]);
 }

@@ -79,6 +79,18 @@ pub fn host_run<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Run {
     host().args(args).output().expect("run mtask-host").into()
 }
 
+/// Runs `mtask-host run --entry <entry> [flags...] <guest> -- [args...]`.
+pub fn run_guest(guest_name: &str, entry: &str, flags: &[&str], args: &[&str]) -> Run {
+    let app = guest(guest_name);
+    let mut cmd = host();
+    cmd.args(["run", "--entry", entry])
+        .args(flags)
+        .arg(app)
+        .arg("--")
+        .args(args);
+    cmd.output().expect("run mtask-host").into()
+}
+
 /// Runs `mtask-host run --entry <entry> <guest>`.
 pub fn run_entry(guest_name: &str, entry: &str) -> Run {
     let guest = guest(guest_name);
