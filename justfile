@@ -19,6 +19,29 @@ setup:
 guests: setup
     cargo build --release --target wasm32-wasip2 {{ prepend("-p ", guests) }}
 
+# The Python toolchain (componentize-py, in a venv of its own).
+pyvenv := "target/pyvenv"
+componentize := pyvenv + "/bin/componentize-py"
+
+# Python examples, built with componentize-py to target/python/NAME.wasm.
+python-guests:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x {{componentize}} ]; then
+        python3 -m venv {{pyvenv}}
+        {{pyvenv}}/bin/pip install --quiet componentize-py==0.25.1
+    fi
+    mkdir -p target/python
+    for ex in printer children echo_server; do
+        out=target/python/$ex.wasm
+        # Rebuild only when the app, the SDK or the WIT changed.
+        if [ -f "$out" ] && [ -z "$(find examples/python/$ex guest-sdk/python wit -newer "$out" -type f)" ]; then
+            continue
+        fi
+        {{componentize}} -d wit -w task componentize app \
+            -p examples/python/$ex -p guest-sdk/python -o "$out"
+    done
+
 # Build the host binary and the guests.
 build: guests
     cargo build --release -p mtask-host
@@ -46,7 +69,7 @@ demo: build
     {{host}} run {{wasm}}/pipeline.wasm
 
 # Run the whole test suite: real guests run by the real host.
-test: build
+test: build python-guests
     cargo test --release --workspace 2>&1 | tee target/test-output.log
     @awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 

@@ -27,6 +27,17 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// A Python guest built by `just python-guests`.
+pub fn python_guest(name: &str) -> PathBuf {
+    let path = target_dir().join("python").join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `just python-guests` (or `just test`) first",
+        path.display()
+    );
+    path
+}
+
 /// The `mtask-host` binary of the profile the tests were built with.
 pub fn host_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");

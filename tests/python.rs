@@ -1,0 +1,108 @@
+//! Tasks written in Python (componentize-py) against the same WIT, run by
+//! the same host: the seed's programs and its echo server.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{Run, host, host_run, python_guest};
+
+fn run(name: &str) -> Run {
+    host_run([Path::new("run"), &python_guest(name)])
+}
+
+#[test]
+fn python_printers_alternate() {
+    let run = run("printer");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["hello", "goodbye", "hello", "goodbye", "hello", "goodbye"]
+    );
+}
+
+#[test]
+fn python_children_return_values_and_raise() {
+    let run = run("children");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["None", "1", "(2, 3)", "caught exception: foo"]
+    );
+}
+
+#[test]
+fn python_echo_server_serves_a_native_client() {
+    let mut child = host()
+        .args(["run", "--listen", "127.0.0.1:*"])
+        .arg(python_guest("echo_server"))
+        .args(["--", "127.0.0.1:0", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("got `{line}`"))
+        .to_string();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(b"hello from rust").unwrap();
+    let mut back = [0u8; 15];
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello from rust");
+    drop(conn);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(rest, "served 1 connections\n");
+}
+
+#[test]
+fn a_python_component_is_compiled_once() {
+    // The shared test cache may hold it already; a cache of its own shows
+    // both the first (compiling) and the second (cached) start.
+    let cache = support::target_dir()
+        .join("python-cache")
+        .join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&cache);
+    let app = python_guest("printer");
+    let once = || -> Run {
+        host_run([
+            Path::new("run"),
+            Path::new("-v"),
+            Path::new("--cache-dir"),
+            &cache,
+            &app,
+        ])
+    };
+    let first = once();
+    assert!(
+        first.stderr.contains("printer.wasm compiled in"),
+        "{}",
+        first.stderr
+    );
+    let second = once();
+    assert!(
+        second
+            .stderr
+            .contains("printer.wasm loaded from the cache in"),
+        "{}",
+        second.stderr
+    );
+    let ms = |run: &Run| support::number_after(run.stderr.lines().next().unwrap(), " in ");
+    assert!(
+        ms(&second) * 5 < ms(&first),
+        "cached start {} ms vs first {} ms",
+        ms(&second),
+        ms(&first)
+    );
+    assert_eq!(first.stdout, second.stdout);
+}
