@@ -26,6 +26,7 @@ Arguments and results travel as JSON.
 """
 
 import json
+import sys
 import traceback
 
 import wit_world
@@ -34,6 +35,15 @@ from wit_world.imports import net as _net
 from wit_world.imports import queues as _queues
 from wit_world.imports import tasks as _tasks
 from wit_world.imports import types as _types
+
+
+# Each line reaches the host's stdout whole and in order, as a task prints
+# it, rather than when a buffer happens to fill.
+for _stream in (sys.stdout, sys.stderr):
+    try:
+        _stream.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
 
 
 class MtaskError(Exception):

@@ -141,11 +141,15 @@ pub(crate) fn task_future(
         let mut store = Store::new(program.engine(), state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|_| crate::scheduler::with_core(|core| core.on_epoch()));
+        // A component's own start-up (a Python runtime's takes tens of ms)
+        // runs to its end: preempting it would reorder the first steps of
+        // tasks that yield in step with each other.
+        store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1)));
         let instance = match program.pre().instantiate_async(&mut store).await {
             Ok(instance) => instance,
             Err(err) => return crate::outcome::from_start(err),
         };
+        store.epoch_deadline_callback(|_| crate::scheduler::with_core(|core| core.on_epoch()));
         let result = instance.call_run(&mut store, &entry, &payload).await;
         let state = store.data_mut();
         crate::outcome::from_call(result, state.panic.take(), state.memory.refused_at)
