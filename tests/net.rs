@@ -9,7 +9,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Run, guest, host, host_run, run_guest};
+use support::{Run, connect, guest, host, host_run, run_guest, spawn_listening};
 
 /// An `mtask-host run` in the background, whose first line of output
 /// names the address it listens on.
@@ -21,32 +21,21 @@ struct Server {
 
 impl Server {
     fn start(app: &str, entry: &str, listen: &str, args: &[&str]) -> Server {
-        let mut child = host()
-            .args([
-                "run",
-                "--entry",
-                entry,
-                "--listen",
-                listen,
-                "--connect",
-                "127.0.0.1:*",
-            ])
-            .arg(guest(app))
-            .arg("--")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start mtask-host");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("got `{line}`"))
-            .parse()
-            .unwrap();
+        let mut cmd = host();
+        cmd.args([
+            "run",
+            "--entry",
+            entry,
+            "--listen",
+            listen,
+            "--connect",
+            "127.0.0.1:*",
+        ])
+        .arg(guest(app))
+        .arg("--")
+        .args(args)
+        .stderr(Stdio::piped());
+        let (child, stdout, addr) = spawn_listening(&mut cmd);
         Server {
             child,
             stdout,
@@ -90,16 +79,6 @@ impl Server {
             stderr,
         }
     }
-}
-
-/// A connection to `addr` whose reads fail after 10 s instead of hanging
-/// the suite if the server misbehaves.
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
 }
 
 /// Sends `data` on a fresh connection and returns all that comes back

@@ -3,12 +3,10 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use support::{Run, host, host_run, python_guest};
+use support::{Run, connect, host, host_run, python_guest, spawn_listening};
 
 /// Runs a Python example. A long time slice keeps a slow step (this
 /// machine may be busy) from being preempted, which would reorder output.
@@ -49,24 +47,12 @@ fn python_children_return_values_and_raise() {
 
 #[test]
 fn python_echo_server_serves_a_native_client() {
-    let mut child = host()
-        .args(["run", "--listen", "127.0.0.1:*"])
+    let mut cmd = host();
+    cmd.args(["run", "--listen", "127.0.0.1:*"])
         .arg(python_guest("echo_server"))
-        .args(["--", "127.0.0.1:0", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("got `{line}`"))
-        .to_string();
-    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+        .args(["--", "127.0.0.1:0", "1"]);
+    let (mut child, mut stdout, addr) = spawn_listening(&mut cmd);
+    let mut conn = connect(addr);
     conn.write_all(b"hello from rust").unwrap();
     let mut back = [0u8; 15];
     conn.read_exact(&mut back).unwrap();

@@ -177,35 +177,19 @@ fn an_item_larger_than_the_queue_limit_is_refused() {
 
 #[test]
 fn a_trap_in_the_middle_of_io_closes_that_connection_only() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let app = guest("hostile");
-    let mut child = support::host()
-        .args([
-            "run",
-            "--entry",
-            "trap_server_main",
-            "--listen",
-            "127.0.0.1:*",
-        ])
-        .arg(&app)
-        .args(["--", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    let connect = || {
-        let conn = std::net::TcpStream::connect(&addr).unwrap();
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        conn
-    };
+    use std::io::{Read, Write};
+    let mut cmd = support::host();
+    cmd.args([
+        "run",
+        "--entry",
+        "trap_server_main",
+        "--listen",
+        "127.0.0.1:*",
+    ])
+    .arg(guest("hostile"))
+    .args(["--", "127.0.0.1:0"]);
+    let (mut child, mut stdout, addr) = support::spawn_listening(&mut cmd);
+    let connect = || support::connect(addr);
     let mut first = connect();
     first.write_all(b"boom").unwrap();
     let mut rest = Vec::new();

@@ -3,12 +3,11 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{guest, host, host_run};
+use support::{connect, guest, host, host_run, spawn_listening};
 
 /// Writes `text` to a fresh tenants file.
 fn tenants_file(name: &str, text: &str) -> PathBuf {
@@ -58,26 +57,13 @@ app = "{printer}"
             printer = guest("printer").display(),
         ),
     );
-    let mut child = host()
-        .args(["serve", "--summary"])
+    let mut cmd = host();
+    cmd.args(["serve", "--summary"])
         .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no listening line"
-        );
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            break addr.to_string();
-        }
-    };
+        .stderr(Stdio::piped());
+    let (mut child, _stdout, addr) = spawn_listening(&mut cmd);
     // The echo tenant answers while the busy tenant spins beside it.
-    let mut conn = TcpStream::connect(&addr).unwrap();
+    let mut conn = connect(addr);
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let start = Instant::now();
     conn.write_all(b"ping").unwrap();

@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test file uses its own share of these
 
 use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
 
 /// The workspace's `target/` directory.
 pub fn target_dir() -> PathBuf {
@@ -111,6 +114,39 @@ pub fn run_entry(guest_name: &str, entry: &str) -> Run {
         OsStr::new(entry),
         guest.as_os_str(),
     ])
+}
+
+/// Starts `cmd` with stdout piped and reads up to its `listening on ADDR`
+/// line; returns the child, the rest of its stdout, and ADDR.
+// The child goes back to the caller, who waits for it; the lint cannot see
+// through the return.
+#[allow(clippy::zombie_processes)]
+pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, SocketAddr) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start mtask-host");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+            let status = child.wait();
+            panic!("it ended before listening: {status:?}");
+        }
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            return (child, stdout, addr.parse().expect("a socket address"));
+        }
+    }
+}
+
+/// A connection to `addr` whose reads fail after 10 s instead of hanging
+/// the suite if the server misbehaves.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
 }
 
 /// The first number in `line` after `prefix`.
