@@ -42,6 +42,49 @@ python-guests:
             -p examples/python/$ex -p guest-sdk/python -o "$out"
     done
 
+# The C toolchain: Debian's clang, lld and wasi-libc (apt), and from
+# crates.io wit-bindgen (C bindings of the WIT) and wasm-tools (component new).
+c_packages := "clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc"
+wit_bindgen_version := "0.61.1"
+wasm_tools_version := "1.263.0"
+
+c-toolchain:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! dpkg -s {{c_packages}} > /dev/null 2>&1; then
+        sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{c_packages}}
+    fi
+    wit-bindgen --version 2> /dev/null | grep -qF {{wit_bindgen_version}} ||
+        cargo install --locked wit-bindgen-cli@{{wit_bindgen_version}}
+    wasm-tools --version 2> /dev/null | grep -qF {{wasm_tools_version}} ||
+        cargo install --locked wasm-tools@{{wasm_tools_version}}
+
+# C examples and test guests, built to target/c/NAME.wasm: clang compiles a
+# wasm32-wasi reactor module against wit-bindgen's C bindings and the C SDK,
+# and `wasm-tools component new` wraps it with the WASI preview1 adapter.
+c-guests: c-toolchain
+    #!/usr/bin/env bash
+    set -euo pipefail
+    out=target/c
+    mkdir -p $out/bindings
+    # wit-bindgen lists each file it writes on stderr; show that only on failure.
+    if ! log=$(wit-bindgen c wit --world task --out-dir $out/bindings 2>&1); then
+        echo "$log" >&2
+        exit 1
+    fi
+    adapter=$out/wasi_snapshot_preview1.reactor.wasm
+    cargo run --release --quiet -p wasi-adapter -- $adapter
+    for src in examples/c/*.c tests/c-guests/*.c; do
+        name=$(basename "$src" .c)
+        clang-19 --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Werror \
+            -I guest-sdk/c -I $out/bindings -o $out/$name.core.wasm \
+            "$src" guest-sdk/c/mtask.c $out/bindings/task.c $out/bindings/task_component_type.o
+        wasm-tools component new $out/$name.core.wasm \
+            --adapt wasi_snapshot_preview1=$adapter -o $out/$name.wasm
+    done
+
 # Build the host binary and the guests.
 build: guests
     cargo build --release -p mtask-host
@@ -69,7 +112,7 @@ demo: build
     {{host}} run {{wasm}}/pipeline.wasm
 
 # Run the whole test suite: real guests run by the real host.
-test: build python-guests
+test: build python-guests c-guests
     cargo test --release --workspace 2>&1 | tee target/test-output.log
     @awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 

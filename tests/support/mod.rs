@@ -32,10 +32,20 @@ pub fn guest(name: &str) -> PathBuf {
 
 /// A Python guest built by `just python-guests`.
 pub fn python_guest(name: &str) -> PathBuf {
-    let path = target_dir().join("python").join(format!("{name}.wasm"));
+    foreign_guest("python", name)
+}
+
+/// A C guest built by `just c-guests`.
+pub fn c_guest(name: &str) -> PathBuf {
+    foreign_guest("c", name)
+}
+
+/// `target/LANGUAGE/NAME.wasm`, built by `just LANGUAGE-guests`.
+fn foreign_guest(language: &str, name: &str) -> PathBuf {
+    let path = target_dir().join(language).join(format!("{name}.wasm"));
     assert!(
         path.exists(),
-        "{} is missing: run `just python-guests` (or `just test`) first",
+        "{} is missing: run `just {language}-guests` (or `just test`) first",
         path.display()
     );
     path

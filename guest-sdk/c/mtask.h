@@ -1,0 +1,213 @@
+/*
+ * mtask for C: tasks that yield to the mtask host, in multitask's spirit.
+ *
+ * A task is plain blocking C. Every call here that waits (mtask_sleep,
+ * mtask_join, mtask_queue_get, ...) suspends only the calling task; the host
+ * runs the other tasks meanwhile. Calls that take a timeout return
+ * MTASK_TIMEOUT when it passes, having had no effect.
+ *
+ * Each task is a fresh instance of the component, so globals belong to the
+ * task that touches them: nothing is shared between tasks but what travels
+ * through spawn arguments, results and queues, all of them bytes.
+ *
+ * Define the entries with MTASK_ENTRIES, in one file of the program:
+ *
+ *     #include <stdio.h>
+ *     #include "mtask.h"
+ *
+ *     static int square(mtask_bytes arg, mtask_bytes *result) {
+ *         int n = atoi(mtask_cstr(arg));
+ *         mtask_sleep(MTASK_MS(1));
+ *         return mtask_return_fmt(result, "%d", n * n);
+ *     }
+ *
+ *     static int main_entry(mtask_bytes arg, mtask_bytes *result) {
+ *         mtask_bytes value;
+ *         if (mtask_call("square", mtask_str("7"), &value) != MTASK_OK)
+ *             return mtask_fail("%s", mtask_error());
+ *         printf("%s\n", mtask_cstr(value));
+ *         mtask_bytes_free(&value);
+ *         return MTASK_OK;
+ *     }
+ *
+ *     MTASK_ENTRIES({"main", main_entry}, {"square", square})
+ *
+ * and build it as the README's "Tasks in C" shows (clang for wasm32-wasi,
+ * wit-bindgen's C bindings of mtask's WIT, and `wasm-tools component new`
+ * with the WASI reactor adapter).
+ */
+#ifndef MTASK_H
+#define MTASK_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Statuses ------------------------------------------------------------------ */
+
+/* What a call returned. Anything but MTASK_OK comes with a message that
+ * mtask_error() returns until the next failing call. */
+enum mtask_status {
+    MTASK_OK = 0,
+    /* A host call did not succeed (the WIT `error` cases). */
+    MTASK_TIMEOUT,   /* the deadline passed; the call had no effect */
+    MTASK_CANCELLED, /* this task is being cancelled */
+    MTASK_CLOSED,    /* the queue is closed */
+    MTASK_DENIED,    /* the sandbox refused it */
+    MTASK_LIMIT,     /* a resource limit of the app was reached */
+    MTASK_INVALID,   /* bad arguments: an unknown entry, ... */
+    MTASK_IO,        /* the host's operating system failed */
+    /* A joined child ended without a value (the WIT `task-error` cases). */
+    MTASK_FAILED,         /* its entry returned an error (mtask_fail) */
+    MTASK_TRAPPED,        /* it trapped: abort(), mtask_panic, a bad access */
+    MTASK_TASK_CANCELLED, /* it was cancelled before it ended */
+    MTASK_TASK_LIMIT,     /* it went over a limit of the sandbox */
+};
+
+/* The message of the last call of this task that did not return MTASK_OK
+ * (for a child's failure: "task `ENTRY` failed: WHY"); "" if none. */
+const char *mtask_error(void);
+
+/* The name of a status: "timeout", "failed", ... */
+const char *mtask_status_name(int status);
+
+/* Bytes ---------------------------------------------------------------------- */
+
+/* Bytes: an entry's argument and result, a queue item. */
+typedef struct mtask_bytes {
+    uint8_t *data;
+    size_t len;
+} mtask_bytes;
+
+/* A view of a C string (not copied, no NUL): for arguments. */
+mtask_bytes mtask_str(const char *s);
+
+/* The bytes as a C string. The SDK keeps a NUL after every buffer it hands
+ * out, so this is `data` itself for those; "" for empty bytes. */
+const char *mtask_cstr(mtask_bytes b);
+
+/* Frees bytes that the SDK handed out (join results, queue items). */
+void mtask_bytes_free(mtask_bytes *b);
+
+/* Entries -------------------------------------------------------------------- */
+
+/* An entry: a kind of task. It reads `arg` (valid during the call) and
+ * returns MTASK_OK, with `*result` set by mtask_return or left empty, or
+ * mtask_fail(...), which ends the task as failed with that message. */
+typedef int (*mtask_entry_fn)(mtask_bytes arg, mtask_bytes *result);
+
+struct mtask_entry {
+    const char *name;
+    mtask_entry_fn run;
+};
+
+/* The component's entries, ended by {0, 0}; MTASK_ENTRIES defines it. */
+extern const struct mtask_entry mtask_entries[];
+
+#define MTASK_ENTRIES(...) const struct mtask_entry mtask_entries[] = {__VA_ARGS__, {0, 0}};
+
+/* Sets `*result` to a copy of `len` bytes at `data`; returns MTASK_OK. */
+int mtask_return(mtask_bytes *result, const void *data, size_t len);
+
+/* Sets `*result` to formatted text; returns MTASK_OK. */
+int mtask_return_fmt(mtask_bytes *result, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Records why the entry fails; returns MTASK_FAILED for the entry to return.
+ * Its joiner sees "task `ENTRY` failed: MESSAGE". */
+int mtask_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Ends the task at once as trapped, with this message: for bugs. */
+_Noreturn void mtask_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Scheduling ----------------------------------------------------------------- */
+
+/* Timeouts are nanoseconds; MTASK_FOREVER waits as long as it takes. */
+#define MTASK_FOREVER ((int64_t)-1)
+#define MTASK_MS(ms) ((int64_t)(ms) * 1000000)
+#define MTASK_SECONDS(s) ((int64_t)(s) * 1000000000)
+
+/* Lets every other runnable task run once, then continues. */
+void mtask_yield(void);
+
+/* Suspends this task for at least `nanos` nanoseconds. */
+void mtask_sleep(int64_t nanos);
+
+/* This task's id, unique within the host's run. */
+uint64_t mtask_current_id(void);
+
+/* Child tasks ---------------------------------------------------------------- */
+
+/* A child task, held by the task that spawned it. */
+typedef struct mtask_task {
+    int32_t handle; /* the host's handle; 0 once released */
+    char *entry;    /* the entry it runs, for messages */
+} mtask_task;
+
+/* Starts a task running the entry `entry` of this component with a copy of
+ * `arg`. It first runs when this task yields or waits. */
+int mtask_spawn(const char *entry, mtask_bytes arg, mtask_task *task);
+
+/* Waits until the child ends. MTASK_OK: `*result` holds its value (free it
+ * with mtask_bytes_free; `result` may be NULL to drop it). MTASK_FAILED,
+ * MTASK_TRAPPED, MTASK_TASK_CANCELLED, MTASK_TASK_LIMIT: how it ended, with
+ * mtask_error() saying why. MTASK_TIMEOUT: it has not ended by then; it runs
+ * on and can be joined again. Every other outcome releases the handle. */
+int mtask_join(mtask_task *task, int64_t timeout, mtask_bytes *result);
+
+/* Spawns `entry` and joins it: multitask's `yield child()`. */
+int mtask_call(const char *entry, mtask_bytes arg, mtask_bytes *result);
+
+/* Ends the child if it has not ended: joining it then gives
+ * MTASK_TASK_CANCELLED. */
+void mtask_cancel(mtask_task *task);
+
+/* Releases the handle without joining: the child runs on, and if it fails
+ * the host reports it on stderr. */
+void mtask_detach(mtask_task *task);
+
+/* The child's task id. */
+uint64_t mtask_task_id(const mtask_task *task);
+
+/* Queues --------------------------------------------------------------------- */
+
+/* A FIFO queue of byte items, as multitask's Queue. Every put and get
+ * suspends the caller once, so tasks interleave as in multitask. */
+typedef struct mtask_queue {
+    int32_t handle; /* the host's handle; 0 once released */
+} mtask_queue;
+
+/* A new queue holding at most `maxsize` items (0: no bound). A queue reaches
+ * other tasks by name (mtask_queue_open), since spawn arguments are bytes. */
+int mtask_queue_new(uint32_t maxsize, mtask_queue *queue);
+
+/* The queue called `name` that every task of this app shares; the first
+ * task to open it sets `maxsize`. */
+int mtask_queue_open(const char *name, uint32_t maxsize, mtask_queue *queue);
+
+/* Adds a copy of `item` at the back, waiting while the queue is full. */
+int mtask_queue_put(mtask_queue *queue, mtask_bytes item, int64_t timeout);
+
+/* Takes the front item into `*item` (free it with mtask_bytes_free),
+ * waiting while the queue is empty. MTASK_CLOSED once it is closed and
+ * empty. */
+int mtask_queue_get(mtask_queue *queue, int64_t timeout, mtask_bytes *item);
+
+/* Items queued now. */
+uint32_t mtask_queue_len(mtask_queue *queue);
+
+/* Closes the queue: puts fail, gets drain what is left, then fail. */
+void mtask_queue_close(mtask_queue *queue);
+
+/* Releases this handle; the queue lives on while other handles do. */
+void mtask_queue_drop(mtask_queue *queue);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MTASK_H */

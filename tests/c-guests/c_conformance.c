@@ -1,0 +1,166 @@
+/* The C SDK's behaviour, one entry per scenario; tests/c.rs runs each with
+ * `mtask-host run --entry NAME` and checks what it prints. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mtask.h"
+
+/* Prints the status and message of a call that did not succeed. */
+static void show(const char *what, int status) {
+    if (status == MTASK_OK)
+        printf("%s: ok\n", what);
+    else
+        printf("%s: %s (%s)\n", what, mtask_error(), mtask_status_name(status));
+}
+
+/* The first line of the last error (trap messages go on with a backtrace). */
+static void show_first_line(const char *what, int status) {
+    const char *message = mtask_error();
+    const char *end = strchr(message, '\n');
+    int len = end ? (int)(end - message) : (int)strlen(message);
+    printf("%s: %.*s (%s)\n", what, len, message, mtask_status_name(status));
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* Children ------------------------------------------------------------------ */
+
+static int sleeper(mtask_bytes arg, mtask_bytes *result) {
+    mtask_sleep(MTASK_MS(atoi(mtask_cstr(arg))));
+    return mtask_return_fmt(result, "slept %s ms", mtask_cstr(arg));
+}
+
+static int echo(mtask_bytes arg, mtask_bytes *result) {
+    return mtask_return(result, arg.data, arg.len);
+}
+
+static int panics(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_yield();
+    mtask_panic("bad state %d", 7);
+}
+
+static int aborts(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    abort();
+}
+
+static int inner(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    return mtask_fail("deep");
+}
+
+static int outer(mtask_bytes arg, mtask_bytes *result) {
+    int status = mtask_call("inner", arg, result);
+    return status == MTASK_OK ? MTASK_OK : mtask_fail("%s", mtask_error());
+}
+
+/* Takes numbers from the queue `work` and adds them up, until it closes. */
+static int summer(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg;
+    mtask_queue work;
+    if (mtask_queue_open("work", 2, &work) != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    long sum = 0;
+    mtask_bytes item;
+    int status;
+    while ((status = mtask_queue_get(&work, MTASK_FOREVER, &item)) == MTASK_OK) {
+        sum += atol(mtask_cstr(item));
+        mtask_bytes_free(&item);
+    }
+    show("summer's last get", status);
+    mtask_queue_drop(&work);
+    return mtask_return_fmt(result, "%ld", sum);
+}
+
+/* Scenarios ------------------------------------------------------------------ */
+
+/* Values travel both ways as bytes, NULs and all. */
+static int values(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_bytes value;
+    show("sleeper", mtask_call("sleeper", mtask_str("5"), &value));
+    printf("value: %s\n", mtask_cstr(value));
+    mtask_bytes_free(&value);
+
+    uint8_t raw[] = {1, 0, 2, 0, 3};
+    mtask_bytes bytes = {raw, sizeof raw};
+    show("echo", mtask_call("echo", bytes, &value));
+    printf("echoed %zu bytes, same: %s\n", value.len,
+           value.len == sizeof raw && memcmp(value.data, raw, sizeof raw) == 0 ? "yes" : "no");
+    mtask_bytes_free(&value);
+
+    show("nameless", mtask_call("no_such_entry", mtask_str(""), &value));
+    return MTASK_OK;
+}
+
+/* A join that times out leaves the child running; cancel ends it. */
+static int timeouts(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_task child;
+    show("spawn", mtask_spawn("sleeper", mtask_str("10000"), &child));
+    double start = now_ms();
+    show("join for 20 ms", mtask_join(&child, MTASK_MS(20), NULL));
+    double waited = now_ms() - start;
+    printf("waited at least 20 ms: %s\n", waited >= 20 ? "yes" : "no");
+    printf("still held: %s\n", mtask_task_id(&child) ? "yes" : "no");
+    mtask_cancel(&child);
+    show("join after cancel", mtask_join(&child, MTASK_FOREVER, NULL));
+    show("join again", mtask_join(&child, MTASK_FOREVER, NULL));
+    return MTASK_OK;
+}
+
+/* Traps come back as MTASK_TRAPPED with the panic message first. */
+static int traps(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    show_first_line("panics", mtask_call("panics", mtask_str(""), NULL));
+    show_first_line("aborts", mtask_call("aborts", mtask_str(""), NULL));
+    printf("parent still runs\n");
+    return MTASK_OK;
+}
+
+/* A failure deep down carries every level's cause up. */
+static int chain(mtask_bytes arg, mtask_bytes *result) {
+    int status = mtask_call("outer", arg, result);
+    return status == MTASK_OK ? MTASK_OK : mtask_fail("%s", mtask_error());
+}
+
+/* A bounded named queue between this task and a child. */
+static int queues(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_queue work;
+    show("open", mtask_queue_open("work", 2, &work));
+    mtask_task child;
+    show("spawn", mtask_spawn("summer", mtask_str(""), &child));
+    char text[16];
+    for (int i = 1; i <= 10; i++) {
+        snprintf(text, sizeof text, "%d", i);
+        if (mtask_queue_put(&work, mtask_str(text), MTASK_FOREVER) != MTASK_OK)
+            return mtask_fail("put: %s", mtask_error());
+    }
+    mtask_queue_close(&work);
+    show("put after close", mtask_queue_put(&work, mtask_str("11"), MTASK_FOREVER));
+    mtask_bytes sum;
+    show("join", mtask_join(&child, MTASK_FOREVER, &sum));
+    printf("sum: %s\n", mtask_cstr(sum));
+    mtask_bytes_free(&sum);
+
+    mtask_queue empty;
+    show("new", mtask_queue_new(0, &empty));
+    mtask_bytes item;
+    show("get from empty for 10 ms", mtask_queue_get(&empty, MTASK_MS(10), &item));
+    printf("len: %u\n", (unsigned)mtask_queue_len(&empty));
+    mtask_queue_drop(&empty);
+    mtask_queue_drop(&work);
+    return MTASK_OK;
+}
+
+MTASK_ENTRIES({"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},
+              {"queues", queues}, {"sleeper", sleeper}, {"echo", echo}, {"panics", panics},
+              {"aborts", aborts}, {"inner", inner}, {"outer", outer}, {"summer", summer})
