@@ -38,10 +38,12 @@ from wit_world.imports import types as _types
 
 
 # Each line reaches the host's stdout whole and in order, as a task prints
-# it, rather than when a buffer happens to fill.
+# it, rather than when a buffer happens to fill. The runtime starts stdio
+# unbuffered (write-through), so `print` would write the text and its
+# newline separately, and a preempted task could split a line.
 for _stream in (sys.stdout, sys.stderr):
     try:
-        _stream.reconfigure(line_buffering=True)
+        _stream.reconfigure(line_buffering=True, write_through=False)
     except (AttributeError, ValueError):
         pass
 

@@ -129,8 +129,11 @@ pub(crate) struct Core {
     io_waits: usize,
     /// The most tasks that may be alive at once.
     max_live: usize,
-    /// When the current poll began, for the time slice and CPU budget.
+    /// When the current poll began, for the CPU budget.
     poll_started: Instant,
+    /// When the current task's slice began: the poll's start, or the end
+    /// of its start-up if that came later in the poll.
+    slice_started: Instant,
     /// How long a task may run before it is preempted.
     time_slice: Duration,
 }
@@ -221,6 +224,7 @@ impl Core {
             io_waits: 0,
             max_live,
             poll_started: Instant::now(),
+            slice_started: Instant::now(),
             time_slice: config.time_slice,
         })
     }
@@ -308,6 +312,7 @@ impl Core {
     /// once its slice is used (DESIGN §4 row 15), ends it past its budget.
     pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
         let ran = self.poll_started.elapsed();
+        let sliced = self.slice_started.elapsed();
         let current = self
             .current
             .and_then(|k| self.tasks.get(k.slot))
@@ -322,13 +327,19 @@ impl Core {
                 )));
             }
         }
-        if ran >= self.time_slice {
+        if sliced >= self.time_slice {
             // Woken at once, so it goes to the back of the run queue.
             self.pending_wait = Some(Wait::Runnable);
             Ok(wasmtime::UpdateDeadline::Yield(1))
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))
         }
+    }
+
+    /// Starts the running task's slice afresh: its start-up, which is not
+    /// preempted, does not use up the slice of its first steps.
+    pub(crate) fn restart_slice(&mut self) {
+        self.slice_started = Instant::now();
     }
 
     /// How the tasks of `app` have fared so far.
@@ -561,6 +572,7 @@ impl Core {
         self.current = Some(key);
         self.pending_wait = None;
         self.poll_started = Instant::now();
+        self.slice_started = self.poll_started;
         Some((future, waker))
     }
 

@@ -150,6 +150,7 @@ pub(crate) fn task_future(
             Err(err) => return crate::outcome::from_start(err),
         };
         store.epoch_deadline_callback(|_| crate::scheduler::with_core(|core| core.on_epoch()));
+        crate::scheduler::with_core(|core| core.restart_slice());
         let result = instance.call_run(&mut store, &entry, &payload).await;
         let state = store.data_mut();
         crate::outcome::from_call(result, state.panic.take(), state.memory.refused_at)
