@@ -4,9 +4,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::path::Path;
 
-use support::{Run, c_guest, host_run};
+use support::{Run, c_guest, connect, host, host_run, spawn_listening};
 
 fn run(name: &str, entry: &str) -> Run {
     host_run([
@@ -117,4 +118,76 @@ fn c_tasks_share_a_bounded_named_queue() {
             "len: 0",
         ]
     );
+}
+
+#[test]
+fn c_handles_move_to_a_child_at_spawn() {
+    let run = run("c_conformance", "handover");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "new: ok",
+            "put: ok",
+            "parent's handle after giving: 0",
+            "spawn with the queue: ok",
+            "give it twice: invalid: handle 0 was given already or never open (invalid)",
+            "take a stream at 0: invalid: no handle of that kind at 0 (invalid)",
+            "take the queue at 0: ok",
+            "take it again: invalid: no handle of that kind at 0 (invalid)",
+            "join: ok",
+            "child got: ping",
+        ]
+    );
+}
+
+#[test]
+fn c_sockets_are_denied_unless_granted_and_args_arrive() {
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--entry"),
+        Path::new("sockets"),
+        &c_guest("c_conformance"),
+        Path::new("--"),
+        Path::new("one"),
+        Path::new("two words"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines.len(), 4, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with("listen: denied: ") && lines[0].contains("127.0.0.1:0"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with("connect: denied: ") && lines[1].contains("127.0.0.1:9"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines[2..], ["arg 1: one", "arg 2: two words"]);
+}
+
+#[test]
+fn c_echo_server_serves_a_native_client() {
+    let mut cmd = host();
+    cmd.args(["run", "--listen", "127.0.0.1:*"])
+        .arg(c_guest("echo_server"))
+        .args(["--", "127.0.0.1:0", "2"]);
+    let (mut child, mut stdout, addr) = spawn_listening(&mut cmd);
+    // Two clients at once: each is served by a task of its own.
+    let mut first = connect(addr);
+    let mut second = connect(addr);
+    for (conn, text) in [(&mut second, &b"second"[..]), (&mut first, &b"first!"[..])] {
+        conn.write_all(text).unwrap();
+        let mut back = [0u8; 6];
+        conn.read_exact(&mut back).unwrap();
+        assert_eq!(&back, text);
+    }
+    drop(first);
+    drop(second);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(rest, "served 2 connections\n");
 }

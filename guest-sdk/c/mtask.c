@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <wasi/api.h>
+
 #include "task.h"
 
 /* Memory ----------------------------------------------------------------------- */
@@ -273,19 +275,7 @@ static void release_task(mtask_task *task) {
 }
 
 int mtask_spawn(const char *entry, mtask_bytes arg, mtask_task *task) {
-    task->handle = 0;
-    task->entry = NULL;
-    task_string_t name;
-    task_string_set(&name, entry);
-    task_list_u8_t payload = {arg.data, arg.len};
-    mtask_task_tasks_list_handle_t handles = {NULL, 0};
-    mtask_task_tasks_own_task_t own;
-    mtask_task_tasks_error_t err;
-    if (!mtask_task_tasks_spawn(&name, &payload, &handles, &own, &err))
-        return from_error(&err);
-    task->handle = own.__handle;
-    task->entry = strdup(entry);
-    return MTASK_OK;
+    return mtask_spawn_with(entry, arg, NULL, 0, task);
 }
 
 int mtask_join(mtask_task *task, int64_t timeout, mtask_bytes *result) {
@@ -333,6 +323,106 @@ void mtask_detach(mtask_task *task) { release_task(task); }
 
 uint64_t mtask_task_id(const mtask_task *task) {
     return task->handle ? mtask_task_tasks_method_task_id(borrow_task(task)) : 0;
+}
+
+/* Handles ---------------------------------------------------------------------- */
+
+mtask_handle mtask_give_queue(mtask_queue *queue) {
+    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_QUEUE, queue->handle};
+    queue->handle = 0;
+    return h;
+}
+
+mtask_handle mtask_give_listener(mtask_listener *listener) {
+    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_TCP_LISTENER, listener->handle};
+    listener->handle = 0;
+    return h;
+}
+
+mtask_handle mtask_give_stream(mtask_stream *stream) {
+    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_TCP_STREAM, stream->handle};
+    stream->handle = 0;
+    return h;
+}
+
+/* Closes a handle that was given but will not reach a child. */
+static void drop_handle(mtask_handle h) {
+    if (!h.handle)
+        return;
+    switch (h.kind) {
+    case MTASK_TASK_TASKS_HANDLE_QUEUE:
+        mtask_task_queues_queue_drop_own((mtask_task_queues_own_queue_t){h.handle});
+        break;
+    case MTASK_TASK_TASKS_HANDLE_TCP_LISTENER:
+        mtask_task_net_tcp_listener_drop_own((mtask_task_net_own_tcp_listener_t){h.handle});
+        break;
+    case MTASK_TASK_TASKS_HANDLE_TCP_STREAM:
+        mtask_task_net_tcp_stream_drop_own((mtask_task_net_own_tcp_stream_t){h.handle});
+        break;
+    }
+}
+
+int mtask_spawn_with(const char *entry, mtask_bytes arg, const mtask_handle *handles, size_t count,
+                     mtask_task *task) {
+    task->handle = 0;
+    task->entry = NULL;
+    task_string_t name;
+    task_string_set(&name, entry);
+    task_list_u8_t payload = {arg.data, arg.len};
+    for (size_t i = 0; i < count; i++)
+        if (!handles[i].handle) {
+            /* Handle 0 would trap in the host call: refuse it here, and
+             * close the others, as a spawn that fails would. */
+            for (size_t j = 0; j < count; j++)
+                drop_handle(handles[j]);
+            return set_error(MTASK_INVALID, "invalid: handle %zu was given already or never open",
+                             i);
+        }
+    /* Every variant case holds one handle, so the union's first member
+     * stands for all of them. */
+    mtask_task_tasks_handle_t moved[count ? count : 1];
+    for (size_t i = 0; i < count; i++) {
+        moved[i].tag = handles[i].kind;
+        moved[i].val.task.__handle = handles[i].handle;
+    }
+    mtask_task_tasks_list_handle_t list = {moved, count};
+    mtask_task_tasks_own_task_t own;
+    mtask_task_tasks_error_t err;
+    if (!mtask_task_tasks_spawn(&name, &payload, &list, &own, &err))
+        return from_error(&err);
+    task->handle = own.__handle;
+    task->entry = strdup(entry);
+    return MTASK_OK;
+}
+
+/* The handles this task's parent gave it, fetched at the first ask. */
+static mtask_task_tasks_list_handle_t taken;
+static bool handles_fetched;
+
+/* Takes the `index`th handle given to this task if it is of `kind`. */
+static int take_handle(size_t index, uint8_t kind, int32_t *handle) {
+    *handle = 0;
+    if (!handles_fetched) {
+        mtask_task_tasks_take_handles(&taken);
+        handles_fetched = true;
+    }
+    if (index >= taken.len || taken.ptr[index].tag != kind || !taken.ptr[index].val.task.__handle)
+        return set_error(MTASK_INVALID, "invalid: no handle of that kind at %zu", index);
+    *handle = taken.ptr[index].val.task.__handle;
+    taken.ptr[index].val.task.__handle = 0;
+    return MTASK_OK;
+}
+
+int mtask_taken_queue(size_t index, mtask_queue *queue) {
+    return take_handle(index, MTASK_TASK_TASKS_HANDLE_QUEUE, &queue->handle);
+}
+
+int mtask_taken_listener(size_t index, mtask_listener *listener) {
+    return take_handle(index, MTASK_TASK_TASKS_HANDLE_TCP_LISTENER, &listener->handle);
+}
+
+int mtask_taken_stream(size_t index, mtask_stream *stream) {
+    return take_handle(index, MTASK_TASK_TASKS_HANDLE_TCP_STREAM, &stream->handle);
 }
 
 /* Queues ----------------------------------------------------------------------- */
@@ -401,4 +491,143 @@ void mtask_queue_drop(mtask_queue *queue) {
         mtask_task_queues_queue_drop_own(own);
     }
     queue->handle = 0;
+}
+
+/* TCP sockets ------------------------------------------------------------------ */
+
+static mtask_task_net_borrow_tcp_listener_t borrow_listener(const mtask_listener *listener) {
+    mtask_task_net_borrow_tcp_listener_t b = {listener->handle};
+    return b;
+}
+
+static mtask_task_net_borrow_tcp_stream_t borrow_stream(const mtask_stream *stream) {
+    mtask_task_net_borrow_tcp_stream_t b = {stream->handle};
+    return b;
+}
+
+/* Hands a string the host allocated (NUL-terminated by cabi_realloc) to
+ * the caller, or frees it. */
+static void give_string(task_string_t *text, char **out) {
+    if (out)
+        *out = text->len ? (char *)text->ptr : strdup("");
+    else
+        task_string_free(text);
+}
+
+int mtask_listen(const char *address, uint32_t backlog, mtask_listener *listener) {
+    listener->handle = 0;
+    task_string_t text;
+    task_string_set(&text, address);
+    mtask_task_net_own_tcp_listener_t own;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_static_tcp_listener_bind(&text, backlog, &own, &err))
+        return from_error(&err);
+    listener->handle = own.__handle;
+    return MTASK_OK;
+}
+
+int mtask_listener_address(mtask_listener *listener, char **address) {
+    *address = NULL;
+    task_string_t text;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_method_tcp_listener_local_address(borrow_listener(listener), &text, &err))
+        return from_error(&err);
+    give_string(&text, address);
+    return MTASK_OK;
+}
+
+int mtask_accept(mtask_listener *listener, int64_t timeout, mtask_stream *stream, char **peer) {
+    stream->handle = 0;
+    if (peer)
+        *peer = NULL;
+    uint64_t storage;
+    mtask_task_net_tuple2_own_tcp_stream_socket_address_t got;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_method_tcp_listener_accept(borrow_listener(listener),
+                                                   timeout_arg(timeout, &storage), &got, &err))
+        return from_error(&err);
+    stream->handle = got.f0.__handle;
+    give_string(&got.f1, peer);
+    return MTASK_OK;
+}
+
+void mtask_listener_close(mtask_listener *listener) {
+    if (listener->handle) {
+        mtask_task_net_own_tcp_listener_t own = {listener->handle};
+        mtask_task_net_tcp_listener_drop_own(own);
+    }
+    listener->handle = 0;
+}
+
+int mtask_connect(const char *address, int64_t timeout, mtask_stream *stream) {
+    stream->handle = 0;
+    uint64_t storage;
+    task_string_t text;
+    task_string_set(&text, address);
+    mtask_task_net_own_tcp_stream_t own;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_static_tcp_stream_connect(&text, timeout_arg(timeout, &storage), &own, &err))
+        return from_error(&err);
+    stream->handle = own.__handle;
+    return MTASK_OK;
+}
+
+int mtask_recv(mtask_stream *stream, size_t max, int64_t timeout, mtask_bytes *data) {
+    data->data = NULL;
+    data->len = 0;
+    uint64_t storage;
+    task_list_u8_t got;
+    mtask_task_net_error_t err;
+    uint32_t limit = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
+    if (!mtask_task_net_method_tcp_stream_recv(borrow_stream(stream), limit,
+                                               timeout_arg(timeout, &storage), &got, &err))
+        return from_error(&err);
+    data->data = got.ptr;
+    data->len = got.len;
+    return MTASK_OK;
+}
+
+int mtask_send_all(mtask_stream *stream, mtask_bytes data, int64_t timeout) {
+    uint64_t storage;
+    task_list_u8_t bytes = {data.data, data.len};
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_method_tcp_stream_send_all(borrow_stream(stream), &bytes,
+                                                   timeout_arg(timeout, &storage), &err))
+        return from_error(&err);
+    return MTASK_OK;
+}
+
+int mtask_shutdown_send(mtask_stream *stream) {
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_method_tcp_stream_shutdown(borrow_stream(stream),
+                                                   MTASK_TASK_NET_SHUTDOWN_HOW_WRITE, &err))
+        return from_error(&err);
+    return MTASK_OK;
+}
+
+void mtask_stream_close(mtask_stream *stream) {
+    if (stream->handle) {
+        mtask_task_net_own_tcp_stream_t own = {stream->handle};
+        mtask_task_net_tcp_stream_drop_own(own);
+    }
+    stream->handle = 0;
+}
+
+/* Arguments -------------------------------------------------------------------- */
+
+char **mtask_args(int *argc) {
+    static char **argv;
+    static int count;
+    if (!argv) {
+        __wasi_size_t n = 0, size = 0;
+        if (__wasi_args_sizes_get(&n, &size) != 0)
+            n = 0, size = 0;
+        argv = calloc(n + 1, sizeof(char *));
+        char *buf = malloc(size ? size : 1);
+        if (!argv || !buf || (n && __wasi_args_get((uint8_t **)argv, (uint8_t *)buf) != 0))
+            mtask_panic("cannot read the program's arguments");
+        count = (int)n;
+    }
+    *argc = count;
+    return argv;
 }

@@ -173,6 +173,35 @@ void mtask_detach(mtask_task *task);
 /* The child's task id. */
 uint64_t mtask_task_id(const mtask_task *task);
 
+/* Handles -------------------------------------------------------------------- */
+
+/* A queue or socket on its way to a child task (see mtask_spawn_with). */
+typedef struct mtask_handle {
+    uint8_t kind;   /* which mtask_give_* made it */
+    int32_t handle; /* the host's handle */
+} mtask_handle;
+
+struct mtask_queue;
+struct mtask_listener;
+struct mtask_stream;
+
+/* Hands a queue, listener or stream over: the giver's copy is released
+ * (set to 0) and the handle moves to the child that mtask_spawn_with starts. */
+mtask_handle mtask_give_queue(struct mtask_queue *queue);
+mtask_handle mtask_give_listener(struct mtask_listener *listener);
+mtask_handle mtask_give_stream(struct mtask_stream *stream);
+
+/* mtask_spawn, moving `count` handles to the child (they move even when the
+ * spawn fails, and are then closed). */
+int mtask_spawn_with(const char *entry, mtask_bytes arg, const mtask_handle *handles, size_t count,
+                     mtask_task *task);
+
+/* In a child: the `index`th handle its parent gave it, if it is of that kind
+ * (MTASK_INVALID otherwise). Each can be taken once. */
+int mtask_taken_queue(size_t index, struct mtask_queue *queue);
+int mtask_taken_listener(size_t index, struct mtask_listener *listener);
+int mtask_taken_stream(size_t index, struct mtask_stream *stream);
+
 /* Queues --------------------------------------------------------------------- */
 
 /* A FIFO queue of byte items, as multitask's Queue. Every put and get
@@ -181,8 +210,8 @@ typedef struct mtask_queue {
     int32_t handle; /* the host's handle; 0 once released */
 } mtask_queue;
 
-/* A new queue holding at most `maxsize` items (0: no bound). A queue reaches
- * other tasks by name (mtask_queue_open), since spawn arguments are bytes. */
+/* A new queue holding at most `maxsize` items (0: no bound). It reaches
+ * another task by mtask_give_queue, or by name (mtask_queue_open). */
 int mtask_queue_new(uint32_t maxsize, mtask_queue *queue);
 
 /* The queue called `name` that every task of this app shares; the first
@@ -205,6 +234,56 @@ void mtask_queue_close(mtask_queue *queue);
 
 /* Releases this handle; the queue lives on while other handles do. */
 void mtask_queue_drop(mtask_queue *queue);
+
+/* TCP sockets ------------------------------------------------------------------ */
+
+/* Addresses are text: "127.0.0.1:8080", "[::1]:8080". What a task may bind
+ * or connect to is decided by the host (--listen, --connect); a refused
+ * address gives MTASK_DENIED naming it. */
+
+/* A TCP socket listening for connections. */
+typedef struct mtask_listener {
+    int32_t handle; /* the host's handle; 0 once released */
+} mtask_listener;
+
+/* A TCP connection. */
+typedef struct mtask_stream {
+    int32_t handle; /* the host's handle; 0 once released */
+} mtask_stream;
+
+/* Binds to `address` (port 0: any free port) and listens. */
+int mtask_listen(const char *address, uint32_t backlog, mtask_listener *listener);
+
+/* The address it listens on, as a C string to free(). */
+int mtask_listener_address(mtask_listener *listener, char **address);
+
+/* Waits for a connection; `peer` (may be NULL) gets its address to free(). */
+int mtask_accept(mtask_listener *listener, int64_t timeout, mtask_stream *stream, char **peer);
+
+/* Stops listening. */
+void mtask_listener_close(mtask_listener *listener);
+
+/* Connects to `address`. */
+int mtask_connect(const char *address, int64_t timeout, mtask_stream *stream);
+
+/* Receives at most `max` bytes into `*data` (free it with mtask_bytes_free),
+ * waiting until some arrive; empty bytes mean the peer closed its side. */
+int mtask_recv(mtask_stream *stream, size_t max, int64_t timeout, mtask_bytes *data);
+
+/* Sends all of `data`, waiting as needed. */
+int mtask_send_all(mtask_stream *stream, mtask_bytes data, int64_t timeout);
+
+/* Closes the sending side: the peer's receives then see the end. */
+int mtask_shutdown_send(mtask_stream *stream);
+
+/* Closes the connection. */
+void mtask_stream_close(mtask_stream *stream);
+
+/* Arguments -------------------------------------------------------------------- */
+
+/* The program's arguments: the app's name, then what followed `--` on the
+ * host's command line. The array lives as long as the task. */
+char **mtask_args(int *argc);
 
 #ifdef __cplusplus
 }

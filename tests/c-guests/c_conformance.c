@@ -161,6 +161,58 @@ static int queues(mtask_bytes arg, mtask_bytes *result) {
     return MTASK_OK;
 }
 
-MTASK_ENTRIES({"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},
+/* Takes the queue its parent handed over and reports what it finds. */
+static int taker(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg;
+    mtask_stream wrong;
+    show("take a stream at 0", mtask_taken_stream(0, &wrong));
+    mtask_queue queue;
+    show("take the queue at 0", mtask_taken_queue(0, &queue));
+    mtask_queue again;
+    show("take it again", mtask_taken_queue(0, &again));
+    mtask_bytes item;
+    if (mtask_queue_get(&queue, MTASK_FOREVER, &item) != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    mtask_return(result, item.data, item.len);
+    mtask_bytes_free(&item);
+    return MTASK_OK;
+}
+
+/* A queue moves to a child at spawn; the parent's copy is released. */
+static int handover(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_queue queue;
+    show("new", mtask_queue_new(1, &queue));
+    show("put", mtask_queue_put(&queue, mtask_str("ping"), MTASK_FOREVER));
+    mtask_handle moved = mtask_give_queue(&queue);
+    printf("parent's handle after giving: %d\n", (int)queue.handle);
+    mtask_task child;
+    show("spawn with the queue", mtask_spawn_with("taker", mtask_str(""), &moved, 1, &child));
+    mtask_handle twice = mtask_give_queue(&queue);
+    mtask_task nobody;
+    show("give it twice", mtask_spawn_with("taker", mtask_str(""), &twice, 1, &nobody));
+    mtask_bytes got;
+    show("join", mtask_join(&child, MTASK_FOREVER, &got));
+    printf("child got: %s\n", mtask_cstr(got));
+    mtask_bytes_free(&got);
+    return MTASK_OK;
+}
+
+/* Sockets the host did not grant are refused with the address named. */
+static int sockets(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_listener listener;
+    show("listen", mtask_listen("127.0.0.1:0", 8, &listener));
+    mtask_stream stream;
+    show("connect", mtask_connect("127.0.0.1:9", MTASK_MS(100), &stream));
+    int argc;
+    char **argv = mtask_args(&argc);
+    for (int i = 1; i < argc; i++)
+        printf("arg %d: %s\n", i, argv[i]);
+    return MTASK_OK;
+}
+
+MTASK_ENTRIES({"handover", handover}, {"taker", taker}, {"sockets", sockets},
+              {"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},
               {"queues", queues}, {"sleeper", sleeper}, {"echo", echo}, {"panics", panics},
               {"aborts", aborts}, {"inner", inner}, {"outer", outer}, {"summer", summer})
