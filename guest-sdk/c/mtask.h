@@ -13,6 +13,7 @@
  * Define the entries with MTASK_ENTRIES, in one file of the program:
  *
  *     #include <stdio.h>
+ *     #include <stdlib.h>
  *     #include "mtask.h"
  *
  *     static int square(mtask_bytes arg, mtask_bytes *result) {
