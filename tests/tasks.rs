@@ -132,6 +132,22 @@ fn a_task_handle_moves_to_a_child_at_spawn() {
 }
 
 #[test]
+fn entries_spawned_by_function_get_their_own_types() {
+    let run = run_entry("conformance", "typed_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "square: 49",
+            "greet: hello from a typed child",
+            "typed",
+            "typed",
+            "not_an_entry: invalid: conformance.wasm has no entry `not_an_entry`",
+        ]
+    );
+}
+
+#[test]
 fn misuse_gets_error_values() {
     let run = run_entry("conformance", "misuse_main");
     assert_eq!(run.code, 0, "{}", run.stderr);

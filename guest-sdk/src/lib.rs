@@ -342,6 +342,51 @@ pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(entry: &str, arg: &A) ->
     spawn(entry, arg)?.join()
 }
 
+/// Starts a child task running the entry function `entry` itself, with the
+/// argument and result types its signature gives, so that the compiler
+/// checks them: `spawn_fn(square, &7u64)` for `fn square(n: u64) ->
+/// Result<u64, E>` gives a `Task<u64>`; an entry without an argument takes
+/// `&()`.
+///
+/// The entry's name is the function's own, which is how [`entries!`] names
+/// it; a function renamed on import (`use a::f as g`) is not found by it.
+pub fn spawn_fn<M, F>(entry: F, arg: &F::Arg) -> Result<Task<F::Value>>
+where
+    F: EntryFn<M>,
+    F::Arg: Serialize,
+    F::Value: DeserializeOwned,
+{
+    spawn_fn_with(entry, arg, Vec::new())
+}
+
+/// Like [`spawn_fn`], and hands `handles` to the child (see [`spawn_with`]).
+pub fn spawn_fn_with<M, F>(_entry: F, arg: &F::Arg, handles: Vec<Handle>) -> Result<Task<F::Value>>
+where
+    F: EntryFn<M>,
+    F::Arg: Serialize,
+    F::Value: DeserializeOwned,
+{
+    spawn_with(fn_name::<F>(), arg, handles)
+}
+
+/// Runs the entry function `entry` as a child task and waits for its value,
+/// with the types checked as for [`spawn_fn`].
+pub fn call_fn<M, F>(entry: F, arg: &F::Arg) -> Result<F::Value>
+where
+    F: EntryFn<M>,
+    F::Arg: Serialize,
+    F::Value: DeserializeOwned,
+{
+    spawn_fn(entry, arg)?.join()
+}
+
+/// The name of the function item `F`: the last segment of its path, which
+/// is what `stringify!` gives [`entries!`] for the same function.
+fn fn_name<F>() -> &'static str {
+    let path = std::any::type_name::<F>();
+    path.rsplit("::").next().unwrap_or(path)
+}
+
 /// The handles the parent handed to this task at spawn (once; later calls
 /// return none).
 pub fn take_handles() -> Vec<Handle> {
@@ -499,17 +544,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 /// What an entry function may return: `()` or `Result<T, E>` with a
 /// serializable `T` and a displayable `E`.
 pub trait EntryOutput {
+    /// The value a joiner receives: `()`, or the `T` of `Result<T, E>`.
+    type Value;
     #[doc(hidden)]
     fn into_output(self) -> std::result::Result<Vec<u8>, String>;
 }
 
 impl EntryOutput for () {
+    type Value = ();
     fn into_output(self) -> std::result::Result<Vec<u8>, String> {
         Ok(Vec::new())
     }
 }
 
 impl<T: Serialize, E: fmt::Display> EntryOutput for std::result::Result<T, E> {
+    type Value = T;
     fn into_output(self) -> std::result::Result<Vec<u8>, String> {
         match self {
             Ok(value) => encode(&value).map_err(|e| e.to_string()),
@@ -520,6 +569,10 @@ impl<T: Serialize, E: fmt::Display> EntryOutput for std::result::Result<T, E> {
 
 /// What an entry function may take: nothing, or one deserializable argument.
 pub trait EntryFn<Marker> {
+    /// What the entry takes: its argument's type, or `()`.
+    type Arg;
+    /// What its joiner receives (see [`EntryOutput`]).
+    type Value;
     #[doc(hidden)]
     fn invoke(self, payload: &[u8]) -> std::result::Result<Vec<u8>, String>;
 }
@@ -530,12 +583,16 @@ pub struct NoArg;
 pub struct OneArg<A>(PhantomData<A>);
 
 impl<F: FnOnce() -> O, O: EntryOutput> EntryFn<NoArg> for F {
+    type Arg = ();
+    type Value = O::Value;
     fn invoke(self, _payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
         self().into_output()
     }
 }
 
 impl<F: FnOnce(A) -> O, A: DeserializeOwned, O: EntryOutput> EntryFn<OneArg<A>> for F {
+    type Arg = A;
+    type Value = O::Value;
     fn invoke(self, payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
         let arg = decode(payload).map_err(|e| format!("bad argument: {e}"))?;
         self(arg).into_output()

@@ -4,10 +4,10 @@
 use mtask::Error;
 
 fn main() -> mtask::Result<()> {
-    println!("{:?}", mtask::call::<_, Option<i32>>("return_none", &())?);
-    println!("{:?}", mtask::call::<_, i32>("return_one", &())?);
-    println!("{:?}", mtask::call::<_, (i32, i32)>("return_many", &())?);
-    match mtask::call::<_, ()>("raise_exception", &()) {
+    println!("{:?}", mtask::call_fn(return_none, &())?);
+    println!("{:?}", mtask::call_fn(return_one, &())?);
+    println!("{:?}", mtask::call_fn(return_many, &())?);
+    match mtask::call_fn(raise_exception, &()) {
         Err(Error::Task { error, .. }) => println!("caught exception: {}", error.message()),
         other => println!("expected an exception, got {other:?}"),
     }

@@ -19,7 +19,7 @@ fn main() -> mtask::Result<()> {
         let (conn, _peer) = listener.accept()?;
         accepted += 1;
         // The handler owns the connection now: the listener no longer has it.
-        let handler = mtask::spawn_with::<_, ()>("client_handler", &(), vec![conn.into_handle()])?;
+        let handler = mtask::spawn_fn_with(client_handler, &(), vec![conn.into_handle()])?;
         if count.is_some() {
             handlers.push(handler);
         }

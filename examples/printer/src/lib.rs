@@ -8,8 +8,8 @@ fn main() -> mtask::Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(3);
-    let hello = mtask::spawn::<_, ()>("printer", &("hello", times))?;
-    let goodbye = mtask::spawn::<_, ()>("printer", &("goodbye", times))?;
+    let hello = mtask::spawn_fn(printer, &("hello".into(), times))?;
+    let goodbye = mtask::spawn_fn(printer, &("goodbye".into(), times))?;
     hello.join()?;
     goodbye.join()
 }

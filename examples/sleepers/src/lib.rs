@@ -9,7 +9,7 @@ fn main() -> mtask::Result<()> {
     let naps: [(u64, bool); 4] = [(30, false), (10, true), (20, false), (40, true)];
     let sleepers: Vec<mtask::Task<u64>> = naps
         .iter()
-        .map(|nap| mtask::spawn("sleeper", nap))
+        .map(|nap| mtask::spawn_fn(sleeper, nap))
         .collect::<Result<_, _>>()?;
     for sleeper in sleepers {
         sleeper.join()?;

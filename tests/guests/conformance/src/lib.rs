@@ -256,6 +256,37 @@ fn files_main() {
     );
 }
 
+/// Spawns entries by the function itself: argument and result types are
+/// the entries' own, checked by the compiler.
+fn typed_main() -> mtask::Result<()> {
+    let square = mtask::spawn_fn(typed_square, &7)?;
+    println!("square: {}", square.join()?);
+    println!("greet: {}", mtask::call_fn(typed_greet, &())?);
+    mtask::call_fn(typed_printer, &("typed".to_string(), 2))?;
+    match mtask::call_fn(not_an_entry, &()) {
+        Ok(()) => println!("not_an_entry ran"),
+        Err(e) => println!("not_an_entry: {e}"),
+    }
+    Ok(())
+}
+
+fn typed_square(n: u64) -> Result<u64, String> {
+    n.checked_mul(n).ok_or_else(|| "overflow".into())
+}
+
+fn typed_greet() -> Result<String, String> {
+    Ok("hello from a typed child".into())
+}
+
+fn typed_printer((word, times): (String, u8)) {
+    for _ in 0..times {
+        println!("{word}");
+    }
+}
+
+/// Not named in `entries!`, so the host has no such entry.
+fn not_an_entry() {}
+
 fn echo_args() {
     println!("args: {:?}", std::env::args().collect::<Vec<_>>());
 }
@@ -289,4 +320,8 @@ mtask::entries!(
     misuse_main,
     echo_args,
     files_main,
+    typed_main,
+    typed_square,
+    typed_greet,
+    typed_printer,
 );
