@@ -191,3 +191,12 @@ fn c_echo_server_serves_a_native_client() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(rest, "served 2 connections\n");
 }
+
+#[test]
+fn c_libc_sleep_suspends_only_its_task() {
+    let run = run("c_conformance", "libc_sleep");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = run.lines();
+    assert_eq!(lines[..10], ["napper: ok"; 10]);
+    assert_eq!(lines[10..], ["all slept at once: yes"], "{}", run.stdout);
+}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mtask.h"
 
@@ -212,7 +213,30 @@ static int sockets(mtask_bytes arg, mtask_bytes *result) {
     return MTASK_OK;
 }
 
-MTASK_ENTRIES({"handover", handover}, {"taker", taker}, {"sockets", sockets},
+/* libc's own blocking sleep, as a C program would call it. */
+static int libc_napper(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    usleep(50 * 1000);
+    return MTASK_OK;
+}
+
+/* Ten tasks in usleep(50 ms) at once: each suspends only itself. */
+static int libc_sleep(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    double start = now_ms();
+    mtask_task nappers[10];
+    for (int i = 0; i < 10; i++)
+        if (mtask_spawn("libc_napper", mtask_str(""), &nappers[i]) != MTASK_OK)
+            return mtask_fail("%s", mtask_error());
+    for (int i = 0; i < 10; i++)
+        show("napper", mtask_join(&nappers[i], MTASK_FOREVER, NULL));
+    double took = now_ms() - start;
+    /* One after another would take 500 ms. */
+    printf("all slept at once: %s\n", took >= 50 && took < 250 ? "yes" : "no");
+    return MTASK_OK;
+}
+
+MTASK_ENTRIES({"libc_sleep", libc_sleep}, {"libc_napper", libc_napper}, {"handover", handover}, {"taker", taker}, {"sockets", sockets},
               {"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},
               {"queues", queues}, {"sleeper", sleeper}, {"echo", echo}, {"panics", panics},
               {"aborts", aborts}, {"inner", inner}, {"outer", outer}, {"summer", summer})
