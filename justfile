@@ -112,6 +112,16 @@ demo: build
     echo "== pipeline.wasm: a producer, three workers, results in input order"
     {{host}} run {{wasm}}/pipeline.wasm
 
+# The seed's programs written in C and in Python, under `mtask-host run`
+# (installs each toolchain first; see README "Tasks in C" / "in Python").
+demo-c: build c-guests
+    {{host}} run target/c/printer.wasm
+    {{host}} run target/c/children.wasm
+
+demo-python: build python-guests
+    {{host}} run target/python/printer.wasm
+    {{host}} run target/python/children.wasm
+
 # Run the whole test suite: real guests run by the real host.
 test: build python-guests c-guests
     cargo test --release --workspace 2>&1 | tee target/test-output.log
