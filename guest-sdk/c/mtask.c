@@ -157,9 +157,6 @@ static uint64_t *timeout_arg(int64_t timeout, uint64_t *storage) {
 
 /* Entries ---------------------------------------------------------------------- */
 
-/* The entry the task runs, for mtask_panic's message. */
-static const char *current_entry = "?";
-
 int mtask_return(mtask_bytes *result, const void *data, size_t len) {
     mtask_bytes_free(result);
     *result = copy_bytes(data, len);
@@ -227,7 +224,6 @@ bool exports_task_run(task_string_t *entry, task_list_u8_t *payload, task_list_u
         task_list_u8_free(payload);
         return false;
     }
-    current_entry = found->name;
     task_string_free(entry);
 
     mtask_bytes arg = {payload->ptr, payload->len};
