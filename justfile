@@ -32,7 +32,7 @@ python-guests:
         {{pyvenv}}/bin/pip install --quiet componentize-py==0.25.1
     fi
     mkdir -p target/python
-    for ex in printer children echo_server; do
+    for ex in printer children echo_server udp_echo; do
         out=target/python/$ex.wasm
         # Rebuild only when the app, the SDK or the WIT changed.
         if [ -f "$out" ] && [ -z "$(find examples/python/$ex guest-sdk/python wit -newer "$out" -type f)" ]; then

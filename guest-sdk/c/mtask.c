@@ -341,6 +341,12 @@ mtask_handle mtask_give_stream(mtask_stream *stream) {
     return h;
 }
 
+mtask_handle mtask_give_udp(mtask_udp *socket) {
+    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_UDP_SOCKET, socket->handle};
+    socket->handle = 0;
+    return h;
+}
+
 /* Closes a handle that was given but will not reach a child. */
 static void drop_handle(mtask_handle h) {
     if (!h.handle)
@@ -354,6 +360,9 @@ static void drop_handle(mtask_handle h) {
         break;
     case MTASK_TASK_TASKS_HANDLE_TCP_STREAM:
         mtask_task_net_tcp_stream_drop_own((mtask_task_net_own_tcp_stream_t){h.handle});
+        break;
+    case MTASK_TASK_TASKS_HANDLE_UDP_SOCKET:
+        mtask_task_net_udp_socket_drop_own((mtask_task_net_own_udp_socket_t){h.handle});
         break;
     }
 }
@@ -419,6 +428,10 @@ int mtask_taken_listener(size_t index, mtask_listener *listener) {
 
 int mtask_taken_stream(size_t index, mtask_stream *stream) {
     return take_handle(index, MTASK_TASK_TASKS_HANDLE_TCP_STREAM, &stream->handle);
+}
+
+int mtask_taken_udp(size_t index, mtask_udp *socket) {
+    return take_handle(index, MTASK_TASK_TASKS_HANDLE_UDP_SOCKET, &socket->handle);
 }
 
 /* Queues ----------------------------------------------------------------------- */
@@ -607,6 +620,75 @@ void mtask_stream_close(mtask_stream *stream) {
         mtask_task_net_tcp_stream_drop_own(own);
     }
     stream->handle = 0;
+}
+
+/* UDP sockets ------------------------------------------------------------------ */
+
+static mtask_task_net_borrow_udp_socket_t borrow_udp(const mtask_udp *socket) {
+    mtask_task_net_borrow_udp_socket_t b = {socket->handle};
+    return b;
+}
+
+int mtask_udp_bind(const char *address, mtask_udp *socket) {
+    socket->handle = 0;
+    task_string_t text;
+    task_string_set(&text, address);
+    mtask_task_net_own_udp_socket_t own;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_static_udp_socket_bind(&text, &own, &err))
+        return from_error(&err);
+    socket->handle = own.__handle;
+    return MTASK_OK;
+}
+
+int mtask_udp_address(mtask_udp *socket, char **address) {
+    *address = NULL;
+    task_string_t text;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_method_udp_socket_local_address(borrow_udp(socket), &text, &err))
+        return from_error(&err);
+    give_string(&text, address);
+    return MTASK_OK;
+}
+
+int mtask_udp_recv_from(mtask_udp *socket, size_t max, int64_t timeout, mtask_bytes *data,
+                        char **sender) {
+    data->data = NULL;
+    data->len = 0;
+    if (sender)
+        *sender = NULL;
+    uint64_t storage;
+    mtask_task_net_tuple2_list_u8_socket_address_t got;
+    mtask_task_net_error_t err;
+    uint32_t limit = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
+    if (!mtask_task_net_method_udp_socket_recv_from(borrow_udp(socket), limit,
+                                                    timeout_arg(timeout, &storage), &got, &err))
+        return from_error(&err);
+    data->data = got.f0.ptr;
+    data->len = got.f0.len;
+    give_string(&got.f1, sender);
+    return MTASK_OK;
+}
+
+int mtask_udp_send_to(mtask_udp *socket, mtask_bytes data, const char *address, int64_t timeout) {
+    uint64_t storage;
+    task_list_u8_t bytes = {data.data, data.len};
+    task_string_t text;
+    task_string_set(&text, address);
+    uint32_t sent;
+    mtask_task_net_error_t err;
+    if (!mtask_task_net_method_udp_socket_send_to(borrow_udp(socket), &bytes, &text,
+                                                  timeout_arg(timeout, &storage), &sent, &err))
+        return from_error(&err);
+    return MTASK_OK;
+}
+
+void mtask_udp_close(mtask_udp *socket) {
+    if (socket->handle) {
+        mtask_task_net_own_udp_socket_t own = {socket->handle};
+        mtask_task_net_udp_socket_drop_own(own);
+    }
+    socket->handle = 0;
 }
 
 /* Arguments -------------------------------------------------------------------- */

@@ -185,12 +185,14 @@ typedef struct mtask_handle {
 struct mtask_queue;
 struct mtask_listener;
 struct mtask_stream;
+struct mtask_udp;
 
-/* Hands a queue, listener or stream over: the giver's copy is released
+/* Hands a queue or socket over: the giver's copy is released
  * (set to 0) and the handle moves to the child that mtask_spawn_with starts. */
 mtask_handle mtask_give_queue(struct mtask_queue *queue);
 mtask_handle mtask_give_listener(struct mtask_listener *listener);
 mtask_handle mtask_give_stream(struct mtask_stream *stream);
+mtask_handle mtask_give_udp(struct mtask_udp *socket);
 
 /* mtask_spawn, moving `count` handles to the child (they move even when the
  * spawn fails, and are then closed). */
@@ -202,6 +204,7 @@ int mtask_spawn_with(const char *entry, mtask_bytes arg, const mtask_handle *han
 int mtask_taken_queue(size_t index, struct mtask_queue *queue);
 int mtask_taken_listener(size_t index, struct mtask_listener *listener);
 int mtask_taken_stream(size_t index, struct mtask_stream *stream);
+int mtask_taken_udp(size_t index, struct mtask_udp *socket);
 
 /* Queues --------------------------------------------------------------------- */
 
@@ -279,6 +282,31 @@ int mtask_shutdown_send(mtask_stream *stream);
 
 /* Closes the connection. */
 void mtask_stream_close(mtask_stream *stream);
+
+/* UDP sockets ------------------------------------------------------------------ */
+
+/* A UDP socket: datagrams, each whole or not at all. Sending needs the
+ * host's --connect grant for the destination. */
+typedef struct mtask_udp {
+    int32_t handle; /* the host's handle; 0 once released */
+} mtask_udp;
+
+/* Binds to `address` (port 0: any free port). */
+int mtask_udp_bind(const char *address, mtask_udp *socket);
+
+/* The address it is bound to, as a C string to free(). */
+int mtask_udp_address(mtask_udp *socket, char **address);
+
+/* Waits for a datagram: at most `max` bytes of it into `*data` (free it with
+ * mtask_bytes_free); `sender` (may be NULL) gets its address to free(). */
+int mtask_udp_recv_from(mtask_udp *socket, size_t max, int64_t timeout, mtask_bytes *data,
+                        char **sender);
+
+/* Sends `data` as one datagram to `address`. */
+int mtask_udp_send_to(mtask_udp *socket, mtask_bytes data, const char *address, int64_t timeout);
+
+/* Closes the socket. */
+void mtask_udp_close(mtask_udp *socket);
 
 /* Arguments -------------------------------------------------------------------- */
 

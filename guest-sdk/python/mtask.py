@@ -174,6 +174,8 @@ def take_handles():
             out.append(TcpStream(handle.value))
         elif isinstance(handle, _tasks.Handle_TcpListener):
             out.append(TcpListener(handle.value))
+        elif isinstance(handle, _tasks.Handle_UdpSocket):
+            out.append(UdpSocket(handle.value))
         elif isinstance(handle, _tasks.Handle_Task):
             out.append(Task(handle.value, "(handed over)"))
     return out
@@ -267,6 +269,46 @@ class TcpStream:
 
     def _to_wit(self):
         return _tasks.Handle_TcpStream(self._s)
+
+
+class UdpSocket:
+    """A UDP socket: datagrams, each whole or not at all."""
+
+    def __init__(self, wit):
+        self._u = wit
+
+    @classmethod
+    def bind(cls, address):
+        """Binds to `address` (port 0: any free port)."""
+        return cls(_call(_net.UdpSocket.bind, address))
+
+    def recv_from(self, max_bytes, timeout=None):
+        """Waits for a datagram: (at most `max_bytes` of it, sender)."""
+        data, sender = _call(self._u.recv_from, max_bytes, _nanos(timeout))
+        return bytes(data), sender
+
+    def send_to(self, data, address, timeout=None):
+        """Sends `data` as one datagram to `address`."""
+        return _call(self._u.send_to, bytes(data), address, _nanos(timeout))
+
+    def connect(self, address):
+        """Fixes the peer for `send` and `recv`."""
+        _call(self._u.connect, address)
+
+    def send(self, data, timeout=None):
+        return _call(self._u.send, bytes(data), _nanos(timeout))
+
+    def recv(self, max_bytes, timeout=None):
+        return bytes(_call(self._u.recv, max_bytes, _nanos(timeout)))
+
+    def local_address(self):
+        return _call(self._u.local_address)
+
+    def close(self):
+        self._u.__exit__(None, None, None)
+
+    def _to_wit(self):
+        return _tasks.Handle_UdpSocket(self._u)
 
 
 # Entries ----------------------------------------------------------------------
