@@ -116,23 +116,5 @@ fn a_python_component_is_compiled_once() {
 
 #[test]
 fn python_udp_echo_answers_a_native_client() {
-    let mut cmd = host();
-    cmd.args(["run", "--listen", "127.0.0.1:*", "--connect", "127.0.0.1:*"])
-        .arg(python_guest("udp_echo"))
-        .args(["--", "127.0.0.1:0", "2"]);
-    let (mut child, mut stdout, addr) = spawn_listening(&mut cmd);
-    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    client
-        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .unwrap();
-    for text in [&b"one datagram"[..], b"another"] {
-        client.send_to(text, addr).unwrap();
-        let mut back = [0u8; 64];
-        let (n, from) = client.recv_from(&mut back).unwrap();
-        assert_eq!((&back[..n], from), (text, addr));
-    }
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    assert_eq!(rest, "echoed 2 datagrams\n");
+    support::assert_udp_echo_serves_two_datagrams(&python_guest("udp_echo"));
 }

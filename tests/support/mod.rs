@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::time::Duration;
 
@@ -173,4 +173,29 @@ pub fn number_after(line: &str, prefix: &str) -> u64 {
     digits
         .parse()
         .unwrap_or_else(|_| panic!("no number after `{prefix}` in `{line}`"))
+}
+
+/// Runs a UDP echo app (`app -- ADDRESS 2`, printing `listening on ADDR`
+/// and at the end `echoed 2 datagrams`), sends it two datagrams from a
+/// native socket and checks that each comes back whole from that address.
+pub fn assert_udp_echo_serves_two_datagrams(app: &Path) {
+    let mut cmd = host();
+    cmd.args(["run", "--listen", "127.0.0.1:*", "--connect", "127.0.0.1:*"])
+        .arg(app)
+        .args(["--", "127.0.0.1:0", "2"]);
+    let (mut child, mut stdout, addr) = spawn_listening(&mut cmd);
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    for text in [&b"one datagram"[..], b"another"] {
+        client.send_to(text, addr).unwrap();
+        let mut back = [0u8; 64];
+        let (n, from) = client.recv_from(&mut back).unwrap();
+        assert_eq!((&back[..n], from), (text, addr));
+    }
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(rest, "echoed 2 datagrams\n");
 }
