@@ -52,6 +52,10 @@ c-toolchain:
     #!/usr/bin/env bash
     set -euo pipefail
     if ! dpkg -s {{c_packages}} > /dev/null 2>&1; then
+        if ! command -v apt-get > /dev/null; then
+            echo "error: the C guests need Debian's {{c_packages}}; without apt-get, install clang 19, wasm-ld and wasi-libc by hand" >&2
+            exit 1
+        fi
         sudo=$([ "$(id -u)" = 0 ] || echo sudo)
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends {{c_packages}}
