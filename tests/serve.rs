@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{connect, guest, host, host_run, spawn_listening};
+use support::{c_guest, connect, guest, host, host_run, python_guest, spawn_listening};
 
 /// Writes `text` to a fresh tenants file.
 fn tenants_file(name: &str, text: &str) -> PathBuf {
@@ -274,4 +274,57 @@ cpu_budget = "100ms"
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn tenants_in_three_languages_share_one_host() {
+    let file = tenants_file(
+        "languages",
+        &format!(
+            r#"
+[[tenant]]
+name = "c"
+app = "{c}"
+
+[[tenant]]
+name = "python"
+app = "{python}"
+
+[[tenant]]
+name = "rust"
+app = "{rust}"
+"#,
+            c = c_guest("children").display(),
+            python = python_guest("children").display(),
+            rust = guest("children").display(),
+        ),
+    );
+    let run = host_run([
+        std::path::Path::new("serve"),
+        &file,
+        std::path::Path::new("--summary"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Every tenant printed all its lines (the tenants' lines interleave).
+    let c = [
+        "(no value)",
+        "1",
+        "(2, 3)",
+        "caught exception: task `raise_exception` failed: foo",
+    ];
+    let others = ["None", "1", "(2, 3)", "caught exception: foo"];
+    let mut expected: Vec<&str> = [&c[..], &others, &others].concat();
+    expected.sort_unstable();
+    let mut lines = run.lines();
+    lines.sort_unstable();
+    assert_eq!(lines, expected, "{}", run.stdout);
+    for tenant in ["c", "python", "rust"] {
+        assert!(
+            run.stderr.contains(&format!(
+                "tenant `{tenant}`: 5 tasks started, 4 succeeded, 1 failed, 0 trapped"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
 }
