@@ -9,6 +9,7 @@ use std::path::Path;
 
 use support::{Run, c_guest, connect, host, host_run, spawn_listening};
 
+/// `mtask-host run --entry ENTRY target/c/NAME.wasm`.
 fn run(name: &str, entry: &str) -> Run {
     host_run([
         Path::new("run"),
