@@ -301,12 +301,12 @@ impl Reactor {
         timeout: Option<Duration>,
         must_return: bool,
     ) -> std::io::Result<()> {
-        let now = Instant::now();
+        // The clock is read only when a timer is set: a pass is often short.
         let until_timer = self
             .timers
             .keys()
             .next()
-            .map(|(at, _)| at.saturating_duration_since(now));
+            .map(|(at, _)| at.saturating_duration_since(Instant::now()));
         let mut wait = match (until_timer, timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
