@@ -86,14 +86,14 @@ fn sleepers_wake_in_deadline_order() {
 #[test]
 fn a_slow_start_up_does_not_use_up_the_first_slice() {
     // Row 15's slice counts from the end of a task's start-up, which is not
-    // preempted: `hello`, whose 100 ms start-up is followed by 5 ms of work
+    // preempted: `hello`, whose 200 ms start-up is followed by 5 ms of work
     // before its first line, still prints first. (Counted from the poll's
     // start, it was preempted at once and `goodbye` went first.)
     let app = support::c_guest("slow_start");
     let run = support::host_run([
         std::path::Path::new("run"),
         std::path::Path::new("--time-slice"),
-        std::path::Path::new("50ms"),
+        std::path::Path::new("100ms"),
         &app,
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -1,5 +1,5 @@
 /* A component whose start-up (its C constructors, run when each task's
- * instance is made) takes 100 ms: tests/scheduling.rs checks that start-up
+ * instance is made) takes 200 ms: tests/scheduling.rs checks that start-up
  * does not use up the time slice of a task's first steps. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,7 @@ static void busy(int ms) {
     while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
 }
 
-__attribute__((constructor)) static void slow_start(void) { busy(100); }
+__attribute__((constructor)) static void slow_start(void) { busy(200); }
 
 /* `WORD MS`: works MS milliseconds (several epoch ticks, but well inside
  * a slice), then prints WORD three times, yielding after each line. */
