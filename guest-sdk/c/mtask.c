@@ -323,28 +323,33 @@ uint64_t mtask_task_id(const mtask_task *task) {
 
 /* Handles ---------------------------------------------------------------------- */
 
-mtask_handle mtask_give_queue(mtask_queue *queue) {
-    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_QUEUE, queue->handle};
-    queue->handle = 0;
+/* The kinds of handle a task can give, as the WIT `handle` variant tags them. */
+#define KIND_QUEUE MTASK_TASK_TASKS_HANDLE_QUEUE
+#define KIND_LISTENER MTASK_TASK_TASKS_HANDLE_TCP_LISTENER
+#define KIND_STREAM MTASK_TASK_TASKS_HANDLE_TCP_STREAM
+#define KIND_UDP MTASK_TASK_TASKS_HANDLE_UDP_SOCKET
+
+/* Takes the handle out of its holder, which is left released (0). */
+static mtask_handle take_out(uint8_t kind, int32_t *handle) {
+    mtask_handle h = {kind, *handle};
+    *handle = 0;
     return h;
+}
+
+mtask_handle mtask_give_queue(mtask_queue *queue) {
+    return take_out(KIND_QUEUE, &queue->handle);
 }
 
 mtask_handle mtask_give_listener(mtask_listener *listener) {
-    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_TCP_LISTENER, listener->handle};
-    listener->handle = 0;
-    return h;
+    return take_out(KIND_LISTENER, &listener->handle);
 }
 
 mtask_handle mtask_give_stream(mtask_stream *stream) {
-    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_TCP_STREAM, stream->handle};
-    stream->handle = 0;
-    return h;
+    return take_out(KIND_STREAM, &stream->handle);
 }
 
 mtask_handle mtask_give_udp(mtask_udp *socket) {
-    mtask_handle h = {MTASK_TASK_TASKS_HANDLE_UDP_SOCKET, socket->handle};
-    socket->handle = 0;
-    return h;
+    return take_out(KIND_UDP, &socket->handle);
 }
 
 /* Closes a handle that was given but will not reach a child. */
@@ -352,16 +357,16 @@ static void drop_handle(mtask_handle h) {
     if (!h.handle)
         return;
     switch (h.kind) {
-    case MTASK_TASK_TASKS_HANDLE_QUEUE:
+    case KIND_QUEUE:
         mtask_task_queues_queue_drop_own((mtask_task_queues_own_queue_t){h.handle});
         break;
-    case MTASK_TASK_TASKS_HANDLE_TCP_LISTENER:
+    case KIND_LISTENER:
         mtask_task_net_tcp_listener_drop_own((mtask_task_net_own_tcp_listener_t){h.handle});
         break;
-    case MTASK_TASK_TASKS_HANDLE_TCP_STREAM:
+    case KIND_STREAM:
         mtask_task_net_tcp_stream_drop_own((mtask_task_net_own_tcp_stream_t){h.handle});
         break;
-    case MTASK_TASK_TASKS_HANDLE_UDP_SOCKET:
+    case KIND_UDP:
         mtask_task_net_udp_socket_drop_own((mtask_task_net_own_udp_socket_t){h.handle});
         break;
     }
@@ -419,19 +424,19 @@ static int take_handle(size_t index, uint8_t kind, int32_t *handle) {
 }
 
 int mtask_taken_queue(size_t index, mtask_queue *queue) {
-    return take_handle(index, MTASK_TASK_TASKS_HANDLE_QUEUE, &queue->handle);
+    return take_handle(index, KIND_QUEUE, &queue->handle);
 }
 
 int mtask_taken_listener(size_t index, mtask_listener *listener) {
-    return take_handle(index, MTASK_TASK_TASKS_HANDLE_TCP_LISTENER, &listener->handle);
+    return take_handle(index, KIND_LISTENER, &listener->handle);
 }
 
 int mtask_taken_stream(size_t index, mtask_stream *stream) {
-    return take_handle(index, MTASK_TASK_TASKS_HANDLE_TCP_STREAM, &stream->handle);
+    return take_handle(index, KIND_STREAM, &stream->handle);
 }
 
 int mtask_taken_udp(size_t index, mtask_udp *socket) {
-    return take_handle(index, MTASK_TASK_TASKS_HANDLE_UDP_SOCKET, &socket->handle);
+    return take_handle(index, KIND_UDP, &socket->handle);
 }
 
 /* Queues ----------------------------------------------------------------------- */
@@ -492,14 +497,12 @@ uint32_t mtask_queue_len(mtask_queue *queue) {
     return mtask_task_queues_method_queue_len(borrow_queue(queue));
 }
 
-void mtask_queue_close(mtask_queue *queue) { mtask_task_queues_method_queue_close(borrow_queue(queue)); }
+void mtask_queue_close(mtask_queue *queue) {
+    mtask_task_queues_method_queue_close(borrow_queue(queue));
+}
 
 void mtask_queue_drop(mtask_queue *queue) {
-    if (queue->handle) {
-        mtask_task_queues_own_queue_t own = {queue->handle};
-        mtask_task_queues_queue_drop_own(own);
-    }
-    queue->handle = 0;
+    drop_handle(take_out(KIND_QUEUE, &queue->handle));
 }
 
 /* TCP sockets ------------------------------------------------------------------ */
@@ -561,11 +564,7 @@ int mtask_accept(mtask_listener *listener, int64_t timeout, mtask_stream *stream
 }
 
 void mtask_listener_close(mtask_listener *listener) {
-    if (listener->handle) {
-        mtask_task_net_own_tcp_listener_t own = {listener->handle};
-        mtask_task_net_tcp_listener_drop_own(own);
-    }
-    listener->handle = 0;
+    drop_handle(take_out(KIND_LISTENER, &listener->handle));
 }
 
 int mtask_connect(const char *address, int64_t timeout, mtask_stream *stream) {
@@ -575,7 +574,8 @@ int mtask_connect(const char *address, int64_t timeout, mtask_stream *stream) {
     task_string_set(&text, address);
     mtask_task_net_own_tcp_stream_t own;
     mtask_task_net_error_t err;
-    if (!mtask_task_net_static_tcp_stream_connect(&text, timeout_arg(timeout, &storage), &own, &err))
+    if (!mtask_task_net_static_tcp_stream_connect(&text, timeout_arg(timeout, &storage), &own,
+                                                  &err))
         return from_error(&err);
     stream->handle = own.__handle;
     return MTASK_OK;
@@ -615,11 +615,7 @@ int mtask_shutdown_send(mtask_stream *stream) {
 }
 
 void mtask_stream_close(mtask_stream *stream) {
-    if (stream->handle) {
-        mtask_task_net_own_tcp_stream_t own = {stream->handle};
-        mtask_task_net_tcp_stream_drop_own(own);
-    }
-    stream->handle = 0;
+    drop_handle(take_out(KIND_STREAM, &stream->handle));
 }
 
 /* UDP sockets ------------------------------------------------------------------ */
@@ -684,11 +680,7 @@ int mtask_udp_send_to(mtask_udp *socket, mtask_bytes data, const char *address, 
 }
 
 void mtask_udp_close(mtask_udp *socket) {
-    if (socket->handle) {
-        mtask_task_net_own_udp_socket_t own = {socket->handle};
-        mtask_task_net_udp_socket_drop_own(own);
-    }
-    socket->handle = 0;
+    drop_handle(take_out(KIND_UDP, &socket->handle));
 }
 
 /* Arguments -------------------------------------------------------------------- */
