@@ -58,6 +58,81 @@ fn a_missing_file_is_named() {
 }
 
 #[test]
+fn a_device_or_a_directory_is_refused_without_reading_it() {
+    // /dev/zero never ends: it was once read until memory ran out.
+    assert_unusable(
+        Path::new("/dev/zero"),
+        "/dev/zero is not a regular file (a component is a .wasm file)",
+    );
+    assert_unusable(&scratch("dir"), "is not a regular file");
+}
+
+#[test]
+fn a_file_larger_than_any_component_is_refused_without_reading_it() {
+    let path = scratch("huge").join("huge.wasm");
+    // Sparse: 600 MiB on paper, nothing on disk.
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(600 << 20)
+        .unwrap();
+    assert_unusable(
+        &path,
+        "huge.wasm is 600 MiB; a component may be at most 512 MiB",
+    );
+}
+
+#[test]
+fn absurd_sizes_name_the_flag() {
+    let refused = |flags: &[&str], expected: &str| {
+        let mut args = vec!["run"];
+        args.extend(flags);
+        let printer = guest("printer");
+        args.push(printer.to_str().unwrap());
+        let run = host_run(&args);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert_eq!(run.stderr, format!("mtask-host: {expected}\n"));
+    };
+    refused(
+        &["--max-memory", "1000000GiB"],
+        "--max-memory 976 TiB is more than a wasm32 task can address (4 GiB)",
+    );
+    refused(
+        &["--max-memory", "1000"],
+        "--max-memory 1000 bytes is less than one wasm page (64 KiB)",
+    );
+    refused(
+        &["--max-tasks", "4294967295"],
+        "--max-tasks 4294967295 tasks with --max-memory 64 MiB each need 517 PiB of address \
+         space; the pool may reserve at most 64 TiB: lower one of them",
+    );
+    refused(
+        &["--max-sockets", "100000000"],
+        &format!(
+            "--max-sockets 100000000 is more than the open-file limit allows ({}, less 64 for \
+             the host): lower it, or raise the limit (ulimit -Hn)",
+            hard_open_files()
+        ),
+    );
+    // Queue bytes are bytes: a small figure is a small limit, not an error.
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--max-queue-bytes"),
+        Path::new("1000"),
+        &guest("printer"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// The hard limit on open files, which the host raises its own to.
+fn hard_open_files() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
 fn a_file_that_is_not_wasm_is_refused() {
     let path = scratch("notwasm").join("app.wasm");
     std::fs::write(&path, "#!/bin/sh\necho not wasm\n").unwrap();
@@ -150,6 +225,8 @@ fn help_documents_every_flag() {
         "--cache-dir",
         "--no-cache",
         "--max-queue-bytes",
+        "--max-app-memory",
+        "--max-sockets",
         "--time-slice",
         "--cpu-budget",
         "--listen",
@@ -211,23 +288,117 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
     );
 }
 
-#[test]
-fn a_corrupt_cache_entry_is_recompiled() {
-    let cache = scratch("corrupt");
-    assert_eq!(run_cached(&cache).code, 0);
-    let entry = std::fs::read_dir(&cache)
+/// The one entry in `cache`.
+fn only_entry(cache: &Path) -> PathBuf {
+    let entries: Vec<PathBuf> = std::fs::read_dir(cache)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::write(&entry, b"not compiled code").unwrap();
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "one cache entry expected: {entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
+/// Damages the cache entry in `cache` with `damage`, then checks that the
+/// next run compiles again, says why under -v, runs correctly, and leaves
+/// a good entry that the run after loads.
+fn assert_damage_is_repaired(name: &str, damage: impl Fn(&mut Vec<u8>), why: &str) {
+    let cache = scratch(name);
+    let good = run_cached(&cache);
+    assert_eq!(good.code, 0, "{}", good.stderr);
+    let entry = only_entry(&cache);
+    let mut bytes = std::fs::read(&entry).unwrap();
+    damage(&mut bytes);
+    std::fs::write(&entry, &bytes).unwrap();
     let run = run_cached(&cache);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, good.stdout);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "mtask-host: cache entry {} was not used ({why}); compiled again",
+            entry.display()
+        )
+    );
     assert!(
-        run.stderr.contains("printer.wasm compiled in"),
+        lines[1].contains("printer.wasm compiled in"),
         "{}",
         run.stderr
     );
-    assert_eq!(run.lines().len(), 6);
+    let again = run_cached(&cache);
+    assert!(
+        again
+            .stderr
+            .contains("printer.wasm loaded from the cache in"),
+        "the entry was replaced: {}",
+        again.stderr
+    );
+    assert_eq!(only_entry(&cache), entry);
+}
+
+#[test]
+fn a_cache_entry_with_flipped_code_bits_is_compiled_again() {
+    // The header stays intact; bits flip in the middle of the compiled
+    // code, which would run (or crash the host) if it were loaded.
+    assert_damage_is_repaired(
+        "flipped",
+        |bytes| {
+            let middle = bytes.len() / 2;
+            for b in &mut bytes[middle..middle + 64] {
+                *b ^= 0xff;
+            }
+        },
+        "its checksum does not match: it is corrupt",
+    );
+}
+
+#[test]
+fn a_truncated_or_foreign_cache_entry_is_compiled_again() {
+    assert_damage_is_repaired(
+        "truncated",
+        |bytes| bytes.truncate(bytes.len() - 100),
+        "its checksum does not match: it is corrupt",
+    );
+    assert_damage_is_repaired(
+        "foreign",
+        |bytes| *bytes = b"not compiled code".to_vec(),
+        "not an mtask cache entry",
+    );
+}
+
+#[test]
+fn the_cache_directory_is_made_private_and_refused_when_others_can_write_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = scratch("private");
+    let cache = root.join("new").join("cache");
+    assert_eq!(run_cached(&cache).code, 0);
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "made private");
+
+    let shared = root.join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // Said on every run, not only under -v: the operator must fix it.
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--cache-dir"),
+        &shared,
+        &guest("printer"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "mtask-host: not using the cache directory {}: others may write {} (mode 777); \
+             make it private with chmod go-w\n",
+            shared.display(),
+            shared.display()
+        )
+    );
+    assert_eq!(run.lines().len(), 6, "it ran all the same");
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing stored"
+    );
 }

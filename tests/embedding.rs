@@ -121,7 +121,7 @@ fn adding_an_unknown_entry_or_too_many_tasks_is_an_error() {
     let err = m.add(&program, "main", Vec::new()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "limit reached: at most 2 tasks may be alive at once"
+        "limit reached: the app may have at most 2 tasks (running, or ended and not yet joined)"
     );
 }
 
@@ -136,7 +136,9 @@ fn a_spawn_past_the_task_limit_is_a_limit_error_for_the_guest() {
     assert_eq!(
         m.take_outcome(main),
         Some(Err(TaskError::Failed(
-            "limit reached: at most 2 tasks may be alive at once".into()
+            "limit reached: the app may have at most 2 tasks (running, or ended and not yet \
+             joined)"
+                .into()
         )))
     );
 }

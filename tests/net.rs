@@ -323,3 +323,36 @@ fn serves_over_ipv6() {
     assert_eq!(echo_round(server.addr, b"over ipv6"), b"over ipv6");
     assert_eq!(server.finish().code, 0);
 }
+
+#[test]
+fn an_ipv4_mapped_address_is_ipv4_to_the_rules() {
+    // A real listener on IPv4 loopback, reached through the mapped spelling.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mapped = format!("[::ffff:127.0.0.1]:{port}");
+    // An IPv6-only grant does not reach IPv4 loopback.
+    let run = run_guest(
+        "netting",
+        "refused_main",
+        &["--connect", "[::/0]:*"],
+        &[&mapped],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [format!(
+            r#"Err(Denied("connecting to {mapped} is not allowed (no --connect rule grants it)"))"#
+        )]
+    );
+    // An IPv4 grant reaches its address under either spelling.
+    let run = run_guest(
+        "netting",
+        "refused_main",
+        &["--connect", "127.0.0.1:*"],
+        &[&mapped],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.lines(), ["Ok(())"]);
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_ok(), "the guest's connection arrived");
+}

@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{Run, guest, number_after, run_guest};
+use support::{Run, guest, number_after, peak_rss_mib, run_guest, spawn_until};
 
 /// `mtask-host run --entry <entry> [flags...] hostile.wasm`.
 fn run_hostile(entry: &str, flags: &[&str]) -> Run {
@@ -70,7 +70,10 @@ fn a_spawn_bomb_hits_the_task_limit() {
     // The main task and the bomb hold two of the 100 places.
     assert_eq!(
         run.lines(),
-        ["spawned 98 then: limit reached: at most 100 tasks may be alive at once"]
+        [
+            "spawned 98 then: limit reached: the app may have at most 100 tasks (running, or \
+          ended and not yet joined)"
+        ]
     );
 }
 
@@ -169,7 +172,7 @@ fn an_item_larger_than_the_queue_limit_is_refused() {
     assert_eq!(
         run.lines(),
         [
-            r#"huge: Err("limit reached: the app's queues may hold at most 1048576 bytes (0 held, 2097156 more asked)")"#,
+            r#"huge: Err("limit reached: the app's queues may hold at most 1048576 bytes (320 held, 2097220 more asked)")"#,
             "small: Ok(())",
         ]
     );
@@ -211,4 +214,183 @@ fn a_trap_in_the_middle_of_io_closes_that_connection_only() {
         "{out}"
     );
     assert!(out.ends_with("echo_handler: Ok(())\n"), "{out}");
+}
+
+/// Starts `mtask-host run --entry ENTRY FLAGS hostile.wasm -- ARGS` and
+/// reads its output up to the line that starts with `until`.
+fn start_hostile(
+    entry: &str,
+    flags: &[&str],
+    args: &[&str],
+    until: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+    Vec<String>,
+) {
+    let mut cmd = support::host();
+    cmd.args(["run", "--entry", entry])
+        .args(flags)
+        .arg(guest("hostile"))
+        .arg("--")
+        .args(args);
+    spawn_until(&mut cmd, until)
+}
+
+/// Ends a host the test is done with.
+fn end(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn empty_queue_items_are_counted_so_host_memory_stays_bounded() {
+    // 40 million empty items once held 1.6 GiB under a 64 MiB limit: each
+    // item now counts 64 bytes beside its data, so the limit holds.
+    let (child, _, lines) = start_hostile("empty_items_main", &[], &[], "holding");
+    assert_eq!(
+        lines[0],
+        "put 1048571 empty items then: limit reached: the app's queues may hold at most \
+         67108864 bytes (67108864 held, 64 more asked)"
+    );
+    let rss = peak_rss_mib(child.id());
+    end(child);
+    assert!(rss < 200, "the host held {rss} MiB for 64 MiB of queues");
+}
+
+#[test]
+fn queue_names_and_handles_count_against_the_app() {
+    let run = run_hostile("names_main", &["--max-queue-bytes", "1MiB"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"1 MiB name: Err(Invalid("a queue name may be at most 1024 bytes, not 1048576"))"#,
+            "opened 744 named queues then: limit reached: the app's queues may hold at most \
+             1048576 bytes (1047552 held, 1088 more asked)",
+        ]
+    );
+    let run = run_hostile("clone_bomb_main", &["--max-queue-bytes", "1MiB"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "clone_bomb: limit: the app's queues may hold at most 1048576 bytes (1048576 held, \
+          64 more asked)"
+        ]
+    );
+}
+
+#[test]
+fn the_apps_linear_memory_is_capped_in_all() {
+    // 40 tasks of 48 MiB once held 1.9 GiB: with a 256 MiB cap for the
+    // app, five fit and the others end with `limit`.
+    let (child, _, lines) = start_hostile(
+        "app_memory_main",
+        &["--max-app-memory", "256MiB"],
+        &[],
+        "measure",
+    );
+    let rss = peak_rss_mib(child.id());
+    end(child);
+    let holding = number_after(&lines[0], "holding");
+    assert!((4..=5).contains(&holding), "{lines:?}");
+    assert_eq!(
+        lines[0],
+        format!("holding {holding}, refused {}", 40 - holding)
+    );
+    assert!(
+        lines[1].starts_with(
+            "first refusal: limit: the app's tasks may have at most 256 MiB of linear memory in all"
+        ),
+        "{lines:?}"
+    );
+    assert!(rss < 256 + 150, "the host held {rss} MiB");
+}
+
+#[test]
+fn a_selective_get_over_many_tags_does_not_hold_up_the_others() {
+    // 20,000 items and 100,000 tags once took 400 ms inside one call.
+    let run = run_hostile("tag_scan_main", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let worst = number_after(run.lines()[0], "worst lateness");
+    assert!(
+        worst < 50,
+        "the steady task was {worst} ms late: {}",
+        run.stdout
+    );
+    assert!(
+        run.lines()[1].starts_with("tag_scan: 50 scans in"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_spawn_flood_up_to_the_task_limit_does_not_hold_up_the_others() {
+    // Up to the default --max-tasks: once 500 ms late.
+    let run = run_hostile("spawn_flood_main", &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let worst = number_after(run.lines()[0], "worst lateness");
+    assert!(
+        worst < 50,
+        "the steady task was {worst} ms late: {}",
+        run.stdout
+    );
+    assert!(
+        run.lines()[1].starts_with("spawn_bomb: spawned 999"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.lines()[1].ends_with(
+            "then: limit reached: the app may have at most 10000 tasks (running, or ended and \
+             not yet joined)"
+        ),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_cpu_budget_counts_time_spent_in_host_calls() {
+    let run = run_hostile("host_call_hog_main", &["--cpu-budget", "100ms"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run.lines()[0];
+    assert!(
+        line.starts_with("hog: limit: it used up its CPU budget of 100 ms after"),
+        "{line}"
+    );
+    let took = number_after(line, "after");
+    assert!(took < 300, "ended after {took} ms");
+}
+
+#[test]
+fn a_burst_of_connections_does_not_hold_up_the_others() {
+    use std::io::{Read, Write};
+    const CONNECTIONS: usize = 5000;
+    let count = CONNECTIONS.to_string();
+    let (mut child, mut stdout, lines) = start_hostile(
+        "burst_server_main",
+        &["--listen", "127.0.0.1:*"],
+        &["127.0.0.1:0", &count],
+        "listening on",
+    );
+    let addr: std::net::SocketAddr = lines[0]["listening on ".len()..].parse().unwrap();
+    // All at once: connect every one, then send on every one.
+    let mut conns: Vec<std::net::TcpStream> =
+        (0..CONNECTIONS).map(|_| support::connect(addr)).collect();
+    for conn in &mut conns {
+        conn.write_all(b"ping").unwrap();
+    }
+    for conn in &mut conns {
+        let mut back = [0u8; 4];
+        conn.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"ping");
+    }
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let worst = number_after(&rest, "worst lateness");
+    assert!(worst < 50, "the steady task was {worst} ms late: {rest}");
 }

@@ -328,3 +328,139 @@ app = "{rust}"
         );
     }
 }
+
+#[test]
+fn a_tenant_cannot_take_a_neighbours_task_slots_or_sockets() {
+    // Each bomb spawns (or opens sockets) until refused. The pool holds the
+    // sum of the tenants' shares, so each is refused at its own limit.
+    let hostile = guest("hostile");
+    let file = tenants_file(
+        "starve",
+        &format!(
+            r#"
+[[tenant]]
+name = "greedy"
+app = "{h}"
+entry = "spawn_bomb_main"
+
+[[tenant]]
+name = "modest"
+app = "{h}"
+entry = "spawn_bomb_main"
+max_tasks = 10
+
+[[tenant]]
+name = "greedy-sockets"
+app = "{h}"
+entry = "socket_bomb_main"
+listen = ["127.0.0.1:*"]
+
+[[tenant]]
+name = "modest-sockets"
+app = "{h}"
+entry = "socket_bomb_main"
+listen = ["127.0.0.1:*"]
+max_sockets = 5
+"#,
+            h = hostile.display()
+        ),
+    );
+    let run = host_run([PathBuf::from("serve"), file]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut lines = run.lines();
+    lines.sort();
+    let tasks = |n: usize, max: usize| {
+        format!(
+            "spawned {n} then: limit reached: the app may have at most {max} tasks (running, \
+             or ended and not yet joined)"
+        )
+    };
+    // The greedy tenant's sockets: its share of the open files, at most 10000.
+    let greedy_sockets = lines
+        .iter()
+        .filter(|l| l.starts_with("opened") && !l.starts_with("opened 5 "))
+        .map(|l| support::number_after(l, "opened"))
+        .next()
+        .expect("the greedy tenant's line");
+    let mut expected = vec![
+        "after closing: Ok(())".to_string(),
+        "after closing: Ok(())".to_string(),
+        format!(
+            "opened {greedy_sockets} then: limit reached: the app may have at most \
+             {greedy_sockets} sockets open"
+        ),
+        "opened 5 then: limit reached: the app may have at most 5 sockets open".to_string(),
+        tasks(8, 10),
+        tasks(998, 1000),
+    ];
+    expected.sort();
+    assert_eq!(lines, expected);
+    assert!(greedy_sockets > 100, "{greedy_sockets}");
+}
+
+#[test]
+fn sockets_that_cannot_fit_the_open_file_limit_are_refused_at_start() {
+    let file = tenants_file(
+        "files",
+        &format!(
+            "[[tenant]]\nname = \"huge\"\napp = \"{}\"\nmax_sockets = 100000000\n",
+            guest("printer").display()
+        ),
+    );
+    let run = host_run([PathBuf::from("serve"), file.clone()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "mtask-host: {}: the tenants may hold 100000000 open files (sockets, and a handle \
+             per granted directory per task: `huge` 100000000), more than the open-file limit \
+             allows (",
+            file.display()
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+/// Whether process `pid` handles signal number `signal` (its SigCgt mask).
+fn catches(pid: u32, signal: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (signal - 1)) != 0)
+}
+
+#[test]
+fn signals_while_tenants_load_are_handled_not_fatal() {
+    // The C tenant's start-up takes 200 ms, in its load: the signals
+    // arrive while it loads.
+    let slow = c_guest("slow_start");
+    let file = tenants_file(
+        "loading",
+        &format!(
+            "[[tenant]]\nname = \"slow\"\napp = \"{s}\"\nentry = \"printer\"\n\n\
+             [[tenant]]\nname = \"slower\"\napp = \"{s}\"\nentry = \"printer\"\n",
+            s = slow.display()
+        ),
+    );
+    let child = host()
+        .arg("serve")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !catches(child.id(), 10) {
+        assert!(Instant::now() < deadline, "SIGUSR1 is never handled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    signal(child.id(), "USR1");
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("live tasks"), "{stderr}");
+}

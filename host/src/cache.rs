@@ -1,8 +1,27 @@
 //! The compiled-code cache: a component compiled once is kept on disk,
-//! keyed by its bytes and the engine's settings, and mapped back in on the
-//! next run instead of compiled again.
+//! keyed by its bytes and the engine's settings, and loaded back on the next
+//! run instead of compiled again.
+//!
+//! Loading compiled code means running native code that wasmtime does not
+//! check, so nothing in the cache is trusted blindly:
+//! - the directory is created private (0700) and is used only while nobody
+//!   but its owner (or root) can write it or any folder above it, short of
+//!   a sticky one like `/tmp`; otherwise the run compiles and keeps nothing;
+//! - an entry carries a BLAKE3 digest of its artifact, checked on the bytes
+//!   in memory before they are deserialized (so the file cannot change
+//!   between the check and the use);
+//! - an entry is written to a temporary file and renamed into place, so a
+//!   reader sees a whole entry or none.
+//!
+//! A digest stored beside the code detects corruption, not a forger: whoever
+//! may write the directory may write a matching digest too. That is why the
+//! directory's permissions are checked, and why the operator must keep it
+//! private (README, "Security"). A bad entry is compiled again and replaced.
 
+use std::fs::{DirBuilder, File};
 use std::hash::Hasher;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -18,6 +37,27 @@ pub enum CodeOrigin {
     Cached,
 }
 
+/// Something about the cache that a user may want to hear of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CacheNote {
+    /// The directory is not private: the cache was not used at all.
+    Unsafe(String),
+    /// An entry was unreadable or corrupt; it was compiled again and replaced.
+    Replaced(String),
+    /// The compiled code could not be stored.
+    NotStored(String),
+}
+
+impl std::fmt::Display for CacheNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CacheNote::Unsafe(m) | CacheNote::Replaced(m) | CacheNote::NotStored(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
 /// `$MTASK_CACHE_DIR`, else `$XDG_CACHE_HOME/mtask`, else `~/.cache/mtask`.
 pub fn default_dir() -> Option<PathBuf> {
     let var = |name| {
@@ -29,6 +69,10 @@ pub fn default_dir() -> Option<PathBuf> {
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("mtask")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("mtask")))
 }
+
+/// The first bytes of an entry: the format, then the artifact's digest.
+const MAGIC: &[u8; 8] = b"mtaskc1\n";
+const HEADER: usize = MAGIC.len() + blake3::OUT_LEN;
 
 /// Feeds `Hash` output into SHA-256.
 struct ShaHasher(Sha256);
@@ -52,42 +96,158 @@ fn entry_path(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
     dir.join(format!("{name}.cwasm"))
 }
 
+/// A component's code, where it came from, and what a user may want to
+/// hear about the cache.
+pub(crate) struct Loaded {
+    pub(crate) component: Component,
+    pub(crate) origin: CodeOrigin,
+    pub(crate) note: Option<CacheNote>,
+}
+
 /// Compiles `wasm`, or loads it from `dir` when it was compiled before.
 ///
-/// A cache that cannot be read or written is skipped: the run goes on with
-/// freshly compiled code.
+/// A cache that cannot be used is skipped (the note says why): the run goes
+/// on with freshly compiled code.
 pub(crate) fn load_or_compile(
     engine: &Engine,
     wasm: &[u8],
     dir: Option<&Path>,
-) -> wasmtime::Result<(Component, CodeOrigin)> {
-    let Some(dir) = dir else {
-        return Ok((Component::new(engine, wasm)?, CodeOrigin::Compiled));
+) -> wasmtime::Result<Loaded> {
+    let compile = |note| -> wasmtime::Result<Loaded> {
+        Ok(Loaded {
+            component: Component::new(engine, wasm)?,
+            origin: CodeOrigin::Compiled,
+            note,
+        })
     };
+    let Some(dir) = dir else { return compile(None) };
+    if let Err(why) = private_dir(dir) {
+        return compile(Some(CacheNote::Unsafe(format!(
+            "not using the cache directory {}: {why}",
+            dir.display()
+        ))));
+    }
     let path = entry_path(dir, engine, wasm);
-    if path.exists() {
-        // SAFETY: the file was written by `store` below from code this same
-        // engine configuration compiled, into the user's own cache directory;
-        // wasmtime checks its header and settings before using it.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &path) } {
-            return Ok((component, CodeOrigin::Cached));
+    let mut note = None;
+    match read_entry(&path) {
+        Ok(None) => {}
+        Ok(Some(artifact)) => {
+            // SAFETY: the artifact is the one `store` wrote from code this
+            // engine configuration compiled (its digest matches), it comes
+            // from a directory only this user can write, and it is used
+            // from memory, after the check; wasmtime checks its header and
+            // settings as well.
+            match unsafe { Component::deserialize(engine, &artifact) } {
+                Ok(component) => {
+                    return Ok(Loaded {
+                        component,
+                        origin: CodeOrigin::Cached,
+                        note: None,
+                    });
+                }
+                Err(e) => note = Some(crate::error::one_line(&e)),
+            }
         }
+        Err(why) => note = Some(why),
     }
-    let component = Component::new(engine, wasm)?;
-    if let Ok(code) = component.serialize() {
-        store(&path, &code);
+    let mut loaded = compile(note.map(|why| {
+        CacheNote::Replaced(format!(
+            "cache entry {} was not used ({why}); compiled again",
+            path.display()
+        ))
+    }))?;
+    if let Err(e) = loaded
+        .component
+        .serialize()
+        .and_then(|code| store(&path, &code).map_err(wasmtime::Error::from))
+    {
+        loaded.note.get_or_insert(CacheNote::NotStored(format!(
+            "cannot store the compiled code in {}: {e}",
+            dir.display()
+        )));
     }
-    Ok((component, CodeOrigin::Compiled))
+    Ok(loaded)
 }
 
-/// Writes a cache entry atomically (temp file + rename), ignoring failures.
-fn store(path: &Path, code: &[u8]) {
-    let Some(dir) = path.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
+/// The artifact of the entry at `path` once its digest checks out; `None`
+/// when there is no entry, an error saying what is wrong with a bad one.
+fn read_entry(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+        return Err("not an mtask cache entry".into());
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&tmp, code).is_ok() && std::fs::rename(&tmp, path).is_err() {
+    let stored = blake3::Hash::from_slice(&bytes[MAGIC.len()..HEADER]).expect("32 bytes");
+    if blake3::hash(&bytes[HEADER..]) != stored {
+        return Err("its checksum does not match: it is corrupt".into());
+    }
+    bytes.drain(..HEADER);
+    Ok(Some(bytes))
+}
+
+/// Writes a cache entry atomically: a private temporary file, renamed into
+/// place once whole.
+fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("an entry is inside the directory");
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(MAGIC)?;
+        file.write_all(blake3::hash(code).as_bytes())?;
+        file.write_all(code)?;
+        file.sync_data()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    written
+}
+
+/// Creates `dir` private to this user if it is missing, then checks that
+/// nobody else can write it, or swap it by writing a folder above it.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create it: {e}"))?;
+    let real = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve it: {e}"))?;
+    let me = rustix::process::geteuid().as_raw();
+    for (depth, folder) in real.ancestors().enumerate() {
+        let meta = folder
+            .metadata()
+            .map_err(|e| format!("cannot inspect {}: {e}", folder.display()))?;
+        let (owner, mode) = (meta.uid(), meta.mode());
+        let name = folder.display();
+        if owner != me && owner != 0 {
+            return Err(format!("{name} belongs to another user (uid {owner})"));
+        }
+        // In a sticky folder (like /tmp) others may add entries, but not
+        // rename or remove ours; the cache directory itself must be private.
+        let sticky = mode & 0o1000 != 0 && depth > 0;
+        if mode & 0o022 != 0 && !sticky {
+            return Err(format!(
+                "others may write {name} (mode {:o}); make it private with chmod go-w",
+                mode & 0o7777
+            ));
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{CodeOrigin, Config, DirGrant, TaskManager};
+use crate::units::{parse_duration, parse_size};
+use crate::{CacheNote, CodeOrigin, Config, DirGrant, TaskManager};
 
 /// Run WebAssembly components as cooperative, sandboxed tasks.
 #[derive(Parser, Debug)]
@@ -63,15 +64,23 @@ struct RunArgs {
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
     max_memory: u64,
 
+    /// The most linear memory the app's tasks may have in all, in bytes or
+    /// with a KiB/MiB/GiB suffix; a growth past it fails, and the task
+    /// that asked ends with `limit`. [default: the machine's memory]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_app_memory: Option<u64>,
+
     /// The most bytes the queues of the app may hold, in bytes or with a
     /// KiB/MiB/GiB suffix; a put past it fails with `limit`.
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
     max_queue_bytes: u64,
 
     /// The most sockets the app's tasks may have open at once; past it,
-    /// bind, connect and accept fail with `limit`.
-    #[arg(long, default_value_t = Config::default().max_sockets, value_name = "N")]
-    max_sockets: usize,
+    /// bind, connect and accept fail with `limit`. At most what the
+    /// open-file limit allows (`ulimit -Hn`, less 64 for the host).
+    /// [default: 10000, or that if less]
+    #[arg(long, value_name = "N")]
+    max_sockets: Option<usize>,
 
     /// How long a task may run without waiting before it is preempted and
     /// the others run (`10ms`, `500us`, `1s`).
@@ -129,47 +138,8 @@ struct RunArgs {
     args: Vec<String>,
 }
 
-/// Parses `10ms`, `500us`, `2s`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || format!("`{text}` is not a time like 10ms, 500us or 2s");
-    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-    let n: u64 = text[..split].parse().map_err(|_| bad())?;
-    let d = match &text[split..] {
-        "us" => Duration::from_micros(n),
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        _ => return Err(bad()),
-    };
-    if d.is_zero() {
-        return Err(format!("`{text}` must be more than zero"));
-    }
-    Ok(d)
-}
-
 fn parse_rule(text: &str) -> Result<NetRule, String> {
     text.parse()
-}
-
-/// Parses `123`, `64KiB`, `64MiB`, `1GiB` (also `K`, `M`, `G`).
-pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "K" | "KiB" => 10,
-        "M" | "MiB" => 20,
-        "G" | "GiB" => 30,
-        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB or GiB)")),
-    };
-    n.checked_mul(1 << shift)
-        .filter(|&b| b >= 64 << 10)
-        .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
 /// Runs the command line; returns the process's exit status.
@@ -186,11 +156,30 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("mtask-host: {message}");
         ExitCode::from(code)
     };
+    let open_files = crate::files::raise_limit();
+    let file_budget = crate::files::for_apps(open_files);
+    let max_sockets = match args.max_sockets {
+        Some(n) if n > file_budget => {
+            return fail(
+                format!(
+                    "--max-sockets {n} is more than the open-file limit allows ({open_files}, \
+                     less {} for the host): lower it, or raise the limit (ulimit -Hn)",
+                    crate::files::HOST_FILES
+                ),
+                2,
+            );
+        }
+        Some(n) => n,
+        None => Config::default().max_sockets.min(file_budget),
+    };
     let config = Config {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,
+        max_app_memory: args
+            .max_app_memory
+            .unwrap_or_else(crate::engine::physical_memory),
         max_queue_bytes: args.max_queue_bytes as usize,
-        max_sockets: args.max_sockets,
+        max_sockets,
         time_slice: args.time_slice,
         preempt: !args.no_preempt,
         cpu_budget: args.cpu_budget,
@@ -200,6 +189,9 @@ fn run(args: RunArgs) -> ExitCode {
             args.cache_dir.or_else(crate::cache::default_dir)
         },
     };
+    if let Err(e) = config.check(|key| format!("--{}", key.replace('_', "-"))) {
+        return fail(e, 2);
+    }
     let start = Instant::now();
     let mut manager = match TaskManager::new(config) {
         Ok(m) => m,
@@ -219,6 +211,12 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(e.to_string(), 2),
     };
+    match program.cache_note() {
+        // A cache others could write is a hazard to hear of on every run.
+        Some(note @ CacheNote::Unsafe(_)) => eprintln!("mtask-host: {note}"),
+        Some(note) if args.verbose => eprintln!("mtask-host: {note}"),
+        _ => {}
+    }
     if args.verbose {
         let how = match program.origin() {
             CodeOrigin::Compiled => "compiled",

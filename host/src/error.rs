@@ -14,6 +14,20 @@ pub enum Error {
         /// Why it could not be read.
         source: std::io::Error,
     },
+    /// The path is not a regular file (a directory, a device, a pipe).
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The file is larger than any component mtask loads.
+    TooBig {
+        /// The path given.
+        path: PathBuf,
+        /// Its size in bytes (at least; it may still grow).
+        size: u64,
+        /// The most a component may be.
+        max: u64,
+    },
     /// The bytes are not WebAssembly.
     NotWasm {
         /// The file name.
@@ -61,6 +75,8 @@ pub enum Error {
         /// The entries the component has.
         entries: Vec<String>,
     },
+    /// A setting that cannot be honoured.
+    Config(String),
     /// As many tasks are alive as allowed.
     Limit(String),
     /// The engine or the event loop failed.
@@ -71,6 +87,18 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Read { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Error::NotAFile { path } => write!(
+                f,
+                "{} is not a regular file (a component is a .wasm file)",
+                path.display()
+            ),
+            Error::TooBig { path, size, max } => write!(
+                f,
+                "{} is {} MiB; a component may be at most {} MiB",
+                path.display(),
+                size >> 20,
+                max >> 20
+            ),
             Error::NotWasm { name } => write!(f, "{name} is not a WebAssembly file"),
             Error::CoreModule { name } => write!(
                 f,
@@ -104,6 +132,7 @@ impl fmt::Display for Error {
                     entries.join(", ")
                 )
             }
+            Error::Config(message) => f.write_str(message),
             Error::Limit(message) => write!(f, "limit reached: {message}"),
             Error::Host(message) => write!(f, "host error: {message}"),
         }

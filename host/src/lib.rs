@@ -23,7 +23,8 @@
 //! - [`cache`]: compiled code kept on disk between runs.
 //! - [`engine`]: the wasmtime engine and the limits that size its pool.
 //! - `outcome`: how a task's end becomes a result or a message.
-//! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode.
+//! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode;
+//!   `units`: the durations and sizes both parse.
 //! - [`net_policy`]: which addresses an app may bind and connect to.
 //!
 //! # Example
@@ -43,11 +44,13 @@
 
 #![warn(missing_docs)]
 
+mod apps;
 mod bindings;
 pub mod cache;
 pub mod cli;
 pub mod engine;
 mod error;
+mod files;
 mod iface;
 pub mod manager;
 pub mod net_policy;
@@ -58,13 +61,14 @@ mod reactor;
 mod scheduler;
 mod serve;
 mod task;
+mod units;
 mod waits;
 
-pub use cache::CodeOrigin;
+pub use apps::AppStats;
+pub use cache::{CacheNote, CodeOrigin};
 pub use engine::{AppLimits, Config};
 pub use error::Error;
 pub use manager::{StopHandle, TaskId, TaskManager};
+pub use outcome::Outcome;
 pub use outcome::TaskError;
 pub use program::{DirGrant, Program};
-pub use scheduler::AppStats;
-pub use scheduler::Outcome;

@@ -8,12 +8,13 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
+use crate::apps::AppStats;
 use crate::engine::{AppLimits, Config, Ticker, new_engine};
 use crate::error::{Error, one_line};
 use crate::program::Program;
 use crate::queue::AppId;
 use crate::reactor::Remote;
-use crate::scheduler::{self, AppStats, Core, Holder, Outcome, TaskKey, with_core, with_installed};
+use crate::scheduler::{self, Core, Holder, Outcome, TaskKey, with_core, with_installed};
 use crate::task::{TaskState, task_future};
 
 /// A task added by the embedder, to collect its outcome with
@@ -72,6 +73,11 @@ impl StopHandle {
         self.0.request_stop();
     }
 
+    /// Whether [`stop`](Self::stop) was called.
+    pub fn is_stopping(&self) -> bool {
+        self.0.stop_requested()
+    }
+
     /// Lists the live tasks on stderr at the next pass.
     pub fn list_tasks(&self) {
         self.0.request_dump();
@@ -105,6 +111,9 @@ fn dump_tasks(core: &Core, names: &HashMap<AppId, String>) {
 impl TaskManager {
     /// A manager with an engine sized by `config`.
     pub fn new(config: Config) -> Result<Self, Error> {
+        config
+            .check(|key| format!("Config::{key}"))
+            .map_err(Error::Config)?;
         let engine = new_engine(&config).map_err(|e| Error::Host(one_line(&e)))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -115,9 +124,6 @@ impl TaskManager {
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
         let core = Core::new(&config).map_err(|e| Error::Host(e.to_string()))?;
-        if config.cpu_budget.is_some() && !config.preempt {
-            return Err(Error::Host("a CPU budget needs preemption on".into()));
-        }
         let ticker = config.preempt.then(|| Ticker::start(&engine));
         Ok(Self {
             engine,

@@ -7,14 +7,22 @@
 //! or an IPv6 one in brackets (`[::1]`, `[fd00::/8]`); then `:` and the ports:
 //! one (`8080`), an inclusive range (`8000-8099`) or `*` for any. Port 0
 //! (bind to a free port) is allowed by `*` and by ranges that start at 0.
+//!
+//! Rules and addresses are compared in one canonical form, so that no
+//! spelling of an address reaches what its rules do not grant
+//! ([`canonical`]): an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is
+//! the IPv4 address it maps, in a rule and in a guest's call alike; so an
+//! IPv6 rule never grants IPv4, and an IPv4 rule grants the mapped spelling
+//! of its addresses. Connecting to an unspecified address (`0.0.0.0`, `[::]`)
+//! reaches the loopback address on Linux, and is checked as such.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use cap_primitives::ambient_authority;
 use cap_primitives::net::Pool;
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 
 /// One grant: a range of addresses and ports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,7 +64,10 @@ impl FromStr for NetRule {
         if ports.0 > ports.1 {
             return Err(bad("the port range is empty"));
         }
-        Ok(NetRule { net, ports })
+        Ok(NetRule {
+            net: canonical_net(net),
+            ports,
+        })
     }
 }
 
@@ -108,14 +119,51 @@ impl NetPolicy {
         }
     }
 
-    /// Whether `addr` may be used so; the error says what was refused.
-    pub(crate) fn check(&self, addr: &SocketAddr, what: NetUse) -> Result<(), String> {
+    /// The canonical form of `addr` if the policy allows using it so (the
+    /// caller then uses that form, which reaches the same place); the error
+    /// says what was refused.
+    pub(crate) fn check(&self, addr: &SocketAddr, what: NetUse) -> Result<SocketAddr, String> {
         let (pool, verb, flag) = match what {
             NetUse::Listen => (&self.listen, "binding", "--listen"),
             NetUse::Connect => (&self.connect, "connecting to", "--connect"),
         };
-        pool.check_addr(addr)
+        let canonical = canonical(*addr, what);
+        pool.check_addr(&canonical)
+            .map(|()| canonical)
             .map_err(|_| format!("{verb} {addr} is not allowed (no {flag} rule grants it)"))
+    }
+}
+
+/// The one spelling of `addr` that rules are matched against: an
+/// IPv4-mapped IPv6 address is its IPv4 address, and the destination of a
+/// connect to an unspecified address is the loopback address it reaches.
+pub(crate) fn canonical(addr: SocketAddr, what: NetUse) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    let ip = match (what, ip) {
+        (NetUse::Connect, IpAddr::V4(v4)) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        (NetUse::Connect, IpAddr::V6(v6)) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        (_, ip) => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// A rule's network in canonical form: an IPv6 range inside the
+/// IPv4-mapped block (`::ffff:0:0/96`) is the IPv4 range it maps.
+fn canonical_net(net: IpNet) -> IpNet {
+    let IpNet::V6(v6) = net else { return net };
+    match (
+        v6.network().to_ipv4_mapped(),
+        v6.prefix_len().checked_sub(96),
+    ) {
+        (Some(v4), Some(prefix)) => IpNet::V4(
+            Ipv4Net::new(v4, prefix)
+                .expect("a prefix of at most 32")
+                .trunc(),
+        ),
+        _ => net,
     }
 }
 
@@ -125,6 +173,10 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    fn rules(list: &[&str]) -> Vec<NetRule> {
+        list.iter().map(|r| r.parse().unwrap()).collect()
     }
 
     #[test]
@@ -159,11 +211,6 @@ mod tests {
 
     #[test]
     fn checks_follow_the_rules_and_deny_the_rest() {
-        let rules = |list: &[&str]| {
-            list.iter()
-                .map(|r| r.parse().unwrap())
-                .collect::<Vec<NetRule>>()
-        };
         let policy = NetPolicy::new(
             &rules(&["127.0.0.0/8:8000-8010", "[::1]:*"]),
             &rules(&["10.1.0.0/16:443"]),
@@ -192,6 +239,66 @@ mod tests {
             NetPolicy::default()
                 .check(&addr("127.0.0.1:80"), NetUse::Listen)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_ipv4_both_ways() {
+        // An IPv6-only grant does not reach IPv4 through the mapped spelling.
+        let v6 = NetPolicy::new(&rules(&["[::/0]:*"]), &rules(&["[::/0]:*"]));
+        for use_ in [NetUse::Listen, NetUse::Connect] {
+            assert!(v6.check(&addr("[::ffff:127.0.0.1]:80"), use_).is_err());
+            assert!(v6.check(&addr("[::1]:80"), use_).is_ok());
+        }
+        // An IPv4 grant covers the mapped spelling of its addresses, and the
+        // socket gets the IPv4 address.
+        let v4 = NetPolicy::new(&rules(&["127.0.0.1:*"]), &rules(&["127.0.0.0/8:80"]));
+        assert_eq!(
+            v4.check(&addr("[::ffff:127.0.0.1]:0"), NetUse::Listen),
+            Ok(addr("127.0.0.1:0"))
+        );
+        assert_eq!(
+            v4.check(&addr("[::ffff:127.0.0.9]:80"), NetUse::Connect),
+            Ok(addr("127.0.0.9:80"))
+        );
+        assert!(
+            v4.check(&addr("[::ffff:10.0.0.1]:80"), NetUse::Connect)
+                .is_err()
+        );
+        // A rule written in the mapped spelling is the IPv4 rule.
+        assert_eq!(
+            "[::ffff:10.0.0.0/104]:*"
+                .parse::<NetRule>()
+                .unwrap()
+                .to_string(),
+            "10.0.0.0/8:*"
+        );
+        let mapped = NetPolicy::new(&[], &rules(&["[::ffff:10.0.0.0/104]:*"]));
+        assert!(mapped.check(&addr("10.1.2.3:80"), NetUse::Connect).is_ok());
+        assert!(
+            mapped
+                .check(&addr("[::ffff:10.1.2.3]:80"), NetUse::Connect)
+                .is_ok()
+        );
+        assert!(mapped.check(&addr("11.0.0.1:80"), NetUse::Connect).is_err());
+    }
+
+    #[test]
+    fn connecting_to_an_unspecified_address_is_connecting_to_loopback() {
+        // `0.0.0.0:*` reads like "nothing in particular", but a connect to
+        // 0.0.0.0 reaches 127.0.0.1: it is checked as loopback.
+        let policy = NetPolicy::new(&rules(&["0.0.0.0:*"]), &rules(&["0.0.0.0:*", "[::]:*"]));
+        assert!(policy.check(&addr("0.0.0.0:80"), NetUse::Connect).is_err());
+        assert!(policy.check(&addr("[::]:80"), NetUse::Connect).is_err());
+        assert!(policy.check(&addr("0.0.0.0:80"), NetUse::Listen).is_ok());
+        let loopback = NetPolicy::new(&[], &rules(&["127.0.0.1:80", "[::1]:80"]));
+        assert_eq!(
+            loopback.check(&addr("0.0.0.0:80"), NetUse::Connect),
+            Ok(addr("127.0.0.1:80"))
+        );
+        assert_eq!(
+            loopback.check(&addr("[::]:80"), NetUse::Connect),
+            Ok(addr("[::1]:80"))
         );
     }
 }

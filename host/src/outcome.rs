@@ -4,7 +4,9 @@
 use wasmtime::WasmBacktrace;
 
 use crate::bindings::mtask::task::types as wit;
-use crate::scheduler::Outcome;
+
+/// What a task ends with: the bytes its entry returned, or how it failed.
+pub type Outcome = Result<Vec<u8>, TaskError>;
 
 /// How a task ended when it did not return a value (`task-error` in WIT).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,41 +47,49 @@ impl From<TaskError> for wit::TaskError {
     }
 }
 
-/// The trap a task's store raises when it used up its CPU budget.
+/// The error that ends a task for going over a limit it has no error value
+/// for (its CPU budget, a handle past its app's bytes); the text names it.
 #[derive(Debug)]
-pub(crate) struct CpuBudgetExceeded(pub(crate) std::time::Duration);
+pub(crate) struct OverLimit(pub(crate) String);
 
-impl std::fmt::Display for CpuBudgetExceeded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "it used up its CPU budget of {} ms", self.0.as_millis())
+impl OverLimit {
+    /// The task used up `budget` of CPU time.
+    pub(crate) fn cpu_budget(budget: std::time::Duration) -> Self {
+        OverLimit(format!(
+            "it used up its CPU budget of {} ms",
+            budget.as_millis()
+        ))
     }
 }
 
-impl std::error::Error for CpuBudgetExceeded {}
+impl std::fmt::Display for OverLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for OverLimit {}
 
 /// The outcome of a task whose `run` call returned `result`.
 ///
 /// `panic` is the message the guest reported just before trapping, if any;
-/// `memory_limit` is set when a memory growth was refused, which is most
+/// `memory_limit` says which limit refused a memory growth, which is most
 /// likely why a trap followed (an allocator that gives up aborts).
 pub(crate) fn from_call(
     result: wasmtime::Result<Result<Vec<u8>, String>>,
     panic: Option<String>,
-    memory_limit: Option<usize>,
+    memory_limit: Option<String>,
 ) -> Outcome {
     match result {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(message)) => Err(TaskError::Failed(message)),
         Err(err) => {
-            if let Some(budget) = err.downcast_ref::<CpuBudgetExceeded>() {
-                return Err(TaskError::Limit(budget.to_string()));
+            if let Some(over) = err.downcast_ref::<OverLimit>() {
+                return Err(TaskError::Limit(over.to_string()));
             }
             let trap = trap_message(&err, panic);
             match memory_limit {
-                Some(max) => Err(TaskError::Limit(format!(
-                    "its linear memory may not grow past {} MiB ({trap})",
-                    max >> 20
-                ))),
+                Some(limit) => Err(TaskError::Limit(format!("{limit} ({trap})"))),
                 None => Err(TaskError::Trapped(trap)),
             }
         }
@@ -88,8 +98,14 @@ pub(crate) fn from_call(
 
 /// The outcome of a task whose instance could not be created: a trap in
 /// the component's start function, or (most often) the host running out of
-/// instance slots, memory or memory mappings.
-pub(crate) fn from_start(err: wasmtime::Error) -> Outcome {
+/// instance slots, memory or memory mappings. `memory_limit` says which
+/// limit refused its initial memory, if one did.
+pub(crate) fn from_start(err: wasmtime::Error, memory_limit: Option<String>) -> Outcome {
+    if let Some(limit) = memory_limit {
+        return Err(TaskError::Limit(format!(
+            "the task could not start: {limit}"
+        )));
+    }
     if err.is::<wasmtime::Trap>() {
         return Err(TaskError::Trapped(trap_message(&err, None)));
     }

@@ -12,7 +12,7 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::TaskPre;
-use crate::cache::{self, CodeOrigin};
+use crate::cache::{self, CacheNote, CodeOrigin};
 use crate::engine::AppLimits;
 use crate::error::{Error, one_line};
 use crate::net_policy::NetPolicy;
@@ -35,6 +35,8 @@ struct Inner {
     entries: Vec<String>,
     /// Where the compiled code came from.
     origin: CodeOrigin,
+    /// What happened with the cache, if a user may want to hear of it.
+    cache_note: Option<CacheNote>,
     /// `argv` of its tasks (the first is the program's name).
     args: Vec<String>,
     /// Environment variables of its tasks.
@@ -94,10 +96,7 @@ impl Program {
         cache_dir: Option<&Path>,
         max_memory: usize,
     ) -> Result<Self, Error> {
-        let bytes = std::fs::read(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = read_app(path)?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
@@ -116,17 +115,18 @@ impl Program {
     ) -> Result<Self, Error> {
         let name = name.to_string();
         check_header(&name, bytes)?;
-        let (component, origin) =
+        let loaded =
             cache::load_or_compile(engine, bytes, cache_dir).map_err(|e| Error::Invalid {
                 name: name.clone(),
                 message: one_line(&e),
             })?;
-        let pre = link(&name, linker, &component)?;
+        let pre = link(&name, linker, &loaded.component)?;
         let mut inner = Inner {
             name,
             pre,
             entries: Vec::new(),
-            origin,
+            origin: loaded.origin,
+            cache_note: loaded.note,
             args: Vec::new(),
             env: Vec::new(),
             app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
@@ -232,6 +232,13 @@ impl Program {
         self.inner.origin
     }
 
+    /// What happened with the cache while loading, if anything needs
+    /// saying: a directory not private enough to use, a bad entry replaced,
+    /// code that could not be stored.
+    pub fn cache_note(&self) -> Option<&CacheNote> {
+        self.inner.cache_note.as_ref()
+    }
+
     pub(crate) fn app(&self) -> AppId {
         self.inner.app
     }
@@ -298,6 +305,47 @@ impl Program {
             message: one_line(&e),
         })
     }
+}
+
+/// The largest component file mtask loads: ten times the largest one we
+/// know of (a Python component, ≈ 40 MB), far below what could exhaust the
+/// host's memory.
+pub const MAX_COMPONENT_SIZE: u64 = 512 << 20;
+
+/// Reads a component file, refusing what is not a regular file (a device
+/// like `/dev/zero` never ends) or is larger than [`MAX_COMPONENT_SIZE`],
+/// before reading it.
+fn read_app(path: &Path) -> Result<Vec<u8>, Error> {
+    let read_error = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    let too_big = |size: u64| Error::TooBig {
+        path: path.to_owned(),
+        size,
+        max: MAX_COMPONENT_SIZE,
+    };
+    if !meta.is_file() {
+        return Err(Error::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    if meta.len() > MAX_COMPONENT_SIZE {
+        return Err(too_big(meta.len()));
+    }
+    // The file may grow while it is read: read one byte past the limit at most.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_COMPONENT_SIZE + 1),
+        &mut bytes,
+    )
+    .map_err(read_error)?;
+    if bytes.len() as u64 > MAX_COMPONENT_SIZE {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// Rejects what is not a component before handing it to the compiler, so

@@ -17,6 +17,12 @@ use crate::scheduler::TaskKey;
 /// The token of the mio waker; sockets use the tokens below it.
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 
+/// The most readiness events one wait takes; the kernel keeps the rest for
+/// the next. A storm of readiness (5,000 connections sending at once) so
+/// wakes at most this many tasks a pass, and a task woken by its timer
+/// waits behind at most this many, not behind the whole storm.
+const EVENTS_PER_PASS: usize = 256;
+
 /// Identifies one pending timer so that it can be cancelled in O(log n).
 pub(crate) type TimerKey = (Instant, u64);
 
@@ -151,7 +157,7 @@ impl Reactor {
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
         Ok(Self {
             poll,
-            events: mio::Events::with_capacity(1024),
+            events: mio::Events::with_capacity(EVENTS_PER_PASS),
             timers: BTreeMap::new(),
             next_timer: 0,
             sources: Slab::new(),

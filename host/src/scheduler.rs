@@ -10,7 +10,7 @@
 //! without locks. Borrows of it are short and never held across a poll.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::apps::{AppStats, Apps};
 use crate::engine::AppLimits;
+pub(crate) use crate::outcome::Outcome;
 use crate::outcome::TaskError;
 use crate::queue::{AppId, Queues};
 use crate::reactor::{Reactor, TaskWaker};
-
-/// What a task ends with: the bytes its entry returned, or how it failed.
-pub type Outcome = Result<Vec<u8>, TaskError>;
 
 /// A task's whole life as one future: instantiate, then run the entry.
 pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
@@ -85,6 +84,8 @@ struct Entry {
     joiner: Option<TaskKey>,
     /// Time it has run so far, over all its polls.
     cpu: Duration,
+    /// Its first poll (instantiation, start-up) has run.
+    started: bool,
     /// The app it belongs to.
     app: AppId,
 }
@@ -112,9 +113,7 @@ pub(crate) struct Core {
     /// A buffer that socket reads fill before their bytes go to the guest.
     pub(crate) scratch: Vec<u8>,
     /// Each app's limits, counts and statistics.
-    apps: HashMap<AppId, App>,
-    /// The limits of an app that was not registered with its own.
-    default_limits: AppLimits,
+    pub(crate) apps: Apps,
     /// The task being polled.
     current: Option<TaskKey>,
     /// What the current task registered to wait for, set by host futures.
@@ -139,21 +138,26 @@ pub(crate) struct Core {
     slice_started: Instant,
     /// How long a task may run before it is preempted.
     time_slice: Duration,
+    /// Time this pass spent on tasks' first polls (their start-ups).
+    start_time: Duration,
+    /// The task being polled is being polled for the first time.
+    first_poll: bool,
 }
 
-/// What the scheduler keeps per app.
-#[derive(Default)]
-struct App {
-    /// Its limits; `None`: the host's defaults.
-    limits: Option<AppLimits>,
-    /// Its tasks that have not ended.
-    live: usize,
-    /// Its open sockets.
-    sockets: usize,
-    /// Bytes of linear memory its live tasks have now.
-    memory: usize,
-    /// How its tasks have fared.
-    stats: AppStats,
+/// How much of a pass may go to starting new tasks: the start-ups past it
+/// wait for the next pass, ahead of the tasks woken meanwhile. A burst of
+/// spawns (a spawn bomb, 5,000 connections accepted at once) then delays
+/// the other tasks by this much per pass, not by every start-up at once.
+const START_SLICE: Duration = Duration::from_millis(5);
+
+/// What [`Core::begin_poll`] found.
+enum Begin {
+    /// Poll this future with this waker.
+    Poll(TaskFuture, Waker),
+    /// A start-up past this pass's [`START_SLICE`]: next pass.
+    Defer,
+    /// The task ended meanwhile.
+    Gone,
 }
 
 thread_local! {
@@ -217,8 +221,7 @@ impl Core {
             reactor: Reactor::new()?,
             queues: Queues::new(max_queue_bytes),
             scratch: Vec::new(),
-            apps: HashMap::new(),
-            default_limits: AppLimits::from(config),
+            apps: Apps::new(AppLimits::from(config)),
             current: None,
             pending_wait: None,
             doomed: Vec::new(),
@@ -230,34 +233,28 @@ impl Core {
             last_poll_end: None,
             slice_started: Instant::now(),
             time_slice: config.time_slice,
+            start_time: Duration::ZERO,
+            first_poll: false,
         })
     }
 
     /// Gives `app` limits of its own (a tenant's).
     pub(crate) fn register_app(&mut self, app: AppId, limits: AppLimits) {
-        self.apps.entry(app).or_default().limits = Some(limits);
+        self.apps.register(app, limits);
         self.queues.set_max_bytes(app, limits.max_queue_bytes);
-    }
-
-    fn limits(&self, app: AppId) -> AppLimits {
-        self.apps
-            .get(&app)
-            .and_then(|a| a.limits)
-            .unwrap_or(self.default_limits)
     }
 
     /// Refuses a new task of `app` when the host or the app has as many
     /// alive as allowed.
     pub(crate) fn check_capacity(&self, app: AppId) -> Result<(), String> {
+        // The app's own limit first: in `serve` the pool is the sum of the
+        // apps' limits, so only an embedder's apps can reach the host's.
+        self.apps.check_capacity(app)?;
         if self.live >= self.max_live {
             return Err(format!(
                 "at most {} tasks may be alive at once",
                 self.max_live
             ));
-        }
-        let max = self.limits(app).max_tasks;
-        if self.apps.get(&app).is_some_and(|a| a.live >= max) {
-            return Err(format!("the app may have at most {max} live tasks"));
         }
         Ok(())
     }
@@ -271,9 +268,7 @@ impl Core {
         holder: Holder,
         future: TaskFuture,
     ) -> TaskKey {
-        let record = self.apps.entry(app).or_default();
-        record.stats.started += 1;
-        record.live += 1;
+        self.apps.started(app);
         let id = self.next_id;
         self.next_id += 1;
         let vacant = self.tasks.vacant_entry();
@@ -296,6 +291,7 @@ impl Core {
             holder,
             joiner: None,
             cpu: Duration::ZERO,
+            started: false,
             app,
         });
         self.live += 1;
@@ -326,11 +322,11 @@ impl Core {
             .and_then(|k| self.tasks.get(k.slot))
             .map(|e| (e.app, e.cpu));
         if let Some((app, cpu)) = current
-            && let Some(budget) = self.limits(app).cpu_budget
+            && let Some(budget) = self.apps.limits(app).cpu_budget
         {
             let used = cpu + ran;
             if used > budget {
-                return Err(wasmtime::Error::new(crate::outcome::CpuBudgetExceeded(
+                return Err(wasmtime::Error::new(crate::outcome::OverLimit::cpu_budget(
                     budget,
                 )));
             }
@@ -352,7 +348,7 @@ impl Core {
 
     /// How the tasks of `app` have fared so far.
     pub(crate) fn stats(&self, app: AppId) -> AppStats {
-        self.apps.get(&app).map(|a| a.stats).unwrap_or_default()
+        self.apps.stats(app)
     }
 
     /// Every task that has not ended, in no particular order.
@@ -362,31 +358,6 @@ impl Core {
             .filter(|(_, e)| e.future.is_some())
             .map(|(slot, e)| (TaskKey { slot, id: e.id }, e.entry.clone(), e.app))
             .collect()
-    }
-
-    /// Adds `delta` bytes to the linear memory `app`'s tasks hold.
-    pub(crate) fn memory_changed(&mut self, app: AppId, delta: isize) {
-        let record = self.apps.entry(app).or_default();
-        record.memory = record.memory.saturating_add_signed(delta);
-        record.stats.peak_memory = record.stats.peak_memory.max(record.memory as u64);
-    }
-
-    /// Counts a new socket of `app`, unless it has as many as it may.
-    pub(crate) fn open_socket(&mut self, app: AppId) -> Result<(), String> {
-        let max = self.limits(app).max_sockets;
-        let entry = self.apps.entry(app).or_default();
-        if entry.sockets >= max {
-            return Err(format!("the app may have at most {max} sockets open"));
-        }
-        entry.sockets += 1;
-        Ok(())
-    }
-
-    /// Counts a closed socket of `app`.
-    pub(crate) fn close_socket(&mut self, app: AppId) {
-        if let Some(entry) = self.apps.get_mut(&app) {
-            entry.sockets = entry.sockets.saturating_sub(1);
-        }
     }
 
     /// Tells the scheduler what the current task's pending host call waits for.
@@ -438,7 +409,8 @@ impl Core {
         };
         if e.ended() {
             let outcome = e.outcome.take().expect("ended task has an outcome");
-            self.tasks.remove(key.slot);
+            let app = self.tasks.remove(key.slot).app;
+            self.apps.outcome_taken(app);
             return JoinState::Ended(outcome);
         }
         e.joiner = Some(joiner);
@@ -460,6 +432,7 @@ impl Core {
         e.joiner = None;
         if e.ended() {
             let e = self.tasks.remove(key.slot);
+            self.apps.outcome_taken(e.app);
             report_unjoined(e.id, &e.entry, e.outcome.as_ref().expect("ended"));
         }
     }
@@ -483,17 +456,8 @@ impl Core {
         self.live -= 1;
         let e = self.entry(key).expect("finishing a live task");
         e.queued = false;
-        let app = e.app;
-        let app = self.apps.entry(app).or_default();
-        app.live -= 1;
-        let stats = &mut app.stats;
-        match &outcome {
-            Ok(_) => stats.succeeded += 1,
-            Err(TaskError::Failed(_)) => stats.failed += 1,
-            Err(TaskError::Trapped(_)) => stats.trapped += 1,
-            Err(TaskError::Limit(_)) => stats.limited += 1,
-            Err(TaskError::Cancelled) => stats.cancelled += 1,
-        }
+        let (app, held) = (e.app, e.holder != Holder::Nobody);
+        self.apps.ended(app, &outcome, held);
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
         if e.holder == Holder::Nobody {
@@ -514,7 +478,8 @@ impl Core {
             return None;
         }
         let outcome = e.outcome.take();
-        self.tasks.remove(key.slot);
+        let app = self.tasks.remove(key.slot).app;
+        self.apps.outcome_taken(app);
         outcome
     }
 
@@ -570,18 +535,36 @@ impl Core {
         self.woken = woken;
     }
 
-    /// Takes the future of `key` out to poll it, if it is still alive.
-    fn begin_poll(&mut self, key: TaskKey) -> Option<(TaskFuture, Waker)> {
-        let e = self.entry(key)?;
-        let future = e.future.take()?;
+    /// Takes the future of `key` out to poll it, if it is still alive and
+    /// the pass has room for it.
+    fn begin_poll(&mut self, key: TaskKey) -> Begin {
+        let start_slice_used = self.start_time >= START_SLICE;
+        let Some(e) = self.entry(key) else {
+            return Begin::Gone;
+        };
+        if e.future.is_none() {
+            return Begin::Gone;
+        }
+        if !e.started && start_slice_used {
+            return Begin::Defer;
+        }
+        let future = e.future.take().expect("checked above");
         e.queued = false;
         // Lent for the poll (a no-op waker minds the slot), saving a clone.
         let waker = std::mem::replace(&mut e.waker, Waker::noop().clone());
+        self.first_poll = !std::mem::replace(&mut e.started, true);
         self.current = Some(key);
         self.pending_wait = None;
         self.poll_started = self.last_poll_end.take().unwrap_or_else(Instant::now);
         self.slice_started = self.poll_started;
-        Some((future, waker))
+        Begin::Poll(future, waker)
+    }
+
+    /// The CPU budget `key` went over, if it did.
+    fn over_budget(&self, key: TaskKey) -> Option<Duration> {
+        let e = self.tasks.get(key.slot).filter(|e| e.id == key.id)?;
+        let budget = self.apps.limits(e.app).cpu_budget?;
+        (e.cpu > budget).then_some(budget)
     }
 
     /// Puts a pending future back, or records the outcome of a finished one.
@@ -596,6 +579,9 @@ impl Core {
         let now = Instant::now();
         self.last_poll_end = Some(now);
         let ran = now - self.poll_started;
+        if std::mem::take(&mut self.first_poll) {
+            self.start_time += ran;
+        }
         if let Some(e) = self.entry(key) {
             e.waker = waker;
             e.cpu += ran;
@@ -603,6 +589,14 @@ impl Core {
         match poll {
             Poll::Ready(outcome) => {
                 self.finish(key, outcome);
+                self.doomed.push(future);
+            }
+            // Time spent in host calls counts too: a task that spends its
+            // budget there (never reaching an epoch check in wasm) ends
+            // when the call that used it up returns to the scheduler.
+            Poll::Pending if let Some(budget) = self.over_budget(key) => {
+                let over = crate::outcome::OverLimit::cpu_budget(budget);
+                self.finish(key, Err(TaskError::Limit(over.to_string())));
                 self.doomed.push(future);
             }
             Poll::Pending => {
@@ -616,25 +610,6 @@ impl Core {
         }
         std::mem::take(&mut self.doomed)
     }
-}
-
-/// How the tasks of one app have fared (for `mtask-host serve --summary`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AppStats {
-    /// Tasks started.
-    pub started: u64,
-    /// Tasks that returned a value.
-    pub succeeded: u64,
-    /// Tasks whose entry returned an error.
-    pub failed: u64,
-    /// Tasks that trapped.
-    pub trapped: u64,
-    /// Tasks ended for going over a limit.
-    pub limited: u64,
-    /// Tasks cancelled.
-    pub cancelled: u64,
-    /// The most linear memory its live tasks held at once, in bytes.
-    pub peak_memory: u64,
 }
 
 /// What [`Core::poll_join`] found.
@@ -655,18 +630,26 @@ pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
     with_core(|c| {
         // Waiting for events is nobody's CPU time.
         c.last_poll_end = None;
+        c.start_time = Duration::ZERO;
         c.collect_events(timeout)
     })?;
     let mut batch = with_core(|c| {
         let spare = std::mem::take(&mut c.spare_queue);
         std::mem::replace(&mut c.run_queue, spare)
     });
+    let mut deferred = Vec::new();
     for key in batch.drain(..) {
-        poll_task(key);
+        if !poll_task(key) {
+            deferred.push(key);
+        }
     }
     with_core(|c| {
         if c.spare_queue.capacity() < batch.capacity() {
             c.spare_queue = batch;
+        }
+        // Start-ups that did not fit run first in the next pass, in order.
+        for key in deferred.into_iter().rev() {
+            c.run_queue.push_front(key);
         }
         // Tasks woken during the pass are runnable now, for `has_runnable`.
         c.queue_woken();
@@ -674,9 +657,12 @@ pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn poll_task(key: TaskKey) {
-    let Some((mut future, waker)) = with_core(|c| c.begin_poll(key)) else {
-        return;
+/// Polls `key` once; false if it is a start-up deferred to the next pass.
+fn poll_task(key: TaskKey) -> bool {
+    let (mut future, waker) = match with_core(|c| c.begin_poll(key)) {
+        Begin::Poll(future, waker) => (future, waker),
+        Begin::Defer => return false,
+        Begin::Gone => return true,
     };
     let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
     let dead = with_core(|c| c.end_poll(key, future, waker, poll));
@@ -687,6 +673,7 @@ fn poll_task(key: TaskKey) {
         drop(dead);
         with_core(|c| c.last_poll_end = None);
     }
+    true
 }
 
 /// Says on stderr that a task nobody joined failed (DESIGN §4 row 12).

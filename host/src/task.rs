@@ -40,14 +40,14 @@ pub(crate) struct TaskState {
     memory: MemoryWatch,
 }
 
-/// A resource limiter that holds a task's linear memory to the host's limit,
-/// remembers when it refused to grow it, and counts the memory toward its
-/// app's total (for the peak in `serve --summary`).
+/// A resource limiter that holds a task's linear memory to its limit and
+/// its app's total to the app's, and remembers which limit refused a
+/// growth (to tell a memory limit from other traps).
 struct MemoryWatch {
     /// The most bytes of linear memory the task may have.
     max: usize,
-    /// The limit a growth ran into, in bytes.
-    refused_at: Option<usize>,
+    /// The limit a growth ran into.
+    refused: Option<String>,
     /// The app whose total this memory counts in.
     app: AppId,
     /// Bytes of linear memory counted so far.
@@ -57,7 +57,7 @@ struct MemoryWatch {
 impl Drop for MemoryWatch {
     fn drop(&mut self) {
         let (app, counted) = (self.app, self.counted);
-        try_with_core(|core| core.memory_changed(app, -(counted as isize)));
+        try_with_core(|core| core.apps.free_memory(app, counted));
     }
 }
 
@@ -70,20 +70,26 @@ impl wasmtime::ResourceLimiter for MemoryWatch {
     ) -> wasmtime::Result<bool> {
         let max = maximum.map_or(self.max, |m| m.min(self.max));
         if desired > max {
-            self.refused_at = Some(max);
+            self.refused = Some(task_limit(max));
             return Ok(false);
         }
         let (app, grown) = (self.app, desired.saturating_sub(current));
         // Counted only inside a pass: the instance that lists a program's
         // entries is nobody's task.
-        if try_with_core(|core| core.memory_changed(app, grown as isize)).is_some() {
-            self.counted += grown;
+        match try_with_core(|core| core.apps.grow_memory(app, grown)) {
+            Some(Ok(())) => self.counted += grown,
+            Some(Err(why)) => {
+                self.refused = Some(why);
+                return Ok(false);
+            }
+            None => {}
         }
         Ok(true)
     }
 
     fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.refused_at.get_or_insert(self.max);
+        let max = self.max;
+        self.refused.get_or_insert_with(|| task_limit(max));
         Ok(())
     }
 
@@ -95,6 +101,11 @@ impl wasmtime::ResourceLimiter for MemoryWatch {
     ) -> wasmtime::Result<bool> {
         Ok(true)
     }
+}
+
+/// Why a growth past a task's own limit of `max` bytes was refused.
+fn task_limit(max: usize) -> String {
+    format!("its linear memory may not grow past {} MiB", max >> 20)
 }
 
 impl WasiView for TaskState {
@@ -117,7 +128,7 @@ impl TaskState {
             panic: None,
             memory: MemoryWatch {
                 max: program.max_memory(),
-                refused_at: None,
+                refused: None,
                 app: program.app(),
                 counted: 0,
             },
@@ -147,12 +158,14 @@ pub(crate) fn task_future(
         store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1)));
         let instance = match program.pre().instantiate_async(&mut store).await {
             Ok(instance) => instance,
-            Err(err) => return crate::outcome::from_start(err),
+            Err(err) => {
+                return crate::outcome::from_start(err, store.data_mut().memory.refused.take());
+            }
         };
         store.epoch_deadline_callback(|_| crate::scheduler::with_core(|core| core.on_epoch()));
         crate::scheduler::with_core(|core| core.restart_slice());
         let result = instance.call_run(&mut store, &entry, &payload).await;
         let state = store.data_mut();
-        crate::outcome::from_call(result, state.panic.take(), state.memory.refused_at)
+        crate::outcome::from_call(result, state.panic.take(), state.memory.refused.take())
     })
 }

@@ -128,25 +128,54 @@ pub fn run_entry(guest_name: &str, entry: &str) -> Run {
 
 /// Starts `cmd` with stdout piped and reads up to its `listening on ADDR`
 /// line; returns the child, the rest of its stdout, and ADDR.
+pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, SocketAddr) {
+    let (child, stdout, lines) = spawn_until(cmd, "listening on ");
+    let line = lines.last().expect("the listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("read up to it");
+    (child, stdout, addr.parse().expect("a socket address"))
+}
+
+/// Starts `cmd` with stdout piped and reads its lines up to the first that
+/// starts with `prefix`; returns the child, the rest of its stdout, and the
+/// lines read (the last is that one).
 // The child goes back to the caller, who waits for it; the lint cannot see
 // through the return.
 #[allow(clippy::zombie_processes)]
-pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, SocketAddr) {
+pub fn spawn_until(
+    cmd: &mut Command,
+    prefix: &str,
+) -> (Child, BufReader<ChildStdout>, Vec<String>) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .expect("start mtask-host");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
     loop {
         let mut line = String::new();
         if stdout.read_line(&mut line).unwrap_or(0) == 0 {
             let status = child.wait();
-            panic!("it ended before listening: {status:?}");
+            panic!("it ended before printing `{prefix}`: {status:?}, after {lines:?}");
         }
-        if let Some(addr) = line.trim().strip_prefix("listening on ") {
-            return (child, stdout, addr.parse().expect("a socket address"));
+        let found = line.starts_with(prefix);
+        lines.push(line.trim_end().to_string());
+        if found {
+            return (child, stdout, lines);
         }
     }
+}
+
+/// The most memory process `pid` has had resident (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("a VmHWM line");
+    number_after(line, "VmHWM:") >> 10
 }
 
 /// A connection to `addr` whose reads fail after 10 s instead of hanging

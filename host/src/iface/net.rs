@@ -42,11 +42,11 @@ impl<S: mio::event::Source> Registered<S> {
     /// it may (then `io` closes).
     fn new(mut io: S, app: AppId) -> Result<Self, Error> {
         with_core(|core| {
-            core.open_socket(app).map_err(Error::Limit)?;
+            core.apps.open_socket(app).map_err(Error::Limit)?;
             match core.reactor.register(&mut io) {
                 Ok(source) => Ok(Self { io, source, app }),
                 Err(e) => {
-                    core.close_socket(app);
+                    core.apps.close_socket(app);
                     Err(io_error(e))
                 }
             }
@@ -60,7 +60,7 @@ impl<S: mio::event::Source> Drop for Registered<S> {
         // either way when `io` drops.
         try_with_core(|core| {
             core.reactor.deregister(self.source, &mut self.io);
-            core.close_socket(self.app);
+            core.apps.close_socket(self.app);
         });
     }
 }
@@ -172,14 +172,12 @@ fn parse_addr(text: &str) -> Result<SocketAddr, Error> {
 }
 
 impl TaskState {
-    /// Parses `text` and checks it against the app's network policy.
+    /// Parses `text` and checks it against the app's network policy; gives
+    /// the address in the canonical form that was checked (an IPv4-mapped
+    /// address as IPv4), which the socket then uses.
     fn allowed(&self, text: &str, what: NetUse) -> Result<SocketAddr, Error> {
         let addr = parse_addr(text)?;
-        self.program
-            .net()
-            .check(&addr, what)
-            .map_err(Error::Denied)?;
-        Ok(addr)
+        self.program.net().check(&addr, what).map_err(Error::Denied)
     }
 }
 
@@ -247,6 +245,11 @@ fn listen(addr: SocketAddr, backlog: u32) -> io::Result<mio::net::TcpListener> {
         None,
     )?;
     socket.set_reuse_address(true)?;
+    // An IPv6 wildcard would also take IPv4 connections: a grant of `[::]`
+    // must not reach IPv4 (see `net_policy`).
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog.clamp(1, i32::MAX as u32) as i32)?;
@@ -414,6 +417,22 @@ impl HostTcpStream for TaskState {
     }
 }
 
+/// A non-blocking UDP socket bound to `addr` (IPv6 sockets IPv6 only, as
+/// for [`listen`]).
+fn udp_bind(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        None,
+    )?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(mio::net::UdpSocket::from_std(socket.into()))
+}
+
 /// EINPROGRESS on Linux: a non-blocking connect still under way.
 fn libc_einprogress() -> i32 {
     115
@@ -426,7 +445,7 @@ impl HostUdpSocket for TaskState {
     ) -> wasmtime::Result<Result<Resource<UdpSocketHandle>, Error>> {
         ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Listen));
-        let socket = guest_try!(mio::net::UdpSocket::bind(addr).map_err(io_error));
+        let socket = guest_try!(udp_bind(addr).map_err(io_error));
         let registered = guest_try!(Registered::new(socket, self.program.app()));
         Ok(Ok(self.table.push(registered)?))
     }

@@ -12,7 +12,8 @@ use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::queues::{Host, HostQueue, Item};
 use crate::bindings::mtask::task::types::Error;
-use crate::queue::{GetNow, PutNow, QueueKey, WaiterKey};
+use crate::outcome::OverLimit;
+use crate::queue::{GetNow, PutNow, QueueKey, WaiterKey, tag_set};
 use crate::scheduler::{Core, Wait, ensure_in_pass, try_with_core, with_core};
 use crate::task::TaskState;
 use crate::waits::Deadline;
@@ -57,14 +58,22 @@ impl HostQueue for TaskState {
     ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
         ensure_in_pass()?;
         let app = self.program.app();
-        let key = with_core(|core| core.queues.open(app, &name, maxsize));
-        Ok(Ok(self.table.push(QueueHandle { key })?))
+        match with_core(|core| core.queues.open(app, &name, maxsize)) {
+            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key })?)),
+            Err(e) => Ok(Err(e)),
+        }
     }
 
     fn clone(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<Resource<QueueHandle>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        with_core(|core| core.queues.retain(key));
+        // `clone` has no error value: a handle past the app's bytes ends
+        // the task, as memory past its limit does.
+        match with_core(|core| core.queues.retain(key)) {
+            Ok(()) => {}
+            Err(Error::Limit(why)) => return Err(wasmtime::Error::new(OverLimit(why))),
+            Err(other) => return Err(wasmtime::Error::msg(format!("{other:?}"))),
+        }
         Ok(self.table.push(QueueHandle { key })?)
     }
 
@@ -101,7 +110,7 @@ impl HostQueue for TaskState {
     ) -> wasmtime::Result<Result<Item, Error>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(QueueOp::new(key, Op::Get(Some(tags)), timeout)
+        Ok(QueueOp::new(key, Op::Get(Some(tag_set(tags))), timeout)
             .await
             .map(|item| item.expect("a get yields an item")))
     }
@@ -232,9 +241,10 @@ impl QueueOp {
             Op::Get(tags) => match core.queues.get_now(self.queue, tags.as_deref()) {
                 GetNow::Got(item, woken) => Ok((Some(item), woken)),
                 GetNow::Closed => Err(Error::Closed),
-                GetNow::Empty => {
-                    return Stage::Waiting(core.queues.wait_get(self.queue, task, tags.take()));
-                }
+                GetNow::Empty => match core.queues.wait_get(self.queue, task, tags.take()) {
+                    Ok(waiter) => return Stage::Waiting(waiter),
+                    Err(e) => Err(e),
+                },
             },
         };
         // Done at once: this task goes to the back of the run queue first,

@@ -162,6 +162,171 @@ fn summary(error: &TaskError) -> String {
     }
 }
 
+/// Prints `line`, then stays alive a minute so that the test can look at
+/// the host's memory (it ends the host when done).
+fn hold(line: &str) {
+    println!("{line}");
+    mtask::sleep(Duration::from_secs(60));
+}
+
+/// Fills a queue with empty items until refused, then opens named queues
+/// with long names until refused.
+fn empty_items_main() -> mtask::Result<()> {
+    let queue = mtask::Queue::<()>::new(0)?;
+    let mut items = 0u64;
+    let refused = loop {
+        match queue.try_put(&()) {
+            Ok(true) => items += 1,
+            Ok(false) => unreachable!("an unbounded queue has room"),
+            Err(e) => break e,
+        }
+    };
+    println!("put {items} empty items then: {refused}");
+    hold("holding");
+    Ok(())
+}
+
+/// Names: one too long, then 1 KiB names until refused.
+fn names_main() -> mtask::Result<()> {
+    let long = mtask::Queue::<()>::open(&"q".repeat(1 << 20), 0).map(|_| ());
+    println!("1 MiB name: {long:?}");
+    let mut named = Vec::new();
+    let refused = loop {
+        match mtask::Queue::<()>::open(&format!("{:01024}", named.len()), 0) {
+            Ok(queue) => named.push(queue),
+            Err(e) => break e,
+        }
+    };
+    println!("opened {} named queues then: {refused}", named.len());
+    Ok(())
+}
+
+/// Clones a queue handle until the host ends the task.
+fn clone_bomb() -> mtask::Result<()> {
+    let queue = mtask::Queue::<()>::new(0)?;
+    let mut clones = Vec::new();
+    loop {
+        clones.push(queue.clone());
+    }
+}
+
+fn clone_bomb_main() -> mtask::Result<()> {
+    match mtask::call::<_, ()>("clone_bomb", &()) {
+        Err(Error::Task { error, .. }) => println!("clone_bomb: {}", summary(&error)),
+        other => println!("clone_bomb: {other:?}"),
+    }
+    Ok(())
+}
+
+/// Grows its memory to 48 MiB, touching every page, then waits.
+fn memory_hog() -> mtask::Result<()> {
+    let hoard: Vec<Vec<u8>> = (0..48).map(|_| vec![1u8; 1 << 20]).collect();
+    mtask::sleep(Duration::from_secs(60));
+    black_box(&hoard);
+    Ok(())
+}
+
+/// 40 hogs of 48 MiB: says how many hold their memory and how many were
+/// refused, then holds.
+fn app_memory_main() -> mtask::Result<()> {
+    let hogs: Vec<Task<()>> = (0..40)
+        .map(|_| mtask::spawn("memory_hog", &()))
+        .collect::<mtask::Result<_>>()?;
+    mtask::sleep(Duration::from_secs(2));
+    let (mut holding, mut refused) = (0, Vec::new());
+    for hog in &hogs {
+        match hog.join_timeout(Duration::ZERO) {
+            Err(Error::Timeout) => holding += 1,
+            Err(Error::Task { error, .. }) => refused.push(summary(&error)),
+            other => println!("unexpected: {other:?}"),
+        }
+    }
+    println!("holding {holding}, refused {}", refused.len());
+    println!(
+        "first refusal: {}",
+        refused.first().map_or("none", String::as_str)
+    );
+    hold("measure");
+    Ok(())
+}
+
+/// 20,000 tagged items, then selective gets over 100,000 tags that match
+/// none, each with a zero timeout; says how long the gets took.
+fn tag_scan() -> mtask::Result<String> {
+    let queue = mtask::Queue::<u8>::new(0)?;
+    for tag in 0..20_000 {
+        queue.put_tagged(tag, &0)?;
+    }
+    let tags: Vec<u64> = (20_000..120_000).collect();
+    let start = Instant::now();
+    for _ in 0..50 {
+        match queue.get_tagged_timeout(&tags, Duration::ZERO) {
+            Err(Error::Timeout) => {}
+            other => return Ok(format!("unexpected {other:?}")),
+        }
+    }
+    Ok(format!("50 scans in {} ms", start.elapsed().as_millis()))
+}
+
+/// A hostile child beside a steady one (10 ms × 30), each reported.
+fn beside_steady(hostile: &str) -> mtask::Result<()> {
+    let bad: Task<String> = mtask::spawn(hostile, &())?;
+    let good: Task<u64> = mtask::spawn("steady", &(10u64, 30u32))?;
+    println!("steady: worst lateness {} ms", good.join()?);
+    match bad.join() {
+        Ok(said) => println!("{hostile}: {said}"),
+        Err(Error::Task { error, .. }) => println!("{hostile}: {}", summary(&error)),
+        Err(e) => println!("{hostile}: {e}"),
+    }
+    Ok(())
+}
+
+fn tag_scan_main() -> mtask::Result<()> {
+    beside_steady("tag_scan")
+}
+
+fn spawn_flood_main() -> mtask::Result<()> {
+    beside_steady("spawn_bomb")
+}
+
+/// Spends its time in host calls: selective gets over many tags.
+fn host_call_hog() -> mtask::Result<String> {
+    let queue = mtask::Queue::<u8>::new(0)?;
+    let tags: Vec<u64> = (0..100_000).collect();
+    loop {
+        let _ = queue.get_tagged_timeout(&tags, Duration::ZERO);
+    }
+}
+
+fn host_call_hog_main() -> mtask::Result<()> {
+    let start = Instant::now();
+    let result = mtask::call::<_, String>("host_call_hog", &());
+    let took = start.elapsed().as_millis();
+    match result {
+        Err(Error::Task { error, .. }) => println!("hog: {} after {took} ms", summary(&error)),
+        other => println!("hog: {other:?}"),
+    }
+    Ok(())
+}
+
+/// Serves `arg 2` connections on `arg 1` (a task each, which echoes one
+/// message) beside a steady task, and says how late the steady one was.
+fn burst_server_main() -> mtask::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let listener = mtask::TcpListener::bind_with_backlog(&args[1], 4096)?;
+    let count: usize = args[2]
+        .parse()
+        .map_err(|_| Error::Invalid("count".into()))?;
+    let good: Task<u64> = mtask::spawn("steady", &(10u64, 100u32))?;
+    println!("listening on {}", listener.local_addr()?);
+    for _ in 0..count {
+        let (conn, _) = listener.accept()?;
+        mtask::spawn_with::<_, ()>("echo_handler", &(), vec![conn.into_handle()])?;
+    }
+    println!("steady: worst lateness {} ms", good.join()?);
+    Ok(())
+}
+
 fn spin_main() -> mtask::Result<()> {
     beside("spin")
 }
@@ -193,5 +358,17 @@ mtask::entries!(
     huge_item_main,
     trap_server_main,
     trapping_handler,
-    echo_handler
+    echo_handler,
+    empty_items_main,
+    names_main,
+    clone_bomb,
+    clone_bomb_main,
+    memory_hog,
+    app_memory_main,
+    tag_scan,
+    tag_scan_main,
+    spawn_flood_main,
+    host_call_hog,
+    host_call_hog_main,
+    burst_server_main
 );

@@ -3,10 +3,20 @@
 //! these operations; every task that an operation wakes is returned to the
 //! caller, which schedules it, so wake order stays under the scheduler's
 //! control (DESIGN.md §4 rows 9–10).
+//!
+//! Everything the host keeps for an app's queues counts against its
+//! `max_queue_bytes`, not only the items' bytes: a fixed cost per item, per
+//! queue and per handle, the names of named queues, and the tags a waiting
+//! getter accepts. So no pattern of calls (a million empty items, long
+//! names, cloned handles) holds more host memory than the limit says.
+
+mod items;
 
 use std::collections::{HashMap, VecDeque};
 
 use slab::Slab;
+
+use items::{Items, cost};
 
 use crate::bindings::mtask::task::queues::Item;
 use crate::bindings::mtask::task::types::Error;
@@ -21,12 +31,25 @@ pub(crate) type WaiterKey = usize;
 /// Which app a queue belongs to: one per loaded [`crate::Program`].
 pub(crate) type AppId = u64;
 
+/// What a queue costs its app beyond its items: its entry, its waiting
+/// lines, the name's map entry.
+const QUEUE_COST: usize = 256;
+
+/// What a guest handle on a queue costs its app (its resource table entry).
+const HANDLE_COST: usize = 64;
+
+/// What a waiting operation costs its app, besides the tags it accepts.
+const WAITER_COST: usize = 64;
+
+/// The longest queue name, in bytes.
+pub(crate) const MAX_NAME: usize = 1024;
+
 /// One queue.
 struct Queue {
     /// The app whose tasks may name it.
     app: AppId,
     /// Items, front first.
-    items: VecDeque<Item>,
+    items: Items,
     /// Puts wait while `items.len() >= maxsize`; 0: never.
     maxsize: usize,
     /// Closed: puts fail, gets fail once `items` is empty.
@@ -37,6 +60,8 @@ struct Queue {
     putters: VecDeque<WaiterKey>,
     /// Guest handles on it, plus one if it has a name.
     handles: usize,
+    /// The length of its name, counted in its cost while it is named.
+    name_len: usize,
 }
 
 impl Queue {
@@ -49,9 +74,11 @@ impl Queue {
 pub(crate) struct Waiter {
     /// The waiting task.
     task: TaskKey,
+    /// The app it counts against.
+    app: AppId,
     /// The queue it waits on.
     queue: QueueKey,
-    /// For a getter: the tags it accepts (`None`: any item).
+    /// For a getter: the tags it accepts, sorted (`None`: any item).
     tags: Option<Vec<u64>>,
     /// For a putter: the item it waits to add.
     item: Option<Item>,
@@ -67,7 +94,8 @@ pub(crate) struct Queues {
     waiters: Slab<Waiter>,
     /// Named queues, per app.
     named: HashMap<(AppId, String), QueueKey>,
-    /// Bytes held per app: in queued items and in items of waiting putters.
+    /// Bytes held per app: queued items, items of waiting putters, and the
+    /// fixed costs of queues, handles, names and waiters.
     bytes: HashMap<AppId, usize>,
     /// The most bytes an app may hold, unless `app_max_bytes` says otherwise.
     max_bytes: usize,
@@ -143,36 +171,54 @@ impl Queues {
         maxsize: u32,
         initial: Vec<Item>,
     ) -> Result<QueueKey, Error> {
-        let size = initial.iter().map(|i| i.data.len()).sum();
+        let size = initial.iter().map(cost).sum::<usize>() + QUEUE_COST + HANDLE_COST;
         self.reserve(app, size)?;
         Ok(self.queues.insert(Queue {
             app,
-            items: initial.into(),
+            items: Items::new(initial),
             maxsize: maxsize as usize,
             closed: false,
             getters: VecDeque::new(),
             putters: VecDeque::new(),
             handles: 1,
+            name_len: 0,
         }))
     }
 
     /// The queue `name` of `app`, made on first use; one more handle on it.
-    pub(crate) fn open(&mut self, app: AppId, name: &str, maxsize: u32) -> QueueKey {
-        if let Some(&key) = self.named.get(&(app, name.to_string())) {
-            self.queues[key].handles += 1;
-            return key;
+    /// The name (and the queue) count against the app's bytes for as long
+    /// as the app runs: a name is never forgotten.
+    pub(crate) fn open(&mut self, app: AppId, name: &str, maxsize: u32) -> Result<QueueKey, Error> {
+        if name.len() > MAX_NAME {
+            return Err(Error::Invalid(format!(
+                "a queue name may be at most {MAX_NAME} bytes, not {}",
+                name.len()
+            )));
         }
-        let key = self
-            .create(app, maxsize, Vec::new())
-            .expect("an empty queue holds no bytes");
-        self.queues[key].handles += 1; // the name's own
+        if let Some(&key) = self.named.get(&(app, name.to_string())) {
+            self.retain(key)?;
+            return Ok(key);
+        }
+        self.reserve(app, name.len() + HANDLE_COST)?;
+        let key = match self.create(app, maxsize, Vec::new()) {
+            Ok(key) => key,
+            Err(e) => {
+                self.unreserve(app, name.len() + HANDLE_COST);
+                return Err(e);
+            }
+        };
+        let queue = &mut self.queues[key];
+        queue.handles += 1; // the name's own
+        queue.name_len = name.len();
         self.named.insert((app, name.to_string()), key);
-        key
+        Ok(key)
     }
 
-    /// One more handle on `key`.
-    pub(crate) fn retain(&mut self, key: QueueKey) {
+    /// One more handle on `key`, unless that passes the app's byte limit.
+    pub(crate) fn retain(&mut self, key: QueueKey) -> Result<(), Error> {
+        self.reserve(self.queues[key].app, HANDLE_COST)?;
         self.queues[key].handles += 1;
+        Ok(())
     }
 
     /// One handle fewer; the last one frees the queue and its bytes.
@@ -181,10 +227,11 @@ impl Queues {
             return;
         };
         queue.handles -= 1;
-        if queue.handles == 0 {
+        let app = queue.app;
+        self.unreserve(app, HANDLE_COST);
+        if self.queues[key].handles == 0 {
             let queue = self.queues.remove(key);
-            let size = queue.items.iter().map(|i| i.data.len()).sum();
-            self.unreserve(queue.app, size);
+            self.unreserve(queue.app, queue.items.cost() + QUEUE_COST + queue.name_len);
         }
     }
 
@@ -206,7 +253,7 @@ impl Queues {
         let accepts = |w: &Waiter| {
             w.tags
                 .as_ref()
-                .is_none_or(|tags| item.tag.is_some_and(|t| tags.contains(&t)))
+                .is_none_or(|tags| item.tag.is_some_and(|t| tags.binary_search(&t).is_ok()))
         };
         if let Some(pos) = queue
             .getters
@@ -225,7 +272,7 @@ impl Queues {
             return PutNow::Full(item);
         }
         let app = queue.app;
-        if let Err(e) = self.reserve(app, item.data.len()) {
+        if let Err(e) = self.reserve(app, cost(&item)) {
             return PutNow::Failed(e);
         }
         self.queues[key].items.push_back(item);
@@ -236,23 +283,19 @@ impl Queues {
     /// putter in if that made room.
     pub(crate) fn get_now(&mut self, key: QueueKey, tags: Option<&[u64]>) -> GetNow {
         let queue = &mut self.queues[key];
-        let pos = match tags {
-            None => (!queue.items.is_empty()).then_some(0),
-            Some(tags) => queue
-                .items
-                .iter()
-                .position(|i| i.tag.is_some_and(|t| tags.contains(&t))),
+        let taken = match tags {
+            None => queue.items.pop_front(),
+            Some(tags) => queue.items.take_tagged(tags),
         };
-        let Some(pos) = pos else {
+        let Some(item) = taken else {
             return if queue.closed {
                 GetNow::Closed
             } else {
                 GetNow::Empty
             };
         };
-        let item = queue.items.remove(pos).expect("position is in range");
         let app = queue.app;
-        self.unreserve(app, item.data.len());
+        self.unreserve(app, cost(&item));
         let woken = self.admit_putter(key);
         GetNow::Got(item, woken)
     }
@@ -273,22 +316,27 @@ impl Queues {
         Some(waiter.task)
     }
 
-    /// Makes `task` wait to get from `key`.
+    /// Makes `task` wait to get from `key`, for an item with one of `tags`
+    /// (sorted, no repeats) if given; the tags count against the app's
+    /// bytes while it waits.
     pub(crate) fn wait_get(
         &mut self,
         key: QueueKey,
         task: TaskKey,
         tags: Option<Vec<u64>>,
-    ) -> WaiterKey {
+    ) -> Result<WaiterKey, Error> {
+        let app = self.queues[key].app;
+        self.reserve(app, waiter_cost(tags.as_deref()))?;
         let waiter = self.waiters.insert(Waiter {
             task,
+            app,
             queue: key,
             tags,
             item: None,
             result: None,
         });
         self.queues[key].getters.push_back(waiter);
-        waiter
+        Ok(waiter)
     }
 
     /// Makes `task` wait to put `item` on `key`; its bytes count from now.
@@ -298,9 +346,11 @@ impl Queues {
         task: TaskKey,
         item: Item,
     ) -> Result<WaiterKey, Error> {
-        self.reserve(self.queues[key].app, item.data.len())?;
+        let app = self.queues[key].app;
+        self.reserve(app, cost(&item) + waiter_cost(None))?;
         let waiter = self.waiters.insert(Waiter {
             task,
+            app,
             queue: key,
             tags: None,
             item: Some(item),
@@ -313,7 +363,15 @@ impl Queues {
     /// The result of a wait, if it is over (then the waiter is gone).
     pub(crate) fn take_result(&mut self, waiter: WaiterKey) -> Option<Result<Option<Item>, Error>> {
         self.waiters[waiter].result.as_ref()?;
-        self.waiters.remove(waiter).result
+        let waiter = self.waiters.remove(waiter);
+        self.forget_waiter(&waiter);
+        waiter.result
+    }
+
+    /// Frees what a waiter that is gone cost its app itself (its item, if
+    /// any, is accounted for by whoever took it out).
+    fn forget_waiter(&mut self, waiter: &Waiter) {
+        self.unreserve(waiter.app, waiter_cost(waiter.tags.as_deref()));
     }
 
     /// Ends a wait that is still pending (a timeout, or its task went away).
@@ -321,18 +379,19 @@ impl Queues {
     /// front of the queue; a putter's item is dropped, and its bytes freed.
     pub(crate) fn withdraw(&mut self, waiter_key: WaiterKey) {
         let waiter = self.waiters.remove(waiter_key);
+        self.forget_waiter(&waiter);
+        if let Some(item) = &waiter.item {
+            self.unreserve(waiter.app, cost(item));
+        }
         let Some(queue) = self.queues.get_mut(waiter.queue) else {
             return;
         };
         queue.getters.retain(|&w| w != waiter_key);
         queue.putters.retain(|&w| w != waiter_key);
-        let app = queue.app;
         if let Some(Ok(Some(item))) = waiter.result {
             // A handed-over item is not counted; back in the queue, it is.
-            *self.bytes.entry(app).or_default() += item.data.len();
-            self.queues[waiter.queue].items.push_front(item);
-        } else if let Some(item) = waiter.item {
-            self.unreserve(app, item.data.len());
+            *self.bytes.entry(waiter.app).or_default() += cost(&item);
+            queue.items.push_front(item);
         }
     }
 
@@ -346,18 +405,31 @@ impl Queues {
             .drain(..)
             .chain(queue.putters.drain(..))
             .collect();
-        let app = queue.app;
         waiting
             .into_iter()
             .map(|w| {
                 let waiter = &mut self.waiters[w];
                 waiter.result = Some(Err(Error::Closed));
-                let task = waiter.task;
+                let (task, app) = (waiter.task, waiter.app);
                 if let Some(item) = waiter.item.take() {
-                    self.unreserve(app, item.data.len());
+                    self.unreserve(app, cost(&item));
                 }
                 task
             })
             .collect()
     }
+}
+
+/// What a waiting operation costs its app: its entry, and the tags a getter
+/// accepts.
+fn waiter_cost(tags: Option<&[u64]>) -> usize {
+    WAITER_COST + tags.map_or(0, std::mem::size_of_val)
+}
+
+/// The tags a selective get accepts, sorted and without repeats, so that a
+/// put checks each waiting getter in O(log tags).
+pub(crate) fn tag_set(mut tags: Vec<u64>) -> Vec<u64> {
+    tags.sort_unstable();
+    tags.dedup();
+    tags
 }

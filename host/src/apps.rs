@@ -1,0 +1,166 @@
+//! Per-app limits, counts and statistics: what each app (a loaded program,
+//! a tenant) holds of the host, checked against its own limits.
+//!
+//! Every check is against the app's own share, so one app at its limits
+//! cannot make another's spawn, bind or growth fail (see `serve` for how
+//! the shares are reserved).
+
+use std::collections::HashMap;
+
+use crate::engine::AppLimits;
+use crate::outcome::{Outcome, TaskError};
+use crate::queue::AppId;
+
+/// How the tasks of one app have fared (for `mtask-host serve --summary`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppStats {
+    /// Tasks started.
+    pub started: u64,
+    /// Tasks that returned a value.
+    pub succeeded: u64,
+    /// Tasks whose entry returned an error.
+    pub failed: u64,
+    /// Tasks that trapped.
+    pub trapped: u64,
+    /// Tasks ended for going over a limit.
+    pub limited: u64,
+    /// Tasks cancelled.
+    pub cancelled: u64,
+    /// The most linear memory its live tasks held at once, in bytes.
+    pub peak_memory: u64,
+}
+
+/// What the host keeps per app.
+#[derive(Default)]
+struct App {
+    /// Its limits; `None`: the host's defaults.
+    limits: Option<AppLimits>,
+    /// Its tasks that have not ended.
+    live: usize,
+    /// Its tasks that ended and whose outcome waits for a joiner: each
+    /// keeps a place among its `max_tasks`, as its outcome is host memory.
+    held: usize,
+    /// Its open sockets.
+    sockets: usize,
+    /// Bytes of linear memory its live tasks have now.
+    memory: usize,
+    /// How its tasks have fared.
+    stats: AppStats,
+}
+
+/// Every app's record.
+pub(crate) struct Apps {
+    /// The records, by app.
+    apps: HashMap<AppId, App>,
+    /// The limits of an app that was not registered with its own.
+    default_limits: AppLimits,
+}
+
+impl Apps {
+    pub(crate) fn new(default_limits: AppLimits) -> Self {
+        Self {
+            apps: HashMap::new(),
+            default_limits,
+        }
+    }
+
+    /// Gives `app` limits of its own (a tenant's).
+    pub(crate) fn register(&mut self, app: AppId, limits: AppLimits) {
+        self.apps.entry(app).or_default().limits = Some(limits);
+    }
+
+    /// The limits `app` runs under.
+    pub(crate) fn limits(&self, app: AppId) -> AppLimits {
+        self.apps
+            .get(&app)
+            .and_then(|a| a.limits)
+            .unwrap_or(self.default_limits)
+    }
+
+    /// Refuses a new task of `app` when it has as many as it may.
+    pub(crate) fn check_capacity(&self, app: AppId) -> Result<(), String> {
+        let max = self.limits(app).max_tasks;
+        match self.apps.get(&app) {
+            Some(a) if a.live + a.held >= max => Err(format!(
+                "the app may have at most {max} tasks (running, or ended and not yet joined)"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a task of `app` that starts.
+    pub(crate) fn started(&mut self, app: AppId) {
+        let record = self.apps.entry(app).or_default();
+        record.stats.started += 1;
+        record.live += 1;
+    }
+
+    /// Counts the end of a task of `app`; `held` if its outcome is kept for
+    /// a joiner.
+    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, held: bool) {
+        let record = self.apps.entry(app).or_default();
+        record.live -= 1;
+        record.held += usize::from(held);
+        let stats = &mut record.stats;
+        match outcome {
+            Ok(_) => stats.succeeded += 1,
+            Err(TaskError::Failed(_)) => stats.failed += 1,
+            Err(TaskError::Trapped(_)) => stats.trapped += 1,
+            Err(TaskError::Limit(_)) => stats.limited += 1,
+            Err(TaskError::Cancelled) => stats.cancelled += 1,
+        }
+    }
+
+    /// A kept outcome of `app` was taken (or let go of).
+    pub(crate) fn outcome_taken(&mut self, app: AppId) {
+        if let Some(record) = self.apps.get_mut(&app) {
+            record.held -= 1;
+        }
+    }
+
+    /// How the tasks of `app` have fared so far.
+    pub(crate) fn stats(&self, app: AppId) -> AppStats {
+        self.apps.get(&app).map(|a| a.stats).unwrap_or_default()
+    }
+
+    /// Counts `grown` more bytes of linear memory for `app`, unless its
+    /// tasks would then hold more than `max_app_memory` in all.
+    pub(crate) fn grow_memory(&mut self, app: AppId, grown: usize) -> Result<(), String> {
+        let max = self.limits(app).max_app_memory;
+        let record = self.apps.entry(app).or_default();
+        if record.memory.saturating_add(grown) as u64 > max {
+            return Err(format!(
+                "the app's tasks may have at most {} MiB of linear memory in all",
+                max >> 20
+            ));
+        }
+        record.memory += grown;
+        record.stats.peak_memory = record.stats.peak_memory.max(record.memory as u64);
+        Ok(())
+    }
+
+    /// Counts `freed` bytes of linear memory of `app` as given back.
+    pub(crate) fn free_memory(&mut self, app: AppId, freed: usize) {
+        if let Some(record) = self.apps.get_mut(&app) {
+            record.memory = record.memory.saturating_sub(freed);
+        }
+    }
+
+    /// Counts a new socket of `app`, unless it has as many as it may.
+    pub(crate) fn open_socket(&mut self, app: AppId) -> Result<(), String> {
+        let max = self.limits(app).max_sockets;
+        let record = self.apps.entry(app).or_default();
+        if record.sockets >= max {
+            return Err(format!("the app may have at most {max} sockets open"));
+        }
+        record.sockets += 1;
+        Ok(())
+    }
+
+    /// Counts a closed socket of `app`.
+    pub(crate) fn close_socket(&mut self, app: AppId) {
+        if let Some(record) = self.apps.get_mut(&app) {
+            record.sockets = record.sockets.saturating_sub(1);
+        }
+    }
+}
