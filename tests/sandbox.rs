@@ -368,6 +368,9 @@ fn a_cpu_budget_counts_time_spent_in_host_calls() {
 #[test]
 fn a_burst_of_connections_does_not_hold_up_the_others() {
     use std::io::{Read, Write};
+    // Once 70-130 ms late: each time the kernel grew the host's file table
+    // (doubling, as sockets were accepted) it waited for an RCU grace
+    // period inside accept. The host now sizes the table at start.
     const CONNECTIONS: usize = 5000;
     let count = CONNECTIONS.to_string();
     let (mut child, mut stdout, lines) = start_hostile(
@@ -392,5 +395,6 @@ fn a_burst_of_connections_does_not_hold_up_the_others() {
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let worst = number_after(&rest, "worst lateness");
+    eprintln!("burst: the steady task was at worst {worst} ms late");
     assert!(worst < 50, "the steady task was {worst} ms late: {rest}");
 }

@@ -172,6 +172,7 @@ fn run(args: RunArgs) -> ExitCode {
         Some(n) => n,
         None => Config::default().max_sockets.min(file_budget),
     };
+    crate::files::reserve_table(max_sockets as u64 + crate::files::HOST_FILES);
     let config = Config {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,

@@ -21,7 +21,7 @@ const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
 /// the next. A storm of readiness (5,000 connections sending at once) so
 /// wakes at most this many tasks a pass, and a task woken by its timer
 /// waits behind at most this many, not behind the whole storm.
-const EVENTS_PER_PASS: usize = 256;
+const EVENTS_PER_PASS: usize = 64;
 
 /// Identifies one pending timer so that it can be cancelled in O(log n).
 pub(crate) type TimerKey = (Instant, u64);

@@ -148,7 +148,7 @@ pub(crate) struct Core {
 /// wait for the next pass, ahead of the tasks woken meanwhile. A burst of
 /// spawns (a spawn bomb, 5,000 connections accepted at once) then delays
 /// the other tasks by this much per pass, not by every start-up at once.
-const START_SLICE: Duration = Duration::from_millis(5);
+const START_SLICE: Duration = Duration::from_millis(2);
 
 /// What [`Core::begin_poll`] found.
 enum Begin {

@@ -313,11 +313,11 @@ fn host_call_hog_main() -> mtask::Result<()> {
 /// message) beside a steady task, and says how late the steady one was.
 fn burst_server_main() -> mtask::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let listener = mtask::TcpListener::bind_with_backlog(&args[1], 4096)?;
-    let count: usize = args[2]
+    let count: u64 = args[2]
         .parse()
-        .map_err(|_| Error::Invalid("count".into()))?;
-    let good: Task<u64> = mtask::spawn("steady", &(10u64, 100u32))?;
+        .map_err(|_| Error::Invalid(args[2].clone()))?;
+    let listener = mtask::TcpListener::bind_with_backlog(&args[1], 4096)?;
+    let good: Task<u64> = mtask::spawn("steady", &(10u64, 150u32))?;
     println!("listening on {}", listener.local_addr()?);
     for _ in 0..count {
         let (conn, _) = listener.accept()?;

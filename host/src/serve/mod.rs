@@ -1,0 +1,177 @@
+//! `mtask-host serve tenants.toml`: several apps (tenants) in one host.
+//!
+//! Each tenant is its own app: its component, entry, args, env, memory
+//! limit and capabilities (listen, connect, directories). Apps share no
+//! queues and no handles, and one tenant's traps and limits end only its own
+//! tasks. The `[host]` table sets what the whole host shares (the time
+//! slice) and the defaults of each tenant's own limits, which a tenant can
+//! override.
+//!
+//! A tenant's limits are reservations: the instance pool is sized to the
+//! sum of the tenants' `max_tasks`, and the open files the process may have
+//! to the sum of their sockets (and directory handles, one per granted
+//! directory per task), so what one tenant does cannot make another's
+//! spawn or bind fail. A tenant without a `max_tasks` gets a share of
+//! `[host] max_tasks` (what the others leave, split evenly) or 1000; one
+//! without `max_sockets` a share of the open files the others leave, up to
+//! 10000; one without `max_app_memory` a share of the machine's memory
+//! that the others leave. A file whose reservations do not fit is refused
+//! at start.
+//!
+//! ```toml
+//! [host]                      # optional; every key optional
+//! max_tasks = 10000           # the pool the tenants share out
+//! time_slice = "10ms"
+//! cpu_budget = "30s"          # per task, for every tenant
+//! max_sockets = 1000          # per tenant
+//! max_queue_bytes = "16MiB"   # per tenant
+//! max_app_memory = "4GiB"     # per tenant
+//!
+//! [[tenant]]
+//! name = "echo"               # required, unique
+//! app = "echo_server.wasm"    # required; relative to this file's folder
+//! entry = "main"              # default "main"
+//! args = ["127.0.0.1:7878"]
+//! env = { GREETING = "hi" }
+//! listen = ["127.0.0.1:7878"] # network rules, as for `run --listen`
+//! connect = []
+//! dirs = ["data::/data"]      # read-only, as for `run --dir`
+//! dirs_rw = []
+//! max_memory = "64MiB"        # per task of this tenant
+//! max_app_memory = "2GiB"     # all its tasks' memory, reserved for it
+//! max_tasks = 1000            # live tasks of this tenant, reserved for it
+//! max_sockets = 100           # these three override [host]'s
+//! max_queue_bytes = "1MiB"
+//! cpu_budget = "2s"           # per task of this tenant
+//! ```
+//!
+//! `tenants` reads and checks the file; `shares` reserves each tenant's
+//! share of the host; this file loads the tenants and runs them.
+
+mod shares;
+mod tenants;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+
+use crate::{CacheNote, Program, TaskError, TaskId, TaskManager};
+use tenants::{Budget, Tenant, parse};
+
+/// Loads a checked tenant into `manager` and starts its main task.
+fn start(
+    manager: &mut TaskManager,
+    dir: &Path,
+    tenant: Tenant,
+) -> Result<(String, Program, TaskId), String> {
+    let name = tenant.table.name.clone();
+    let label = format!("tenant `{name}`");
+    let program = manager
+        .load(dir.join(&tenant.table.app))
+        .map_err(|e| format!("{label}: {e}"))?;
+    let mut program = program
+        .with_name(name.clone())
+        .with_args(tenant.table.args)
+        .with_env(tenant.table.env)
+        .with_network(tenant.net)
+        .with_dirs(tenant.dirs)
+        .map_err(|e| format!("{label}: {e}"))?
+        .with_limits(tenant.limits);
+    if let Some(max) = tenant.max_memory {
+        program = program.with_max_memory(max as usize);
+    }
+    let id = manager
+        .add(&program, &tenant.table.entry, Vec::new())
+        .map_err(|e| format!("{label}: {e}"))?;
+    Ok((name, program, id))
+}
+
+/// Runs `mtask-host serve`.
+pub(crate) fn serve(path: &Path, summary: bool) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("mtask-host: {message}");
+        ExitCode::from(2)
+    };
+    let shown = path.display();
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => return fail(format!("cannot read {shown}: {e}")),
+    };
+    let budget = Budget {
+        open_files: crate::files::raise_limit(),
+        memory: crate::engine::physical_memory(),
+    };
+    let file = match parse(&text, budget) {
+        Ok(file) => file,
+        Err(e) => return fail(format!("{shown}: {e}")),
+    };
+    crate::files::reserve_table(file.files() + crate::files::HOST_FILES);
+    let mut manager = match TaskManager::new(file.config) {
+        Ok(m) => m,
+        Err(e) => return fail(e.to_string()),
+    };
+    // Signals are handled from before the first (slow) load: one that
+    // comes while tenants load is acted on, never fatal.
+    let handle = manager.stop_handle();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                for signal in signals.forever() {
+                    if signal == SIGUSR1 {
+                        handle.list_tasks();
+                    } else {
+                        handle.stop();
+                    }
+                }
+            });
+        }
+        Err(e) => return fail(format!("cannot handle signals: {e}")),
+    }
+    let stop = manager.stop_handle();
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut running = Vec::new();
+    let mut warned = false;
+    for tenant in file.tenants {
+        if stop.is_stopping() {
+            break; // `run` below cancels what started and returns
+        }
+        match start(&mut manager, dir, tenant) {
+            Ok(started) => {
+                // Said once: every tenant shares the one cache.
+                if let Some(note @ CacheNote::Unsafe(_)) = started.1.cache_note()
+                    && !std::mem::replace(&mut warned, true)
+                {
+                    eprintln!("mtask-host: {note}");
+                }
+                running.push(started);
+            }
+            Err(e) => return fail(format!("{shown}: {e}")),
+        }
+    }
+    if let Err(e) = manager.run() {
+        eprintln!("mtask-host: {e}");
+        return ExitCode::from(1);
+    }
+    for (name, program, id) in &running {
+        if let Some(Err(error)) = manager.take_outcome(*id)
+            && error != TaskError::Cancelled
+        {
+            eprintln!("mtask-host: tenant `{name}`: main task {error}");
+        }
+        if summary {
+            let s = manager.stats(program);
+            eprintln!(
+                "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled; peak memory {} KiB",
+                s.started,
+                s.succeeded,
+                s.failed,
+                s.trapped,
+                s.limited,
+                s.cancelled,
+                s.peak_memory >> 10
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,422 @@
+//! The tenants file: its `[host]` and `[[tenant]]` tables, read and
+//! checked, each error naming the tenant and the key.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::shares::{reserve_files, reserve_memory, reserve_tasks};
+use crate::net_policy::{NetPolicy, NetRule};
+use crate::units::{parse_duration, parse_size};
+use crate::{AppLimits, Config, DirGrant};
+
+/// The `[host]` table.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HostTable {
+    max_tasks: Option<u32>,
+    time_slice: Option<String>,
+    cpu_budget: Option<String>,
+    max_sockets: Option<usize>,
+    max_queue_bytes: Option<String>,
+    max_app_memory: Option<String>,
+}
+
+/// One `[[tenant]]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TenantTable {
+    pub(super) name: String,
+    pub(super) app: PathBuf,
+    #[serde(default = "main_entry")]
+    pub(super) entry: String,
+    #[serde(default)]
+    pub(super) args: Vec<String>,
+    #[serde(default)]
+    pub(super) env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) listen: Vec<String>,
+    #[serde(default)]
+    pub(super) connect: Vec<String>,
+    #[serde(default)]
+    pub(super) dirs: Vec<String>,
+    #[serde(default)]
+    pub(super) dirs_rw: Vec<String>,
+    pub(super) max_memory: Option<String>,
+    pub(super) max_app_memory: Option<String>,
+    pub(super) max_tasks: Option<usize>,
+    pub(super) max_sockets: Option<usize>,
+    pub(super) max_queue_bytes: Option<String>,
+    pub(super) cpu_budget: Option<String>,
+}
+
+fn main_entry() -> String {
+    "main".to_string()
+}
+
+/// A tenant, checked and ready to load.
+pub(super) struct Tenant {
+    /// Its table as written.
+    pub(super) table: TenantTable,
+    /// Its `listen` and `connect` rules.
+    pub(super) net: NetPolicy,
+    /// Its `dirs` and `dirs_rw`.
+    pub(super) dirs: Vec<DirGrant>,
+    /// Its own `max_memory` (per task), if it has one.
+    pub(super) max_memory: Option<u64>,
+    /// Its own `max_app_memory`, if it has one.
+    pub(super) max_app_memory: Option<u64>,
+    pub(super) limits: AppLimits,
+}
+
+impl Tenant {
+    pub(super) fn label(&self) -> String {
+        format!("tenant `{}`", self.table.name)
+    }
+}
+
+/// The whole file, checked: the host's settings and the tenants.
+pub(super) struct TenantsFile {
+    pub(super) config: Config,
+    pub(super) tenants: Vec<Tenant>,
+}
+
+impl TenantsFile {
+    /// The most files the tenants may hold open at once: their sockets and
+    /// a handle per granted directory per task.
+    pub(super) fn files(&self) -> u64 {
+        self.tenants
+            .iter()
+            .map(|t| (t.limits.max_sockets + t.limits.max_tasks * t.dirs.len()) as u64)
+            .sum()
+    }
+}
+
+/// What the tenants share out: the process's limit on open files, the
+/// machine's memory.
+#[derive(Clone, Copy)]
+pub(super) struct Budget {
+    pub(super) open_files: u64,
+    pub(super) memory: u64,
+}
+
+/// Parses `text`; an error names the tenant and the key.
+pub(super) fn parse(text: &str, budget: Budget) -> Result<TenantsFile, String> {
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
+    let host: HostTable = match table.remove("host") {
+        Some(value) => value
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("[host]: {}", one_line(&e.to_string())))?,
+        None => HostTable::default(),
+    };
+    let tenants = match table.remove("tenant") {
+        Some(toml::Value::Array(tenants)) => tenants,
+        Some(_) => return Err("`tenant` must be an array of tables ([[tenant]])".into()),
+        None => return Err("no [[tenant]] is defined".into()),
+    };
+    if let Some(key) = table.keys().next() {
+        return Err(format!(
+            "unknown key `{key}` (expected [host] or [[tenant]])"
+        ));
+    }
+    let mut config = Config::default();
+    if let Some(t) = &host.time_slice {
+        config.time_slice = in_host("time_slice", parse_duration(t))?;
+    }
+    if let Some(t) = &host.cpu_budget {
+        config.cpu_budget = Some(in_host("cpu_budget", parse_duration(t))?);
+    }
+    if let Some(s) = &host.max_queue_bytes {
+        config.max_queue_bytes = in_host("max_queue_bytes", parse_size(s))? as usize;
+    }
+    let mut names = HashSet::new();
+    let mut checked = Vec::new();
+    for (i, value) in tenants.into_iter().enumerate() {
+        let label = value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map_or(format!("tenant #{}", i + 1), |n| format!("tenant `{n}`"));
+        let table: TenantTable = value
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("{label}: {}", one_line(&e.to_string())))?;
+        if !names.insert(table.name.clone()) {
+            return Err(format!("{label}: the name is used twice"));
+        }
+        checked.push(check_tenant(table, &label, &config)?);
+    }
+    let host_app_memory = match &host.max_app_memory {
+        Some(s) => Some(in_host("max_app_memory", parse_size(s))?),
+        None => None,
+    };
+    config.max_tasks = reserve_tasks(host.max_tasks, &mut checked)?;
+    reserve_files(host.max_sockets, &mut checked, budget.open_files)?;
+    reserve_memory(host_app_memory, &mut checked, budget.memory)?;
+    // The pool's slots must fit the largest tenant.
+    if let Some(max) = checked.iter().filter_map(|t| t.max_memory).max() {
+        config.max_memory = config.max_memory.max(max);
+    }
+    config.check(|key| match key {
+        "max_tasks" if host.max_tasks.is_some() => "[host] `max_tasks`".into(),
+        "max_tasks" => "the tenants' `max_tasks` in all".into(),
+        "max_memory" => "the largest `max_memory`".into(),
+        key => format!("[host] `{key}`"),
+    })?;
+    Ok(TenantsFile {
+        config,
+        tenants: checked,
+    })
+}
+
+/// Checks the keys of one tenant (its task and socket shares come later,
+/// from all the tenants together).
+fn check_tenant(table: TenantTable, label: &str, config: &Config) -> Result<Tenant, String> {
+    let rules = |key: &str, list: &[String]| -> Result<Vec<NetRule>, String> {
+        list.iter()
+            .map(|r| r.parse().map_err(|e| format!("{label}: `{key}`: {e}")))
+            .collect()
+    };
+    let net = NetPolicy::new(
+        &rules("listen", &table.listen)?,
+        &rules("connect", &table.connect)?,
+    );
+    let grants = |key: &str, list: &[String], writable: bool| -> Result<Vec<DirGrant>, String> {
+        list.iter()
+            .map(|d| {
+                d.parse::<DirGrant>()
+                    .map(|g| DirGrant { writable, ..g })
+                    .map_err(|e| format!("{label}: `{key}`: {e}"))
+            })
+            .collect()
+    };
+    let mut dirs = grants("dirs", &table.dirs, false)?;
+    dirs.extend(grants("dirs_rw", &table.dirs_rw, true)?);
+    let in_tenant = |key: &str| format!("{label}: `{key}`");
+    let max_memory = match &table.max_memory {
+        Some(s) => {
+            let bytes = parse_size(s).map_err(|e| format!("{}: {e}", in_tenant("max_memory")))?;
+            let alone = Config {
+                max_memory: bytes,
+                max_tasks: 1,
+                ..Config::default()
+            };
+            alone.check(in_tenant)?;
+            Some(bytes)
+        }
+        None => None,
+    };
+    let max_app_memory = match &table.max_app_memory {
+        Some(s) => {
+            Some(parse_size(s).map_err(|e| format!("{}: {e}", in_tenant("max_app_memory")))?)
+        }
+        None => None,
+    };
+    if table.max_tasks == Some(0) {
+        return Err(format!("{} must be at least 1", in_tenant("max_tasks")));
+    }
+    let mut limits = AppLimits::from(config);
+    if let Some(s) = &table.max_queue_bytes {
+        limits.max_queue_bytes =
+            parse_size(s).map_err(|e| format!("{}: {e}", in_tenant("max_queue_bytes")))? as usize;
+    }
+    if let Some(t) = &table.cpu_budget {
+        limits.cpu_budget =
+            Some(parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("cpu_budget")))?);
+    }
+    Ok(Tenant {
+        table,
+        net,
+        dirs,
+        max_memory,
+        max_app_memory,
+        limits,
+    })
+}
+
+/// Says which `[host]` key an error is about.
+fn in_host<T>(key: &str, result: Result<T, String>) -> Result<T, String> {
+    result.map_err(|e| format!("[host]: `{key}`: {e}"))
+}
+
+/// The first line of a parser's message, for a one-line error.
+fn one_line(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    // toml's messages put the position first and the reason last.
+    lines.last().copied().unwrap_or_default().to_string()
+        + &lines
+            .first()
+            .filter(|_| lines.len() > 1)
+            .map(|l| format!(" ({l})"))
+            .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse(text, BIG).err().expect("the file is refused")
+    }
+
+    /// A tenant named `name` with `keys` (TOML lines).
+    fn tenant(name: &str, keys: &str) -> String {
+        format!("[[tenant]]\nname = \"{name}\"\napp = \"a.wasm\"\n{keys}\n")
+    }
+
+    /// Plenty of open files and memory.
+    const BIG: Budget = Budget {
+        open_files: 1 << 20,
+        memory: 1 << 40,
+    };
+
+    /// A budget of `open_files` and plenty of memory.
+    fn files(open_files: u64) -> Budget {
+        Budget { open_files, ..BIG }
+    }
+
+    /// Each tenant's (max_tasks, max_sockets), and the pool size.
+    fn shares(text: &str, budget: Budget) -> (Vec<(usize, usize)>, u32) {
+        let file = parse(text, budget).unwrap();
+        let shares = file
+            .tenants
+            .iter()
+            .map(|t| (t.limits.max_tasks, t.limits.max_sockets))
+            .collect();
+        (shares, file.config.max_tasks)
+    }
+
+    #[test]
+    fn the_pool_is_the_sum_of_the_tenants_shares() {
+        let two = tenant("a", "max_tasks = 10") + &tenant("b", "");
+        // No [host] max_tasks: a tenant without its own gets 1000.
+        assert_eq!(
+            shares(&two, BIG),
+            (vec![(10, 10_000), (1000, 10_000)], 1010)
+        );
+        // With one, the tenants without their own split what is left.
+        let three = format!("[host]\nmax_tasks = 2010\n{two}{}", tenant("c", ""));
+        assert_eq!(shares(&three, BIG).0[1..], [(1000, 10_000), (1000, 10_000)]);
+        assert_eq!(shares(&three, BIG).1, 2010);
+        assert_eq!(
+            error(&format!("[host]\nmax_tasks = 5\n{two}")),
+            "[host]: `max_tasks` = 5 is less than the 10 tasks the tenants reserve (`a` 10, `b` 0)"
+        );
+        assert_eq!(
+            error(&format!("[host]\nmax_tasks = 10\n{two}")),
+            "[host]: `max_tasks` = 10 leaves no task for tenant `b` (the others reserve 10): \
+             raise it, or give each tenant a `max_tasks`"
+        );
+        assert_eq!(
+            error(&tenant("z", "max_tasks = 0")),
+            "tenant `z`: `max_tasks` must be at least 1"
+        );
+    }
+
+    #[test]
+    fn sockets_and_directory_handles_must_fit_the_open_file_limit() {
+        // 1064 open files: 1000 for the tenants.
+        let two = tenant("a", "max_sockets = 600") + &tenant("b", "max_tasks = 10");
+        assert_eq!(shares(&two, files(1064)).0, [(1000, 600), (10, 400)]);
+        let dirs =
+            tenant("a", "max_sockets = 600") + &tenant("b", "max_tasks = 10\ndirs = [\"x\"]");
+        assert_eq!(shares(&dirs, files(1064)).0, [(1000, 600), (10, 390)]);
+        let over = tenant("a", "max_sockets = 600") + &tenant("b", "max_sockets = 500");
+        assert_eq!(
+            parse(&over, files(1064)).err().unwrap(),
+            "the tenants may hold 1100 open files (sockets, and a handle per granted directory \
+             per task: `a` 600, `b` 500), more than the open-file limit allows (1064, less 64 \
+             for the host): lower their `max_sockets` or `max_tasks`, or raise the limit \
+             (ulimit -Hn)"
+        );
+        let full = tenant("a", "max_sockets = 1000") + &tenant("b", "");
+        assert!(
+            parse(&full, files(1064))
+                .err()
+                .unwrap()
+                .starts_with("tenant `b` gets no sockets: the others may hold 1000 open files")
+        );
+    }
+
+    #[test]
+    fn tenants_share_the_machines_memory() {
+        let three = tenant("a", "max_app_memory = \"8GiB\"") + &tenant("b", "") + &tenant("c", "");
+        let memory = |text: &str, budget| -> Vec<u64> {
+            let file = parse(text, budget).unwrap();
+            file.tenants
+                .iter()
+                .map(|t| t.limits.max_app_memory >> 30)
+                .collect()
+        };
+        let machine = Budget {
+            memory: 24 << 30,
+            ..BIG
+        };
+        assert_eq!(memory(&three, machine), [8, 8, 8]);
+        let over =
+            tenant("a", "max_app_memory = \"20GiB\"") + &tenant("b", "max_app_memory = \"8GiB\"");
+        assert_eq!(
+            parse(&over, machine).err().unwrap(),
+            "the tenants' `max_app_memory` add up to 28672 MiB (`a` 20480, `b` 8192), more than \
+             the machine's 24576 MiB: lower them"
+        );
+    }
+
+    #[test]
+    fn absurd_sizes_name_the_tenant_and_the_key() {
+        assert_eq!(
+            error(&tenant("big", "max_memory = \"1000000GiB\"")),
+            "tenant `big`: `max_memory` 976 TiB is more than a wasm32 task can address (4 GiB)"
+        );
+        let e = error(&format!(
+            "[host]\nmax_tasks = 4294967295\n{}",
+            tenant("a", "")
+        ));
+        assert!(
+            e.starts_with(
+                "[host] `max_tasks` 4294967295 tasks with the largest `max_memory` 64 MiB each \
+                 need 517 PiB of address space; the pool may reserve at most 64 TiB"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_tenant_and_the_key() {
+        let one = "[[tenant]]\nname = \"a\"\napp = \"a.wasm\"\n";
+        assert!(parse(one, BIG).is_ok());
+        assert!(
+            error("[[tenant]]\nname = \"a\"\napp = \"a.wasm\"\ncolour = 1\n")
+                .starts_with("tenant `a`: unknown field `colour`")
+        );
+        assert!(
+            error("[[tenant]]\nname = \"b\"\napp = \"a.wasm\"\nmax_memory = \"lots\"\n")
+                .starts_with("tenant `b`: `max_memory`: `lots` is not a size")
+        );
+        assert!(
+            error("[[tenant]]\nname = \"c\"\napp = \"a.wasm\"\nlisten = [\"nowhere\"]\n")
+                .starts_with("tenant `c`: `listen`: `nowhere` is not a network rule")
+        );
+        assert!(
+            error("[[tenant]]\napp = \"a.wasm\"\n").starts_with("tenant #1: missing field `name`")
+        );
+        assert_eq!(
+            error(&format!("{one}{one}")),
+            "tenant `a`: the name is used twice"
+        );
+        assert_eq!(error("[host]\nmax_tasks = 5\n"), "no [[tenant]] is defined");
+        assert!(
+            error(&format!("[host]\ntime_slice = \"fast\"\n{one}"))
+                .starts_with("[host]: `time_slice`: `fast` is not a time")
+        );
+        assert_eq!(
+            error(&format!("{one}[other]\n")),
+            "unknown key `other` (expected [host] or [[tenant]])"
+        );
+    }
+}
