@@ -172,7 +172,10 @@ fn run(args: RunArgs) -> ExitCode {
         Some(n) => n,
         None => Config::default().max_sockets.min(file_budget),
     };
-    crate::files::reserve_table(max_sockets as u64 + crate::files::HOST_FILES);
+    let dir_files = u64::from(args.max_tasks) * (args.dirs.len() + args.dirs_rw.len()) as u64;
+    crate::files::reserve_table(
+        (max_sockets as u64 + dir_files + crate::files::HOST_FILES).min(open_files),
+    );
     let config = Config {
         max_tasks: args.max_tasks,
         max_memory: args.max_memory,

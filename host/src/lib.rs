@@ -17,14 +17,19 @@
 //! - `iface`: the host side of each WIT interface, one file each:
 //!   `iface::tasks` is `mtask:task/tasks`, `iface::queues` and `iface::net`
 //!   likewise.
-//! - `queue`: the queues themselves (items, waiters, names, byte counts).
+//! - `queue`: the queues themselves (waiters, names, the bytes each app
+//!   holds); `queue::items`: a queue's items, indexed by tag.
+//! - `apps`: each app's limits, counts and statistics.
 //! - `task`: a task's store data and the future that runs it.
-//! - [`program`]: a loaded component: compiled, linked, entries listed.
-//! - [`cache`]: compiled code kept on disk between runs.
-//! - [`engine`]: the wasmtime engine and the limits that size its pool.
+//! - [`program`]: a loaded component: read, compiled, linked, entries listed.
+//! - [`cache`]: compiled code kept on disk between runs, checked before use.
+//! - [`engine`]: the wasmtime engine, the limits that size its pool, and
+//!   the checks that they fit.
+//! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
-//! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode;
-//!   `units`: the durations and sizes both parse.
+//! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode
+//!   (`serve::tenants` reads the file, `serve::shares` reserves each
+//!   tenant's share); `units`: the durations and sizes both parse.
 //! - [`net_policy`]: which addresses an app may bind and connect to.
 //!
 //! # Example

@@ -10,7 +10,7 @@
 //!
 //! Rules and addresses are compared in one canonical form, so that no
 //! spelling of an address reaches what its rules do not grant
-//! ([`canonical`]): an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is
+//! (`canonical`): an IPv4-mapped IPv6 address (`[::ffff:127.0.0.1]`) is
 //! the IPv4 address it maps, in a rule and in a guest's call alike; so an
 //! IPv6 rule never grants IPv4, and an IPv4 rule grants the mapped spelling
 //! of its addresses. Connecting to an unspecified address (`0.0.0.0`, `[::]`)

@@ -106,7 +106,7 @@ pub(crate) fn serve(path: &Path, summary: bool) -> ExitCode {
         Ok(file) => file,
         Err(e) => return fail(format!("{shown}: {e}")),
     };
-    crate::files::reserve_table(file.files() + crate::files::HOST_FILES);
+    crate::files::reserve_table((file.files() + crate::files::HOST_FILES).min(budget.open_files));
     let mut manager = match TaskManager::new(file.config) {
         Ok(m) => m,
         Err(e) => return fail(e.to_string()),

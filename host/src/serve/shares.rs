@@ -153,9 +153,10 @@ pub(super) fn reserve_files(
     }
 }
 
-/// Gives each tenant its own share of the machine's memory for its tasks'
-/// linear memory: its `max_app_memory` (its own or `[host]`'s), or an even
-/// share of what the others leave.
+/// Gives each tenant its own share of the machine's memory: what it can
+/// make the host hold is its tasks' linear memory (`max_app_memory`, its
+/// own or `[host]`'s, or an even share of what the others leave) and its
+/// queues' bytes (`max_queue_bytes`).
 pub(super) fn reserve_memory(
     host: Option<u64>,
     tenants: &mut [Tenant],
@@ -163,7 +164,10 @@ pub(super) fn reserve_memory(
 ) -> Result<(), String> {
     let claims: Vec<(Option<u64>, u64)> = tenants
         .iter()
-        .map(|t| (t.max_app_memory.or(host), 0))
+        .map(|t| {
+            let queues = t.limits.max_queue_bytes as u64;
+            (t.max_app_memory.or(host), queues)
+        })
         .collect();
     let mib = |n: u64| n >> 20;
     match share_out(memory, &claims, u64::MAX) {
@@ -174,14 +178,20 @@ pub(super) fn reserve_memory(
             Ok(())
         }
         Err(Shortfall::Over(claimed)) => Err(format!(
-            "the tenants' `max_app_memory` add up to {} MiB ({}), more than the machine's \
-             {} MiB: lower them",
+            "the tenants' `max_app_memory` and `max_queue_bytes` add up to {} MiB ({}), more \
+             than the machine's {} MiB: lower them",
             mib(claimed),
-            list(tenants, claims.iter().map(|(own, _)| mib(own.unwrap_or(0)))),
+            list(
+                tenants,
+                claims
+                    .iter()
+                    .map(|(own, queues)| mib(own.unwrap_or(0) + queues))
+            ),
             mib(memory)
         )),
         Err(Shortfall::Nothing(i, claimed)) => Err(format!(
-            "{} gets no memory: the others' `max_app_memory` take {} of the machine's {} MiB",
+            "{} gets no memory: the others' `max_app_memory` and every tenant's \
+             `max_queue_bytes` take {} of the machine's {} MiB",
             tenants[i].label(),
             mib(claimed),
             mib(memory)

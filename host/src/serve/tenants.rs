@@ -345,25 +345,27 @@ mod tests {
 
     #[test]
     fn tenants_share_the_machines_memory() {
-        let three = tenant("a", "max_app_memory = \"8GiB\"") + &tenant("b", "") + &tenant("c", "");
-        let memory = |text: &str, budget| -> Vec<u64> {
-            let file = parse(text, budget).unwrap();
-            file.tenants
-                .iter()
-                .map(|t| t.limits.max_app_memory >> 30)
-                .collect()
-        };
         let machine = Budget {
             memory: 24 << 30,
             ..BIG
         };
-        assert_eq!(memory(&three, machine), [8, 8, 8]);
+        let memory_mib = |text: &str| -> Vec<u64> {
+            let file = parse(text, machine).unwrap();
+            file.tenants
+                .iter()
+                .map(|t| t.limits.max_app_memory >> 20)
+                .collect()
+        };
+        // Each tenant's queues may hold 64 MiB (the default) besides.
+        let three = tenant("a", "max_app_memory = \"8GiB\"") + &tenant("b", "") + &tenant("c", "");
+        let left = (24 << 10) - (8 << 10) - 3 * 64;
+        assert_eq!(memory_mib(&three), [8 << 10, left / 2, left / 2]);
         let over =
-            tenant("a", "max_app_memory = \"20GiB\"") + &tenant("b", "max_app_memory = \"8GiB\"");
+            tenant("a", "max_app_memory = \"20GiB\"") + &tenant("b", "max_app_memory = \"4GiB\"");
         assert_eq!(
             parse(&over, machine).err().unwrap(),
-            "the tenants' `max_app_memory` add up to 28672 MiB (`a` 20480, `b` 8192), more than \
-             the machine's 24576 MiB: lower them"
+            "the tenants' `max_app_memory` and `max_queue_bytes` add up to 24704 MiB (`a` 20544, \
+             `b` 4160), more than the machine's 24576 MiB: lower them"
         );
     }
 
