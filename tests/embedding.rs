@@ -142,3 +142,30 @@ fn a_spawn_past_the_task_limit_is_a_limit_error_for_the_guest() {
         )))
     );
 }
+
+#[test]
+fn a_pass_gives_start_ups_a_slice_and_the_rest_wait_their_turn() {
+    let mut m = manager();
+    let program = m.load(support::guest("conformance")).unwrap();
+    // Each start-up runs 3 ms before it ends: more than a pass's 2 ms for
+    // start-ups, so each pass starts one.
+    let tasks: Vec<_> = (0..4)
+        .map(|_| m.add(&program, "busy", small_u64(3)).unwrap())
+        .collect();
+    let spare = m.add(&program, "busy", small_u64(3)).unwrap();
+    assert_eq!(m.unstarted_tasks(), 5);
+    m.run_next(Some(Duration::ZERO)).unwrap();
+    assert_eq!(m.unstarted_tasks(), 4);
+    assert_eq!(m.live_tasks(), 4, "the first ran to its end");
+    // One cancelled before it ever ran is no longer waiting to start.
+    m.cancel(spare);
+    assert_eq!(m.unstarted_tasks(), 3);
+    m.run_next(Some(Duration::ZERO)).unwrap();
+    assert_eq!(m.unstarted_tasks(), 2);
+    m.run().unwrap();
+    assert_eq!(m.unstarted_tasks(), 0);
+    for task in tasks {
+        assert_eq!(m.take_outcome(task), Some(Ok(small_u64(7))));
+    }
+    assert_eq!(m.take_outcome(spare), Some(Err(TaskError::Cancelled)));
+}

@@ -267,6 +267,13 @@ impl TaskManager {
         self.core().live()
     }
 
+    /// Tasks that have not run yet: a pass gives at most a few milliseconds
+    /// to start-ups (instantiating a task and running it to its first
+    /// wait), so after a burst of spawns some wait for later passes.
+    pub fn unstarted_tasks(&self) -> usize {
+        self.core().unstarted()
+    }
+
     /// The outcome of a task added with [`add`](Self::add), once it has
     /// ended; it can be taken once.
     pub fn take_outcome(&mut self, task: TaskId) -> Option<Outcome> {

@@ -84,6 +84,9 @@ struct Entry {
     joiner: Option<TaskKey>,
     /// Time it has run so far, over all its polls.
     cpu: Duration,
+    /// The most CPU time it may use (its app's budget, kept here so that
+    /// the check on every poll looks at nothing else).
+    cpu_budget: Option<Duration>,
     /// Its first poll (instantiation, start-up) has run.
     started: bool,
     /// The app it belongs to.
@@ -124,6 +127,8 @@ pub(crate) struct Core {
     next_id: u64,
     /// Tasks not yet ended.
     live: usize,
+    /// Tasks whose first poll has not run yet.
+    unstarted: usize,
     /// Live tasks waiting on `Wait::Io`.
     io_waits: usize,
     /// The most tasks that may be alive at once.
@@ -145,9 +150,11 @@ pub(crate) struct Core {
 }
 
 /// How much of a pass may go to starting new tasks: the start-ups past it
-/// wait for the next pass, ahead of the tasks woken meanwhile. A burst of
+/// wait for the next pass, behind the tasks woken meanwhile. A burst of
 /// spawns (a spawn bomb, 5,000 connections accepted at once) then delays
 /// the other tasks by this much per pass, not by every start-up at once.
+/// (Behind, not ahead: so the run queue keeps the order tasks were
+/// spawned in.)
 const START_SLICE: Duration = Duration::from_millis(2);
 
 /// What [`Core::begin_poll`] found.
@@ -227,6 +234,7 @@ impl Core {
             doomed: Vec::new(),
             next_id: 1,
             live: 0,
+            unstarted: 0,
             io_waits: 0,
             max_live,
             poll_started: Instant::now(),
@@ -291,10 +299,12 @@ impl Core {
             holder,
             joiner: None,
             cpu: Duration::ZERO,
+            cpu_budget: self.apps.limits(app).cpu_budget,
             started: false,
             app,
         });
         self.live += 1;
+        self.unstarted += 1;
         self.run_queue.push_back(key);
         key
     }
@@ -320,10 +330,8 @@ impl Core {
         let current = self
             .current
             .and_then(|k| self.tasks.get(k.slot))
-            .map(|e| (e.app, e.cpu));
-        if let Some((app, cpu)) = current
-            && let Some(budget) = self.apps.limits(app).cpu_budget
-        {
+            .map(|e| (e.cpu, e.cpu_budget));
+        if let Some((cpu, Some(budget))) = current {
             let used = cpu + ran;
             if used > budget {
                 return Err(wasmtime::Error::new(crate::outcome::OverLimit::cpu_budget(
@@ -456,7 +464,10 @@ impl Core {
         self.live -= 1;
         let e = self.entry(key).expect("finishing a live task");
         e.queued = false;
+        // Cancelled before it ever ran.
+        let never_ran = !std::mem::replace(&mut e.started, true);
         let (app, held) = (e.app, e.holder != Holder::Nobody);
+        self.unstarted -= usize::from(never_ran);
         self.apps.ended(app, &outcome, held);
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
@@ -490,6 +501,10 @@ impl Core {
 
     pub(crate) fn live(&self) -> usize {
         self.live
+    }
+
+    pub(crate) fn unstarted(&self) -> usize {
+        self.unstarted
     }
 
     pub(crate) fn has_runnable(&self) -> bool {
@@ -553,6 +568,7 @@ impl Core {
         // Lent for the poll (a no-op waker minds the slot), saving a clone.
         let waker = std::mem::replace(&mut e.waker, Waker::noop().clone());
         self.first_poll = !std::mem::replace(&mut e.started, true);
+        self.unstarted -= usize::from(self.first_poll);
         self.current = Some(key);
         self.pending_wait = None;
         self.poll_started = self.last_poll_end.take().unwrap_or_else(Instant::now);
@@ -563,7 +579,7 @@ impl Core {
     /// The CPU budget `key` went over, if it did.
     fn over_budget(&self, key: TaskKey) -> Option<Duration> {
         let e = self.tasks.get(key.slot).filter(|e| e.id == key.id)?;
-        let budget = self.apps.limits(e.app).cpu_budget?;
+        let budget = e.cpu_budget?;
         (e.cpu > budget).then_some(budget)
     }
 
@@ -647,10 +663,8 @@ pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
         if c.spare_queue.capacity() < batch.capacity() {
             c.spare_queue = batch;
         }
-        // Start-ups that did not fit run first in the next pass, in order.
-        for key in deferred.into_iter().rev() {
-            c.run_queue.push_front(key);
-        }
+        // Start-ups that did not fit run in the next pass, in order.
+        c.run_queue.extend(deferred);
         // Tasks woken during the pass are runnable now, for `has_runnable`.
         c.queue_woken();
     });
