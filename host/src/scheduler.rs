@@ -150,11 +150,15 @@ pub(crate) struct Core {
 }
 
 /// How much of a pass may go to starting new tasks: the start-ups past it
-/// wait for the next pass, behind the tasks woken meanwhile. A burst of
-/// spawns (a spawn bomb, 5,000 connections accepted at once) then delays
-/// the other tasks by this much per pass, not by every start-up at once.
-/// (Behind, not ahead: so the run queue keeps the order tasks were
-/// spawned in.)
+/// wait for the next pass, which they begin, in order, before the tasks
+/// woken meanwhile. A burst of spawns (a spawn bomb, 5,000 connections
+/// accepted at once) then delays the other tasks by this much per pass,
+/// not by every start-up at once. The order of steps changes only where a
+/// pass had more start-ups than fit: a task that ran in the pass may step
+/// before a new task that was ahead of it. (Deferred start-ups at the back
+/// instead would reorder even two slow starters: a Python task's start-up
+/// alone takes tens of ms, and the seed's printers would print
+/// hello, hello, goodbye.)
 const START_SLICE: Duration = Duration::from_millis(2);
 
 /// What [`Core::begin_poll`] found.
@@ -663,8 +667,10 @@ pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
         if c.spare_queue.capacity() < batch.capacity() {
             c.spare_queue = batch;
         }
-        // Start-ups that did not fit run in the next pass, in order.
-        c.run_queue.extend(deferred);
+        // Start-ups that did not fit begin the next pass, in order.
+        for key in deferred.into_iter().rev() {
+            c.run_queue.push_front(key);
+        }
         // Tasks woken during the pass are runnable now, for `has_runnable`.
         c.queue_woken();
     });
