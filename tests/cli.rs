@@ -260,11 +260,7 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
         "{}",
         first.stderr
     );
-    assert_eq!(
-        std::fs::read_dir(&cache).unwrap().count(),
-        1,
-        "one cache entry expected"
-    );
+    only_entry(&cache);
     let second = run_cached(&cache);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(
@@ -288,14 +284,22 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
     );
 }
 
-/// The one entry in `cache`.
+/// The one entry in `cache` (NAME.cwasm, with its digest in NAME.blake3
+/// and nothing else beside it).
 fn only_entry(cache: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = std::fs::read_dir(cache)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cache)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(entries.len(), 1, "one cache entry expected: {entries:?}");
-    entries.into_iter().next().unwrap()
+    files.sort();
+    assert_eq!(
+        files.len(),
+        2,
+        "one entry and its digest expected: {files:?}"
+    );
+    assert_eq!(files[0].with_extension("cwasm"), files[1], "{files:?}");
+    assert_eq!(files[0].extension().unwrap(), "blake3");
+    files.pop().unwrap()
 }
 
 /// Damages the cache entry in `cache` with `damage`, then checks that the
@@ -362,8 +366,28 @@ fn a_truncated_or_foreign_cache_entry_is_compiled_again() {
     assert_damage_is_repaired(
         "foreign",
         |bytes| *bytes = b"not compiled code".to_vec(),
-        "not an mtask cache entry",
+        "its checksum does not match: it is corrupt",
     );
+}
+
+#[test]
+fn a_cache_entry_without_its_checksum_is_compiled_again() {
+    let cache = scratch("unchecked");
+    assert_eq!(run_cached(&cache).code, 0);
+    let entry = only_entry(&cache);
+    std::fs::remove_file(entry.with_extension("blake3")).unwrap();
+    let run = run_cached(&cache);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with(&format!(
+            "mtask-host: cache entry {} was not used (it has no checksum beside it); compiled \
+             again",
+            entry.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(only_entry(&cache), entry, "the checksum is back");
 }
 
 #[test]

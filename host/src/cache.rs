@@ -7,11 +7,13 @@
 //! - the directory is created private (0700) and is used only while nobody
 //!   but its owner (or root) can write it or any folder above it, short of
 //!   a sticky one like `/tmp`; otherwise the run compiles and keeps nothing;
-//! - an entry carries a BLAKE3 digest of its artifact, checked on the bytes
-//!   in memory before they are deserialized (so the file cannot change
-//!   between the check and the use);
-//! - an entry is written to a temporary file and renamed into place, so a
-//!   reader sees a whole entry or none.
+//! - an entry (`NAME.cwasm`) has the BLAKE3 digest of its bytes beside it
+//!   (`NAME.blake3`), checked before it is deserialized; the check reads the
+//!   file through the descriptor that wasmtime then maps (by its
+//!   `/proc/self/fd` path), so what was checked is what runs;
+//! - both files are written to temporary files and renamed into place, so
+//!   a reader sees whole files; one that sees a digest of another version
+//!   (a writer racing it) finds a mismatch and compiles again.
 //!
 //! A digest stored beside the code detects corruption, not a forger: whoever
 //! may write the directory may write a matching digest too. That is why the
@@ -20,7 +22,8 @@
 
 use std::fs::{DirBuilder, File};
 use std::hash::Hasher;
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -70,9 +73,8 @@ pub fn default_dir() -> Option<PathBuf> {
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("mtask")))
 }
 
-/// The first bytes of an entry: the format, then the artifact's digest.
-const MAGIC: &[u8; 8] = b"mtaskc1\n";
-const HEADER: usize = MAGIC.len() + blake3::OUT_LEN;
+/// The extension of an entry's digest file.
+const DIGEST: &str = "blake3";
 
 /// Feeds `Hash` output into SHA-256.
 struct ShaHasher(Sha256);
@@ -129,15 +131,16 @@ pub(crate) fn load_or_compile(
     }
     let path = entry_path(dir, engine, wasm);
     let mut note = None;
-    match read_entry(&path) {
+    match open_entry(&path) {
         Ok(None) => {}
-        Ok(Some(artifact)) => {
-            // SAFETY: the artifact is the one `store` wrote from code this
-            // engine configuration compiled (its digest matches), it comes
-            // from a directory only this user can write, and it is used
-            // from memory, after the check; wasmtime checks its header and
-            // settings as well.
-            match unsafe { Component::deserialize(engine, &artifact) } {
+        Ok(Some(checked)) => {
+            // SAFETY: the file is one `store` wrote from code this engine
+            // configuration compiled: its digest matches, it sits in a
+            // directory only this user can write, and wasmtime maps it
+            // through the very descriptor that was checked. wasmtime checks
+            // its header and settings as well.
+            let mapped = format!("/proc/self/fd/{}", checked.as_raw_fd());
+            match unsafe { Component::deserialize_file(engine, &mapped) } {
                 Ok(component) => {
                     return Ok(Loaded {
                         component,
@@ -169,30 +172,40 @@ pub(crate) fn load_or_compile(
     Ok(loaded)
 }
 
-/// The artifact of the entry at `path` once its digest checks out; `None`
-/// when there is no entry, an error saying what is wrong with a bad one.
-fn read_entry(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let mut file = match File::open(path) {
+/// The entry at `path`, open, once its digest checks out; `None` when there
+/// is no entry, an error saying what is wrong with a bad one.
+fn open_entry(path: &Path) -> Result<Option<File>, String> {
+    let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
-        return Err("not an mtask cache entry".into());
-    }
-    let stored = blake3::Hash::from_slice(&bytes[MAGIC.len()..HEADER]).expect("32 bytes");
-    if blake3::hash(&bytes[HEADER..]) != stored {
+    let stored = std::fs::read(path.with_extension(DIGEST))
+        .ok()
+        .and_then(|bytes| <[u8; blake3::OUT_LEN]>::try_from(bytes).ok())
+        .ok_or("it has no checksum beside it")?;
+    // SAFETY: a read-only mapping of a file in a directory only this user
+    // can write; if it changed under the mapping, the digest would not
+    // match (or the code would be refused by wasmtime's own checks).
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    let mut hasher = blake3::Hasher::new();
+    // Large entries (a Python component's is 40 MB) hash on every core.
+    hasher.update_rayon(&map);
+    if hasher.finalize() != blake3::Hash::from_bytes(stored) {
         return Err("its checksum does not match: it is corrupt".into());
     }
-    bytes.drain(..HEADER);
-    Ok(Some(bytes))
+    Ok(Some(file))
 }
 
-/// Writes a cache entry atomically: a private temporary file, renamed into
-/// place once whole.
+/// Writes a cache entry and its digest atomically: each to a private
+/// temporary file, renamed into place once whole.
 fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
+    write_atomically(path, code)?;
+    write_atomically(&path.with_extension(DIGEST), blake3::hash(code).as_bytes())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("an entry is inside the directory");
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -206,9 +219,7 @@ fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        file.write_all(MAGIC)?;
-        file.write_all(blake3::hash(code).as_bytes())?;
-        file.write_all(code)?;
+        file.write_all(bytes)?;
         file.sync_data()?;
         std::fs::rename(&tmp, path)
     })();
