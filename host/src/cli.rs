@@ -33,9 +33,12 @@ enum Command {
     /// describes; see examples/tenants.toml for the format.
     ///
     /// Tenants share nothing but the host: no queues, no handles; one's
-    /// traps and limits end only its own tasks. SIGINT or SIGTERM cancels
-    /// every task, closes every socket, and exits 0; SIGUSR1 lists the live
-    /// tasks on stderr.
+    /// traps and limits end only its own tasks. Each tenant's limits are
+    /// reserved for it: the task pool, the open files and the machine's
+    /// memory are shared out at start, and a file whose shares do not fit
+    /// is refused. SIGINT or SIGTERM cancels every task, closes every
+    /// socket, and exits 0; SIGUSR1 lists the live tasks on stderr (both
+    /// are handled from the start, also while tenants load).
     Serve {
         /// The tenants file.
         config: PathBuf,
