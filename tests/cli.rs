@@ -65,6 +65,14 @@ fn a_device_or_a_directory_is_refused_without_reading_it() {
         "/dev/zero is not a regular file (a component is a .wasm file)",
     );
     assert_unusable(&scratch("dir"), "is not a regular file");
+    // A named pipe would wait for a writer forever if it were opened.
+    let fifo = scratch("fifo").join("app.wasm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_unusable(&fifo, "app.wasm is not a regular file");
 }
 
 #[test]

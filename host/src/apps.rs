@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use crate::engine::AppLimits;
+use crate::ids::AppId;
 use crate::outcome::{Outcome, TaskError};
-use crate::queue::AppId;
 
 /// How the tasks of one app have fared (for `mtask-host serve --summary`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -9,7 +9,8 @@
 //! # Layout
 //!
 //! - [`manager`]: [`TaskManager`], the embedding API (load, add, run, run_next).
-//! - `scheduler`: the task table, the FIFO run queue and one pass of it.
+//! - `scheduler`: the task table and the FIFO run queue; `scheduler::pass`:
+//!   one pass of it.
 //! - `reactor`: mio poll, socket readiness, timers, and the waker other
 //!   threads use.
 //! - `waits`: the futures a task waits on inside a host call (yield, sleep,
@@ -56,6 +57,7 @@ pub mod cli;
 pub mod engine;
 mod error;
 mod files;
+mod ids;
 mod iface;
 pub mod manager;
 pub mod net_policy;

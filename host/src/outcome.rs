@@ -3,8 +3,6 @@
 
 use wasmtime::WasmBacktrace;
 
-use crate::bindings::mtask::task::types as wit;
-
 /// What a task ends with: the bytes its entry returned, or how it failed.
 pub type Outcome = Result<Vec<u8>, TaskError>;
 
@@ -35,17 +33,6 @@ impl std::fmt::Display for TaskError {
 }
 
 impl std::error::Error for TaskError {}
-
-impl From<TaskError> for wit::TaskError {
-    fn from(e: TaskError) -> Self {
-        match e {
-            TaskError::Failed(m) => wit::TaskError::Failed(m),
-            TaskError::Trapped(m) => wit::TaskError::Trapped(m),
-            TaskError::Cancelled => wit::TaskError::Cancelled,
-            TaskError::Limit(m) => wit::TaskError::Limit(m),
-        }
-    }
-}
 
 /// The error that ends a task for going over a limit it has no error value
 /// for (its CPU budget, a handle past its app's bytes); the text names it.

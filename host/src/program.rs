@@ -15,8 +15,8 @@ use crate::bindings::TaskPre;
 use crate::cache::{self, CacheNote, CodeOrigin};
 use crate::engine::AppLimits;
 use crate::error::{Error, one_line};
+use crate::ids::AppId;
 use crate::net_policy::NetPolicy;
-use crate::queue::AppId;
 use crate::task::TaskState;
 
 /// A component ready to run as tasks. Cheap to clone.
@@ -320,6 +320,13 @@ fn read_app(path: &Path) -> Result<Vec<u8>, Error> {
         path: path.to_owned(),
         source,
     };
+    let not_a_file = || Error::NotAFile {
+        path: path.to_owned(),
+    };
+    // Looked at before opening: opening a named pipe waits for a writer.
+    if !std::fs::metadata(path).map_err(read_error)?.is_file() {
+        return Err(not_a_file());
+    }
     let file = std::fs::File::open(path).map_err(read_error)?;
     let meta = file.metadata().map_err(read_error)?;
     let too_big = |size: u64| Error::TooBig {
@@ -328,9 +335,7 @@ fn read_app(path: &Path) -> Result<Vec<u8>, Error> {
         max: MAX_COMPONENT_SIZE,
     };
     if !meta.is_file() {
-        return Err(Error::NotAFile {
-            path: path.to_owned(),
-        });
+        return Err(not_a_file());
     }
     if meta.len() > MAX_COMPONENT_SIZE {
         return Err(too_big(meta.len()));

@@ -7,11 +7,11 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::ids::AppId;
 use crate::iface::net::{TcpListenerHandle, TcpStreamHandle, UdpSocketHandle};
 use crate::iface::queues::QueueHandle;
 use crate::iface::tasks::TaskHandle;
 use crate::program::Program;
-use crate::queue::AppId;
 use crate::scheduler::TaskFuture;
 use crate::scheduler::try_with_core;
 

@@ -18,8 +18,8 @@ use crate::bindings::mtask::task::net::{
     Host, HostTcpListener, HostTcpStream, HostUdpSocket, ShutdownHow, SocketAddress,
 };
 use crate::bindings::mtask::task::types::Error;
+use crate::ids::AppId;
 use crate::net_policy::NetUse;
-use crate::queue::AppId;
 use crate::reactor::{Direction, SourceKey};
 use crate::scheduler::{Wait, ensure_in_pass, try_with_core, with_core};
 use crate::task::TaskState;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::tasks::{Handle, Host, HostTask, TaskId};
-use crate::bindings::mtask::task::types::{Error, TaskError};
+use crate::bindings::mtask::task::types::{self as wit, Error, TaskError};
+use crate::outcome;
 use crate::scheduler::{Holder, TaskKey, ensure_in_pass, try_with_core, with_core};
 use crate::task::{Handover, TaskState, task_future};
 use crate::waits::{Join, Sleep, YieldNow};
@@ -124,3 +125,15 @@ impl HostTask for TaskState {
 }
 
 impl crate::bindings::mtask::task::types::Host for TaskState {}
+
+/// How a task ended, as the guest sees it (`task-error` in WIT).
+impl From<outcome::TaskError> for wit::TaskError {
+    fn from(e: outcome::TaskError) -> Self {
+        match e {
+            outcome::TaskError::Failed(m) => wit::TaskError::Failed(m),
+            outcome::TaskError::Trapped(m) => wit::TaskError::Trapped(m),
+            outcome::TaskError::Cancelled => wit::TaskError::Cancelled,
+            outcome::TaskError::Limit(m) => wit::TaskError::Limit(m),
+        }
+    }
+}

@@ -28,8 +28,7 @@ pub(crate) type QueueKey = usize;
 /// A waiting operation's slot in [`Queues`].
 pub(crate) type WaiterKey = usize;
 
-/// Which app a queue belongs to: one per loaded [`crate::Program`].
-pub(crate) type AppId = u64;
+pub(crate) use crate::ids::AppId;
 
 /// What a queue costs its app beyond its items: its entry, its waiting
 /// lines, the name's map entry.

@@ -45,10 +45,12 @@
 //! cpu_budget = "2s"           # per task of this tenant
 //! ```
 //!
-//! `tenants` reads and checks the file; `shares` reserves each tenant's
-//! share of the host; this file loads the tenants and runs them.
+//! `tenants` reads and checks the file (`tenant`: one tenant's table);
+//! `shares` reserves each tenant's share of the host; this file loads the
+//! tenants and runs them.
 
 mod shares;
+mod tenant;
 mod tenants;
 
 use std::path::Path;
@@ -57,7 +59,8 @@ use std::process::ExitCode;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 use crate::{CacheNote, Program, TaskError, TaskId, TaskManager};
-use tenants::{Budget, Tenant, parse};
+use tenant::Tenant;
+use tenants::{Budget, parse};
 
 /// Loads a checked tenant into `manager` and starts its main task.
 fn start(

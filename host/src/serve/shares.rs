@@ -3,7 +3,7 @@
 //! share what the others leave, so that no tenant can make another's
 //! spawn, bind or growth fail.
 
-use super::tenants::Tenant;
+use super::tenant::Tenant;
 
 /// Tasks a tenant may have alive when neither it nor `[host]` says.
 const DEFAULT_TENANT_TASKS: usize = 1000;

@@ -1,12 +1,12 @@
 //! The tenants file: its `[host]` and `[[tenant]]` tables, read and
 //! checked, each error naming the tenant and the key.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::collections::HashSet;
 
 use serde::Deserialize;
 
 use super::shares::{reserve_files, reserve_memory, reserve_tasks};
+use super::tenant::{Tenant, TenantTable};
 use crate::net_policy::{NetPolicy, NetRule};
 use crate::units::{parse_duration, parse_size};
 use crate::{AppLimits, Config, DirGrant};
@@ -21,59 +21,6 @@ struct HostTable {
     max_sockets: Option<usize>,
     max_queue_bytes: Option<String>,
     max_app_memory: Option<String>,
-}
-
-/// One `[[tenant]]` table.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TenantTable {
-    pub(super) name: String,
-    pub(super) app: PathBuf,
-    #[serde(default = "main_entry")]
-    pub(super) entry: String,
-    #[serde(default)]
-    pub(super) args: Vec<String>,
-    #[serde(default)]
-    pub(super) env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub(super) listen: Vec<String>,
-    #[serde(default)]
-    pub(super) connect: Vec<String>,
-    #[serde(default)]
-    pub(super) dirs: Vec<String>,
-    #[serde(default)]
-    pub(super) dirs_rw: Vec<String>,
-    pub(super) max_memory: Option<String>,
-    pub(super) max_app_memory: Option<String>,
-    pub(super) max_tasks: Option<usize>,
-    pub(super) max_sockets: Option<usize>,
-    pub(super) max_queue_bytes: Option<String>,
-    pub(super) cpu_budget: Option<String>,
-}
-
-fn main_entry() -> String {
-    "main".to_string()
-}
-
-/// A tenant, checked and ready to load.
-pub(super) struct Tenant {
-    /// Its table as written.
-    pub(super) table: TenantTable,
-    /// Its `listen` and `connect` rules.
-    pub(super) net: NetPolicy,
-    /// Its `dirs` and `dirs_rw`.
-    pub(super) dirs: Vec<DirGrant>,
-    /// Its own `max_memory` (per task), if it has one.
-    pub(super) max_memory: Option<u64>,
-    /// Its own `max_app_memory`, if it has one.
-    pub(super) max_app_memory: Option<u64>,
-    pub(super) limits: AppLimits,
-}
-
-impl Tenant {
-    pub(super) fn label(&self) -> String {
-        format!("tenant `{}`", self.table.name)
-    }
 }
 
 /// The whole file, checked: the host's settings and the tenants.

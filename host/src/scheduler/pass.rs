@@ -1,0 +1,190 @@
+//! One pass of the scheduler (DESIGN.md §4 rows 1–3): collect timers and
+//! I/O, then poll each task that was runnable when the pass began, once,
+//! in order, giving start-ups at most [`START_SLICE`] of it.
+
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::{Core, TaskFuture, TaskKey, Wait, with_core};
+use crate::outcome::{Outcome, TaskError};
+
+/// How much of a pass may go to starting new tasks: the start-ups past it
+/// wait for the next pass, which they begin, in order, before the tasks
+/// woken meanwhile. A burst of spawns (a spawn bomb, 5,000 connections
+/// accepted at once) then delays the other tasks by this much per pass,
+/// not by every start-up at once. The order of steps changes only where a
+/// pass had more start-ups than fit: a task that ran in the pass may step
+/// before a new task that was ahead of it. (Deferred start-ups at the back
+/// instead would reorder even two slow starters: a Python task's start-up
+/// alone takes tens of ms, and the seed's printers would print
+/// hello, hello, goodbye.)
+const START_SLICE: Duration = Duration::from_millis(2);
+
+/// What [`Core::begin_poll`] found.
+enum Begin {
+    /// Poll this future with this waker.
+    Poll(TaskFuture, Waker),
+    /// A start-up past this pass's [`START_SLICE`]: next pass.
+    Defer,
+    /// The task ended meanwhile.
+    Gone,
+}
+
+impl Core {
+    /// Waits for timers, I/O and remote wakes (not at all if tasks are
+    /// runnable) and queues the tasks they woke.
+    fn collect_events(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+        let must_return = !self.run_queue.is_empty();
+        self.reactor.wait(timeout, must_return)?;
+        // I/O first, then timers and other threads' wakes (DESIGN §4 row 3).
+        let mut woken = std::mem::take(&mut self.woken);
+        self.reactor.take_io_woken(&mut woken);
+        for key in woken.drain(..) {
+            self.schedule(key);
+        }
+        self.woken = woken;
+        self.queue_woken();
+        Ok(())
+    }
+
+    /// Moves the tasks woken through their wakers into the run queue.
+    fn queue_woken(&mut self) {
+        let mut woken = std::mem::take(&mut self.woken);
+        self.reactor.remote().drain_woken(&mut woken);
+        for key in woken.drain(..) {
+            self.schedule(key);
+        }
+        self.woken = woken;
+    }
+
+    /// Takes the future of `key` out to poll it, if it is still alive and
+    /// the pass has room for it.
+    fn begin_poll(&mut self, key: TaskKey) -> Begin {
+        let start_slice_used = self.start_time >= START_SLICE;
+        let Some(e) = self.entry(key) else {
+            return Begin::Gone;
+        };
+        if e.future.is_none() {
+            return Begin::Gone;
+        }
+        if !e.started && start_slice_used {
+            return Begin::Defer;
+        }
+        let future = e.future.take().expect("checked above");
+        e.queued = false;
+        // Lent for the poll (a no-op waker minds the slot), saving a clone.
+        let waker = std::mem::replace(&mut e.waker, Waker::noop().clone());
+        self.first_poll = !std::mem::replace(&mut e.started, true);
+        self.unstarted -= usize::from(self.first_poll);
+        self.current = Some(key);
+        self.pending_wait = None;
+        self.poll_started = self.last_poll_end.take().unwrap_or_else(Instant::now);
+        self.slice_started = self.poll_started;
+        Begin::Poll(future, waker)
+    }
+
+    /// The CPU budget `key` went over, if it did.
+    fn over_budget(&self, key: TaskKey) -> Option<Duration> {
+        let e = self.tasks.get(key.slot).filter(|e| e.id == key.id)?;
+        let budget = e.cpu_budget?;
+        (e.cpu > budget).then_some(budget)
+    }
+
+    /// Puts a pending future back, or records the outcome of a finished one.
+    fn end_poll(
+        &mut self,
+        key: TaskKey,
+        future: TaskFuture,
+        waker: Waker,
+        poll: Poll<Outcome>,
+    ) -> Vec<TaskFuture> {
+        self.current = None;
+        let now = Instant::now();
+        self.last_poll_end = Some(now);
+        let ran = now - self.poll_started;
+        if std::mem::take(&mut self.first_poll) {
+            self.start_time += ran;
+        }
+        if let Some(e) = self.entry(key) {
+            e.waker = waker;
+            e.cpu += ran;
+        }
+        match poll {
+            Poll::Ready(outcome) => {
+                self.finish(key, outcome);
+                self.doomed.push(future);
+            }
+            // Time spent in host calls counts too: a task that spends its
+            // budget there (never reaching an epoch check in wasm) ends
+            // when the call that used it up returns to the scheduler.
+            Poll::Pending if let Some(budget) = self.over_budget(key) => {
+                let over = crate::outcome::OverLimit::cpu_budget(budget);
+                self.finish(key, Err(TaskError::Limit(over.to_string())));
+                self.doomed.push(future);
+            }
+            Poll::Pending => {
+                let wait = self.pending_wait.take().unwrap_or(Wait::Io);
+                self.entry(key).expect("polled task is in the table").future = Some(future);
+                let queued = self.entry(key).is_some_and(|e| e.queued);
+                if !queued {
+                    self.set_wait(key, wait);
+                }
+            }
+        }
+        std::mem::take(&mut self.doomed)
+    }
+}
+
+/// Runs one pass; the core must be installed on this thread.
+///
+/// First collects what became ready (waiting up to `timeout` when nothing
+/// is runnable), then runs each task that is runnable, once.
+pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
+    with_core(|c| {
+        // Waiting for events is nobody's CPU time.
+        c.last_poll_end = None;
+        c.start_time = Duration::ZERO;
+        c.collect_events(timeout)
+    })?;
+    let mut batch = with_core(|c| {
+        let spare = std::mem::take(&mut c.spare_queue);
+        std::mem::replace(&mut c.run_queue, spare)
+    });
+    let mut deferred = Vec::new();
+    for key in batch.drain(..) {
+        if !poll_task(key) {
+            deferred.push(key);
+        }
+    }
+    with_core(|c| {
+        if c.spare_queue.capacity() < batch.capacity() {
+            c.spare_queue = batch;
+        }
+        // Start-ups that did not fit begin the next pass, in order.
+        for key in deferred.into_iter().rev() {
+            c.run_queue.push_front(key);
+        }
+        // Tasks woken during the pass are runnable now, for `has_runnable`.
+        c.queue_woken();
+    });
+    Ok(())
+}
+
+/// Polls `key` once; false if it is a start-up deferred to the next pass.
+fn poll_task(key: TaskKey) -> bool {
+    let (mut future, waker) = match with_core(|c| c.begin_poll(key)) {
+        Begin::Poll(future, waker) => (future, waker),
+        Begin::Defer => return false,
+        Begin::Gone => return true,
+    };
+    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+    let dead = with_core(|c| c.end_poll(key, future, waker, poll));
+    if !dead.is_empty() {
+        // Dropping a task's future drops its store and the handles in it,
+        // whose destructors reach the core again: so outside the borrow
+        // above. That teardown is charged to no task.
+        drop(dead);
+        with_core(|c| c.last_poll_end = None);
+    }
+    true
+}
