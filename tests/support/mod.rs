@@ -98,9 +98,51 @@ pub fn host() -> Command {
     cmd
 }
 
-/// Runs `mtask-host` with `args` and waits for it.
+/// How long one run of `mtask-host` in a test may take before the test
+/// kills it and fails, instead of hanging the suite.
+const RUN_DEADLINE: Duration = Duration::from_secs(120);
+
+/// Runs `cmd` to its end, like `Command::output`, but kills it and panics
+/// past [`RUN_DEADLINE`].
+pub fn output_within_deadline(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mtask-host");
+    // Read both pipes beside the wait, so a chatty child never blocks.
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for mtask-host") {
+            break status;
+        }
+        if started.elapsed() > RUN_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("mtask-host did not finish within {RUN_DEADLINE:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// Runs `mtask-host` with `args` and waits for it (at most [`RUN_DEADLINE`]).
 pub fn host_run<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Run {
-    host().args(args).output().expect("run mtask-host").into()
+    output_within_deadline(host().args(args)).into()
 }
 
 /// Runs `mtask-host run --entry <entry> [flags...] <guest> -- [args...]`.
@@ -112,7 +154,7 @@ pub fn run_guest(guest_name: &str, entry: &str, flags: &[&str], args: &[&str]) -
         .arg(app)
         .arg("--")
         .args(args);
-    cmd.output().expect("run mtask-host").into()
+    output_within_deadline(&mut cmd).into()
 }
 
 /// Runs `mtask-host run --entry <entry> <guest>`.
