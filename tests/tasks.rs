@@ -91,9 +91,11 @@ fn a_detached_childs_failure_is_reported_and_the_others_go_on() {
     let run = run_entry("conformance", "detached_main");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), ["main done", "still running"]);
+    // One line, with the host's prefix like every other line it writes.
+    let line = run.stderr.trim_end();
     assert!(
-        run.stderr
-            .contains("(`fail_later`) failed: detached failure"),
+        line.starts_with("mtask-host: task ")
+            && line.ends_with(" (`fail_later`) failed: detached failure"),
         "{}",
         run.stderr
     );

@@ -526,6 +526,6 @@ pub(crate) enum JoinState {
 fn report_unjoined(id: u64, entry: &str, outcome: &Outcome) {
     match outcome {
         Ok(_) | Err(TaskError::Cancelled) => {}
-        Err(e) => eprintln!("mtask: task {id} (`{entry}`) {}", e),
+        Err(e) => eprintln!("mtask-host: task {id} (`{entry}`) {e}"),
     }
 }
