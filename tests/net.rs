@@ -356,3 +356,35 @@ fn an_ipv4_mapped_address_is_ipv4_to_the_rules() {
     listener.set_nonblocking(true).unwrap();
     assert!(listener.accept().is_ok(), "the guest's connection arrived");
 }
+
+#[test]
+fn std_io_read_and_write_work_with_question_marks() {
+    // A native peer that answers "pong" to the guest's "ping".
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = [0u8; 4];
+        conn.read_exact(&mut got).unwrap();
+        conn.write_all(b"pong").unwrap();
+        got
+    });
+    let run = run_guest(
+        "netting",
+        "std_io_main",
+        &["--connect", "127.0.0.1:*"],
+        &[&addr],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(&peer.join().unwrap(), b"ping");
+    assert_eq!(
+        run.lines(),
+        [
+            "read back: pong",
+            r#"as io: PermissionDenied; back: Denied("no")"#,
+            r#"foreign: Io("disk on fire")"#,
+        ]
+    );
+}

@@ -149,13 +149,39 @@ fn clamp(max: usize) -> u32 {
 }
 
 fn to_io(e: Error) -> io::Error {
-    let kind = match e {
-        Error::Timeout => io::ErrorKind::TimedOut,
-        Error::Denied(_) => io::ErrorKind::PermissionDenied,
-        Error::Closed => io::ErrorKind::BrokenPipe,
-        _ => io::ErrorKind::Other,
-    };
-    io::Error::new(kind, e)
+    e.into()
+}
+
+/// An mtask error as a `std::io::Error` (for `Read` and `Write`), with the
+/// kind that fits: `TimedOut`, `PermissionDenied`, `BrokenPipe` or `Other`.
+/// It converts back whole: `mtask::Error::from(io_error)` is the original.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e {
+            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::Denied(_) => io::ErrorKind::PermissionDenied,
+            Error::Closed => io::ErrorKind::BrokenPipe,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// A `std::io::Error` as an mtask error, so that `?` works on `Read` and
+/// `Write` calls in a function returning [`crate::Result`]: one made from
+/// an mtask error gives it back; any other is `Io` with its message, or
+/// `Timeout` for `TimedOut`.
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let inner = e.into_inner().expect("checked above");
+            return *inner.downcast::<Error>().expect("checked above");
+        }
+        match e.kind() {
+            io::ErrorKind::TimedOut => Error::Timeout,
+            _ => Error::Io(e.to_string()),
+        }
+    }
 }
 
 impl io::Read for &TcpStream {

@@ -41,6 +41,22 @@ fn denied_main() {
     );
 }
 
+/// Talks to `arg 1` through `std::io`'s `Read` and `Write`, with `?` in a
+/// function returning `mtask::Result`; then shows how errors convert.
+fn std_io_main() -> mtask::Result<()> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(&arg(1))?;
+    stream.write_all(b"ping")?;
+    let mut back = [0u8; 4];
+    stream.read_exact(&mut back)?;
+    println!("read back: {}", String::from_utf8_lossy(&back));
+    let io: std::io::Error = mtask::Error::Denied("no".into()).into();
+    println!("as io: {:?}; back: {:?}", io.kind(), mtask::Error::from(io));
+    let other = std::io::Error::other("disk on fire");
+    println!("foreign: {:?}", mtask::Error::from(other));
+    Ok(())
+}
+
 /// Answers one datagram, then sends one through a connected socket.
 fn udp_main() -> mtask::Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
@@ -80,6 +96,7 @@ fn greeter() -> mtask::Result<String> {
 }
 
 mtask::entries!(
+    std_io_main,
     recv_timeout_main,
     refused_main,
     denied_main,
