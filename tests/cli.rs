@@ -434,3 +434,39 @@ fn the_cache_directory_is_made_private_and_refused_when_others_can_write_it() {
         "nothing stored"
     );
 }
+
+#[test]
+fn no_cache_compiles_and_writes_nothing() {
+    let dir = scratch("nocache").join("cache");
+    let mut cmd = support::host();
+    cmd.env("MTASK_CACHE_DIR", &dir)
+        .args(["run", "-v", "--no-cache"])
+        .arg(guest("printer"));
+    let run: Run = support::output_within_deadline(&mut cmd).into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("printer.wasm compiled in"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.exists(), "--no-cache created {}", dir.display());
+}
+
+#[test]
+fn serve_help_says_what_tenants_get() {
+    let run = host_run(["serve", "--help"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for text in [
+        "tenants.toml",
+        "reserved",
+        "SIGTERM",
+        "SIGUSR1",
+        "--summary",
+    ] {
+        assert!(
+            run.stdout.contains(text),
+            "`{text}` missing:\n{}",
+            run.stdout
+        );
+    }
+}
