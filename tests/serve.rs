@@ -207,6 +207,7 @@ fn the_example_tenants_file_is_valid() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    support::watchdog(child.id());
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -452,6 +453,7 @@ fn signals_while_tenants_load_are_handled_not_fatal() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    support::watchdog(child.id());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !catches(child.id(), 10) {
         assert!(Instant::now() < deadline, "SIGUSR1 is never handled");

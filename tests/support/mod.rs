@@ -194,6 +194,7 @@ pub fn spawn_until(
         .stdout(Stdio::piped())
         .spawn()
         .expect("start mtask-host");
+    watchdog(child.id());
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut lines = Vec::new();
     loop {
@@ -208,6 +209,22 @@ pub fn spawn_until(
             return (child, stdout, lines);
         }
     }
+}
+
+/// Kills `mtask-host` process `pid` if it still runs after
+/// [`RUN_DEADLINE`]: a test reading its output then sees the end of it and
+/// fails, instead of hanging the suite.
+pub fn watchdog(pid: u32) {
+    std::thread::spawn(move || {
+        std::thread::sleep(RUN_DEADLINE);
+        // Only that process: its id is not reused while it is a zombie of
+        // ours, and a reused id would not be mtask-host's.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("mtask-host") {
+            eprintln!("mtask-host (pid {pid}) still ran after {RUN_DEADLINE:?}: killed");
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    });
 }
 
 /// The most memory process `pid` has had resident (VmHWM), in MiB.
@@ -228,6 +245,32 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream
+}
+
+/// The next connection to `listener`, or a panic after [`RUN_DEADLINE`]
+/// (a guest that never connects must not hang the suite). The connection
+/// blocks, with reads that fail after 10 s.
+pub fn accept(listener: &std::net::TcpListener) -> TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).unwrap();
+                conn.set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                return conn;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(
+                    started.elapsed() < RUN_DEADLINE,
+                    "no connection within {RUN_DEADLINE:?}"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    }
 }
 
 /// The first number in `line` after `prefix`.
