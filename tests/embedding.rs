@@ -1,4 +1,4 @@
-//! The embedding API (DESIGN.md §4 row 16): a Rust program drives the
+//! The embedding API (docs/design.md §4 row 16): a Rust program drives the
 //! scheduler itself, as with multitask's TaskManager.
 
 mod support;

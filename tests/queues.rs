@@ -1,4 +1,4 @@
-//! Queues (DESIGN.md §4 rows 9–10, issue 4): order, timeouts, close,
+//! Queues (docs/design.md §4 rows 9–10, issue 4): order, timeouts, close,
 //! selective get, handoff, named queues, the byte limit.
 
 mod support;

@@ -1,4 +1,4 @@
-//! Hostile guests beside a well-behaved task (DESIGN.md §4 row 15, §7): the
+//! Hostile guests beside a well-behaved task (docs/design.md §4 row 15, §7): the
 //! host keeps running, the well-behaved task keeps its schedule, and the
 //! hostile one ends with the right error.
 

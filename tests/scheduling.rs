@@ -1,4 +1,4 @@
-//! The scheduling rules of DESIGN.md §4 (rows 1–5), each checked on the
+//! The scheduling rules of docs/design.md §4 (rows 1–5), each checked on the
 //! exact order or timing a real guest observes under the real host.
 
 mod support;

@@ -1,5 +1,5 @@
 //! Child tasks: results, error chains, traps, cancel, detach, handoff
-//! (DESIGN.md §4 rows 6–8, 12 and 14).
+//! (docs/design.md §4 rows 6–8, 12 and 14).
 
 mod support;
 

@@ -4,7 +4,7 @@
 //! blocking host import (sleep, join, yield, a queue get, a socket recv), the
 //! host suspends its fiber,
 //! runs the other tasks, and resumes it with the result, or with `timeout`
-//! when the operation's deadline passed. See `DESIGN.md` for the semantics.
+//! when the operation's deadline passed. See `docs/design.md` for the design and the semantics.
 //!
 //! # Layout
 //!

@@ -38,7 +38,7 @@ pub(crate) enum Direction {
 
 /// The readiness of one socket, and who waits for it. Readiness is
 /// edge-triggered: a flag is set by an event and cleared by an attempt that
-/// would block, so each readiness resumes its waiter once (DESIGN §4 row 11).
+/// would block, so each readiness resumes its waiter once (docs/design.md §4 row 11).
 struct Source {
     readable: bool,
     writable: bool,
@@ -301,7 +301,7 @@ impl Reactor {
     /// every due timer. With `must_return` the wait is only a check.
     ///
     /// I/O is collected before timers fire, so that an operation whose
-    /// readiness and deadline land together sees the readiness (DESIGN §4 row 3).
+    /// readiness and deadline land together sees the readiness (docs/design.md §4 row 3).
     pub(crate) fn wait(
         &mut self,
         timeout: Option<Duration>,

@@ -3,7 +3,7 @@
 //!
 //! Each one checks its condition first and its deadline second, so that a
 //! condition and a deadline met in the same pass resolve to the condition
-//! (DESIGN.md §4 row 3), and each tells the scheduler what it waits for.
+//! (docs/design.md §4 row 3), and each tells the scheduler what it waits for.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,7 +2,7 @@
 //!
 //! A `put` or `get` that can complete at once still suspends its task for
 //! one pass, as a yield: that is what gives multitask's interleaving (the
-//! putter runs before the getter it woke, DESIGN.md §4 row 10).
+//! putter runs before the getter it woke, docs/design.md §4 row 10).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -2,7 +2,7 @@
 //! the bytes each app holds in them. `iface::queues` turns guest calls into
 //! these operations; every task that an operation wakes is returned to the
 //! caller, which schedules it, so wake order stays under the scheduler's
-//! control (DESIGN.md §4 rows 9–10).
+//! control (docs/design.md §4 rows 9–10).
 //!
 //! Everything the host keeps for an app's queues counts against its
 //! `max_queue_bytes`, not only the items' bytes: a fixed cost per item, per

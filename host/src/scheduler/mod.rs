@@ -1,7 +1,7 @@
 //! The scheduler: the task table, the FIFO run queue, and (in `pass`) one
 //! pass of it.
 //!
-//! Passes follow multitask 0.2.0 (DESIGN.md §4 rows 1–2): a pass runs the
+//! Passes follow multitask 0.2.0 (docs/design.md §4 rows 1–2): a pass runs the
 //! tasks that were runnable when it started, each once, in FIFO order; a
 //! task woken or spawned during the pass runs in the next one. Between
 //! passes the [`Reactor`] collects timers and I/O, so nothing starves.
@@ -306,7 +306,7 @@ impl Core {
     }
 
     /// Called by the running task's store at each epoch tick: preempts it
-    /// once its slice is used (DESIGN §4 row 15), ends it past its budget.
+    /// once its slice is used (docs/design.md §4 row 15), ends it past its budget.
     pub(crate) fn on_epoch(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
         // A task resumed in a later tick than its deadline was set in comes
         // here at its first check, so this runs often at 10,000 tasks: one
@@ -522,7 +522,7 @@ pub(crate) enum JoinState {
     Gone,
 }
 
-/// Says on stderr that a task nobody joined failed (DESIGN §4 row 12).
+/// Says on stderr that a task nobody joined failed (docs/design.md §4 row 12).
 fn report_unjoined(id: u64, entry: &str, outcome: &Outcome) {
     match outcome {
         Ok(_) | Err(TaskError::Cancelled) => {}

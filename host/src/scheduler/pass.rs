@@ -1,4 +1,4 @@
-//! One pass of the scheduler (DESIGN.md §4 rows 1–3): collect timers and
+//! One pass of the scheduler (docs/design.md §4 rows 1–3): collect timers and
 //! I/O, then poll each task that was runnable when the pass began, once,
 //! in order, giving start-ups at most [`START_SLICE`] of it.
 
@@ -36,7 +36,7 @@ impl Core {
     fn collect_events(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
         let must_return = !self.run_queue.is_empty();
         self.reactor.wait(timeout, must_return)?;
-        // I/O first, then timers and other threads' wakes (DESIGN §4 row 3).
+        // I/O first, then timers and other threads' wakes (docs/design.md §4 row 3).
         let mut woken = std::mem::take(&mut self.woken);
         self.reactor.take_io_woken(&mut woken);
         for key in woken.drain(..) {

@@ -1,5 +1,5 @@
 //! Guest for the end-to-end tests: each `*_main` entry exercises one rule
-//! of DESIGN.md §4 and prints what it observed, for the test to compare.
+//! of docs/design.md §4 and prints what it observed, for the test to compare.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,5 @@
 //! Guest for the queue tests: each `*_main` entry exercises one rule of
-//! DESIGN.md §4 rows 9–10 or of the queues interface, and prints what it saw.
+//! docs/design.md §4 rows 9–10 or of the queues interface, and prints what it saw.
 
 use std::time::{Duration, Instant};
 
