@@ -120,7 +120,7 @@ pub(super) fn reserve_files(
         .iter()
         .map(|t| {
             let own = t.table.max_sockets.or(host_sockets).map(|n| n as u64);
-            (own, t.limits.max_tasks.saturating_mul(t.dirs.len()) as u64)
+            (own, t.dir_files())
         })
         .collect();
     let budget = crate::files::for_apps(open_files) as u64;

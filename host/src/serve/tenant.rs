@@ -56,6 +56,13 @@ pub(super) struct Tenant {
 }
 
 impl Tenant {
+    /// The directory handles its tasks may hold: each task opens its own
+    /// handle on each granted directory.
+    pub(super) fn dir_files(&self) -> u64 {
+        self.limits.max_tasks.saturating_mul(self.dirs.len()) as u64
+    }
+
+    /// "tenant `NAME`", for messages.
     pub(super) fn label(&self) -> String {
         format!("tenant `{}`", self.table.name)
     }

@@ -35,7 +35,7 @@ impl TenantsFile {
     pub(super) fn files(&self) -> u64 {
         self.tenants
             .iter()
-            .map(|t| (t.limits.max_sockets + t.limits.max_tasks * t.dirs.len()) as u64)
+            .map(|t| t.limits.max_sockets as u64 + t.dir_files())
             .sum()
     }
 }
