@@ -24,10 +24,11 @@ wasmtime::component::bindgen!({
     },
     exports: { default: async },
     with: {
-        "mtask:task/tasks.task": crate::iface::tasks::TaskHandle,
-        "mtask:task/queues.queue": crate::iface::queues::QueueHandle,
-        "mtask:task/net.tcp-listener": crate::iface::net::TcpListenerHandle,
-        "mtask:task/net.tcp-stream": crate::iface::net::TcpStreamHandle,
-        "mtask:task/net.udp-socket": crate::iface::net::UdpSocketHandle,
+        "mtask:task/types": crate::wit_types::mtask::task::types,
+        "mtask:task/tasks.task": crate::handles::TaskHandle,
+        "mtask:task/queues.queue": crate::handles::QueueHandle,
+        "mtask:task/net.tcp-listener": crate::handles::TcpListenerHandle,
+        "mtask:task/net.tcp-stream": crate::handles::TcpStreamHandle,
+        "mtask:task/net.udp-socket": crate::handles::UdpSocketHandle,
     },
 });

@@ -266,3 +266,18 @@ impl Drop for Ticker {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+/// The Tokio runtime that wasmtime-wasi's own host calls (clock pollables,
+/// for one) need; its one worker thread drives their timers and wakes our
+/// tasks through their wakers.
+pub(crate) fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("mtask-wasi")
+            .enable_all()
+            .build()
+            .expect("cannot start the Tokio runtime")
+    })
+}

@@ -21,13 +21,17 @@
 //! - `queue`: the queues themselves (waiters, names, the bytes each app
 //!   holds); `queue::items`: a queue's items, indexed by tag.
 //! - `apps`: each app's limits, counts and statistics.
-//! - `task`: a task's store data and the future that runs it.
-//! - [`program`]: a loaded component: read, compiled, linked, entries listed.
+//! - [`program`]: a loaded component: read, compiled, linked, entries listed;
+//!   `program::task`: one task's store data and the future that runs it.
+//! - `handles`: what a guest's WIT resources stand for (a child task, a
+//!   queue, a socket), each letting go of it when dropped.
 //! - [`cache`]: compiled code kept on disk between runs, checked before use.
 //! - [`engine`]: the wasmtime engine, the limits that size its pool, and
 //!   the checks that they fit.
 //! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
+//! - `ids` and `wit_types`: the ids and WIT types shared by the modules
+//!   above, at the bottom of the module graph.
 //! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode
 //!   (`serve::tenants` reads the file, `serve::shares` reserves each
 //!   tenant's share); `units`: the durations and sizes both parse.
@@ -57,6 +61,7 @@ pub mod cli;
 pub mod engine;
 mod error;
 mod files;
+mod handles;
 mod ids;
 mod iface;
 pub mod manager;
@@ -67,9 +72,10 @@ mod queue;
 mod reactor;
 mod scheduler;
 mod serve;
-mod task;
+
 mod units;
 mod waits;
+mod wit_types;
 
 pub use apps::AppStats;
 pub use cache::{CacheNote, CodeOrigin};

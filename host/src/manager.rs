@@ -2,20 +2,20 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::apps::AppStats;
-use crate::engine::{AppLimits, Config, Ticker, new_engine};
+use crate::engine::{AppLimits, Config, Ticker, new_engine, tokio_runtime};
 use crate::error::{Error, one_line};
 use crate::ids::AppId;
 use crate::program::Program;
+use crate::program::task::{TaskState, task_future};
 use crate::reactor::Remote;
 use crate::scheduler::{self, Core, Holder, Outcome, TaskKey, with_core, with_installed};
-use crate::task::{TaskState, task_future};
 
 /// A task added by the embedder, to collect its outcome with
 /// [`TaskManager::take_outcome`].
@@ -306,19 +306,4 @@ impl TaskManager {
             .as_deref_mut()
             .expect("the core is home between passes")
     }
-}
-
-/// The Tokio runtime that wasmtime-wasi's own host calls (clock pollables,
-/// for one) need; its one worker thread drives their timers and wakes our
-/// tasks through their wakers.
-pub(crate) fn tokio_runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("mtask-wasi")
-            .enable_all()
-            .build()
-            .expect("cannot start the Tokio runtime")
-    })
 }

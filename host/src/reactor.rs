@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::scheduler::TaskKey;
+use crate::ids::TaskKey;
 
 /// The token of the mio waker; sockets use the tokens below it.
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);

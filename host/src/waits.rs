@@ -10,9 +10,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::bindings::mtask::task::types::Error;
 use crate::reactor::TimerKey;
 use crate::scheduler::{Core, JoinState, Outcome, TaskKey, Wait, try_with_core, with_core};
+use crate::wit_types::Error;
 
 /// A point in time after which an operation gives up with `timeout`,
 /// counted on the monotonic clock from when the operation was issued.

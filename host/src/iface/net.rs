@@ -18,24 +18,17 @@ use crate::bindings::mtask::task::net::{
     Host, HostTcpListener, HostTcpStream, HostUdpSocket, ShutdownHow, SocketAddress,
 };
 use crate::bindings::mtask::task::types::Error;
+use crate::handles::{Registered, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle};
 use crate::ids::AppId;
 use crate::net_policy::NetUse;
+use crate::program::task::TaskState;
 use crate::reactor::{Direction, SourceKey};
-use crate::scheduler::{Wait, ensure_in_pass, try_with_core, with_core};
-use crate::task::TaskState;
+use crate::scheduler::{Wait, ensure_in_pass, with_core};
 use crate::waits::Deadline;
 
 /// The most bytes one `recv` returns, whatever the guest asks for: the host
 /// allocates the buffer, so a guest must not size it freely.
 const MAX_RECV: u32 = 256 << 10;
-
-/// A socket registered with the reactor; deregistered when dropped.
-pub struct Registered<S: mio::event::Source> {
-    io: S,
-    source: SourceKey,
-    /// The app it counts against.
-    app: AppId,
-}
 
 impl<S: mio::event::Source> Registered<S> {
     /// Registers `io` for `app`, unless the app has as many sockets open as
@@ -53,24 +46,6 @@ impl<S: mio::event::Source> Registered<S> {
         })
     }
 }
-
-impl<S: mio::event::Source> Drop for Registered<S> {
-    fn drop(&mut self) {
-        // Outside a pass the whole reactor is going away; the socket closes
-        // either way when `io` drops.
-        try_with_core(|core| {
-            core.reactor.deregister(self.source, &mut self.io);
-            core.apps.close_socket(self.app);
-        });
-    }
-}
-
-/// A listening TCP socket.
-pub type TcpListenerHandle = Registered<mio::net::TcpListener>;
-/// A TCP connection.
-pub type TcpStreamHandle = Registered<mio::net::TcpStream>;
-/// A UDP socket.
-pub type UdpSocketHandle = Registered<mio::net::UdpSocket>;
 
 /// Waits until `source` is ready in `direction` (true) or the deadline
 /// passes (false). Created right after an attempt that would block.

@@ -10,24 +10,14 @@ use std::task::{Context, Poll};
 
 use wasmtime::component::Resource;
 
-use crate::bindings::mtask::task::queues::{Host, HostQueue, Item};
+use crate::bindings::mtask::task::queues::{Host, HostQueue, Item as WitItem};
 use crate::bindings::mtask::task::types::Error;
+use crate::handles::QueueHandle;
 use crate::outcome::OverLimit;
-use crate::queue::{GetNow, PutNow, QueueKey, WaiterKey, tag_set};
+use crate::program::task::TaskState;
+use crate::queue::{GetNow, Item, PutNow, QueueKey, WaiterKey, tag_set};
 use crate::scheduler::{Core, Wait, ensure_in_pass, try_with_core, with_core};
-use crate::task::TaskState;
 use crate::waits::Deadline;
-
-/// A guest's handle on a queue. Dropping the last handle frees the queue.
-pub struct QueueHandle {
-    pub(crate) key: QueueKey,
-}
-
-impl Drop for QueueHandle {
-    fn drop(&mut self) {
-        try_with_core(|core| core.queues.release(self.key));
-    }
-}
 
 impl TaskState {
     fn queue_key(&self, queue: &Resource<QueueHandle>) -> wasmtime::Result<QueueKey> {
@@ -41,11 +31,14 @@ impl HostQueue for TaskState {
     fn create(
         &mut self,
         maxsize: u32,
-        initial: Vec<Item>,
+        initial: Vec<WitItem>,
     ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
         ensure_in_pass()?;
         let app = self.program.app();
-        match with_core(|core| core.queues.create(app, maxsize, initial)) {
+        match with_core(|core| {
+            core.queues
+                .create(app, maxsize, initial.into_iter().map(Item::from).collect())
+        }) {
             Ok(key) => Ok(Ok(self.table.push(QueueHandle { key })?)),
             Err(e) => Ok(Err(e)),
         }
@@ -80,12 +73,12 @@ impl HostQueue for TaskState {
     async fn put(
         &mut self,
         queue: Resource<QueueHandle>,
-        item: Item,
+        item: WitItem,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(), Error>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(QueueOp::new(key, Op::Put(Some(item)), timeout)
+        Ok(QueueOp::new(key, Op::Put(Some(item.into())), timeout)
             .await
             .map(|_| ()))
     }
@@ -94,12 +87,12 @@ impl HostQueue for TaskState {
         &mut self,
         queue: Resource<QueueHandle>,
         timeout: Option<u64>,
-    ) -> wasmtime::Result<Result<Item, Error>> {
+    ) -> wasmtime::Result<Result<WitItem, Error>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
         Ok(QueueOp::new(key, Op::Get(None), timeout)
             .await
-            .map(|item| item.expect("a get yields an item")))
+            .map(|item| item.expect("a get yields an item").into()))
     }
 
     async fn get_tagged(
@@ -107,37 +100,39 @@ impl HostQueue for TaskState {
         queue: Resource<QueueHandle>,
         tags: Vec<u64>,
         timeout: Option<u64>,
-    ) -> wasmtime::Result<Result<Item, Error>> {
+    ) -> wasmtime::Result<Result<WitItem, Error>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
         Ok(QueueOp::new(key, Op::Get(Some(tag_set(tags))), timeout)
             .await
-            .map(|item| item.expect("a get yields an item")))
+            .map(|item| item.expect("a get yields an item").into()))
     }
 
     fn try_put(
         &mut self,
         queue: Resource<QueueHandle>,
-        item: Item,
+        item: WitItem,
     ) -> wasmtime::Result<Result<bool, Error>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(with_core(|core| match core.queues.put_now(key, item) {
-            PutNow::Done(woken) => {
-                if let Some(task) = woken {
-                    core.schedule(task);
+        Ok(with_core(|core| {
+            match core.queues.put_now(key, item.into()) {
+                PutNow::Done(woken) => {
+                    if let Some(task) = woken {
+                        core.schedule(task);
+                    }
+                    Ok(true)
                 }
-                Ok(true)
+                PutNow::Full(_) => Ok(false),
+                PutNow::Failed(e) => Err(e),
             }
-            PutNow::Full(_) => Ok(false),
-            PutNow::Failed(e) => Err(e),
         }))
     }
 
     fn try_get(
         &mut self,
         queue: Resource<QueueHandle>,
-    ) -> wasmtime::Result<Result<Option<Item>, Error>> {
+    ) -> wasmtime::Result<Result<Option<WitItem>, Error>> {
         ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
         Ok(with_core(|core| match core.queues.get_now(key, None) {
@@ -145,7 +140,7 @@ impl HostQueue for TaskState {
                 if let Some(task) = woken {
                     core.schedule(task);
                 }
-                Ok(Some(item))
+                Ok(Some(item.into()))
             }
             GetNow::Empty => Ok(None),
             GetNow::Closed => Err(Error::Closed),
@@ -182,6 +177,24 @@ impl HostQueue for TaskState {
     fn drop(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<()> {
         self.table.delete(queue)?;
         Ok(())
+    }
+}
+
+impl From<WitItem> for Item {
+    fn from(item: WitItem) -> Self {
+        Self {
+            tag: item.tag,
+            data: item.data,
+        }
+    }
+}
+
+impl From<Item> for WitItem {
+    fn from(item: Item) -> Self {
+        Self {
+            tag: item.tag,
+            data: item.data,
+        }
     }
 }
 

@@ -6,21 +6,11 @@ use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::tasks::{Handle, Host, HostTask, TaskId};
 use crate::bindings::mtask::task::types::{self as wit, Error, TaskError};
+use crate::handles::TaskHandle;
 use crate::outcome;
-use crate::scheduler::{Holder, TaskKey, ensure_in_pass, try_with_core, with_core};
-use crate::task::{Handover, TaskState, task_future};
+use crate::program::task::{Handover, TaskState, task_future};
+use crate::scheduler::{Holder, ensure_in_pass, with_core};
 use crate::waits::{Join, Sleep, YieldNow};
-
-/// A guest's handle on a child task. Dropping it detaches the child.
-pub struct TaskHandle {
-    key: TaskKey,
-}
-
-impl Drop for TaskHandle {
-    fn drop(&mut self) {
-        try_with_core(|core| core.release(self.key));
-    }
-}
 
 impl Host for TaskState {
     fn spawn(

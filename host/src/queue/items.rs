@@ -4,7 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::bindings::mtask::task::queues::Item;
+/// One item: the guest's bytes and an optional tag (`item` in WIT).
+#[derive(Debug)]
+pub(crate) struct Item {
+    /// What a selective get asks for.
+    pub(crate) tag: Option<u64>,
+    /// The bytes, as the guest's SDK encoded them.
+    pub(crate) data: Vec<u8>,
+}
 
 /// The host memory an item costs beyond its bytes: the entry that holds it
 /// and its place in the tag index. Counted against the app's queue bytes so

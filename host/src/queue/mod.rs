@@ -18,9 +18,9 @@ use slab::Slab;
 
 use items::{Items, cost};
 
-use crate::bindings::mtask::task::queues::Item;
-use crate::bindings::mtask::task::types::Error;
-use crate::scheduler::TaskKey;
+use crate::ids::TaskKey;
+use crate::wit_types::Error;
+pub(crate) use items::Item;
 
 /// A queue's slot in [`Queues`].
 pub(crate) type QueueKey = usize;

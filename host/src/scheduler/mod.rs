@@ -26,6 +26,7 @@ pub(crate) use pass::run_pass;
 use crate::apps::{AppStats, Apps};
 use crate::engine::AppLimits;
 use crate::ids::AppId;
+pub(crate) use crate::ids::TaskKey;
 pub(crate) use crate::outcome::Outcome;
 use crate::outcome::TaskError;
 use crate::queue::Queues;
@@ -33,13 +34,6 @@ use crate::reactor::{Reactor, TaskWaker};
 
 /// A task's whole life as one future: instantiate, then run the entry.
 pub(crate) type TaskFuture = Pin<Box<dyn Future<Output = Outcome> + Send>>;
-
-/// Names a task in the table: its slot, and its id to detect a reused slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TaskKey {
-    pub(crate) slot: usize,
-    pub(crate) id: u64,
-}
 
 /// Who will receive a task's outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,10 +7,10 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::handles::{
+    QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
+};
 use crate::ids::AppId;
-use crate::iface::net::{TcpListenerHandle, TcpStreamHandle, UdpSocketHandle};
-use crate::iface::queues::QueueHandle;
-use crate::iface::tasks::TaskHandle;
 use crate::program::Program;
 use crate::scheduler::TaskFuture;
 use crate::scheduler::try_with_core;

@@ -1,5 +1,8 @@
 //! A loaded component: compiled (or taken from the cache), linked once into
 //! an `InstancePre`, its entries listed, and the WASI settings its tasks get.
+//! `task`: the state of one of its tasks, and the future that runs it.
+
+pub(crate) mod task;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use crate::engine::AppLimits;
 use crate::error::{Error, one_line};
 use crate::ids::AppId;
 use crate::net_policy::NetPolicy;
-use crate::task::TaskState;
+use task::TaskState;
 
 /// A component ready to run as tasks. Cheap to clone.
 #[derive(Clone)]
@@ -295,7 +298,7 @@ impl Program {
             Ok(wasmtime::UpdateDeadline::Continue(1))
         });
         // WASI calls made at start-up (a sleep, say) need Tokio's context.
-        let _tokio = crate::manager::tokio_runtime().enter();
+        let _tokio = crate::engine::tokio_runtime().enter();
         let listed = block_on(async {
             let instance = self.pre().instantiate_async(&mut store).await?;
             instance.call_entries(&mut store).await
