@@ -54,14 +54,25 @@ pub(crate) struct Apps {
     apps: HashMap<AppId, App>,
     /// The limits of an app that was not registered with its own.
     default_limits: AppLimits,
+    /// Tasks of every app that have not ended.
+    live: usize,
+    /// The most tasks that may be alive at once in the host.
+    max_live: usize,
 }
 
 impl Apps {
-    pub(crate) fn new(default_limits: AppLimits) -> Self {
+    pub(crate) fn new(default_limits: AppLimits, max_live: usize) -> Self {
         Self {
             apps: HashMap::new(),
             default_limits,
+            live: 0,
+            max_live,
         }
+    }
+
+    /// Tasks of every app that have not ended.
+    pub(crate) fn live(&self) -> usize {
+        self.live
     }
 
     /// Gives `app` limits of its own (a tenant's).
@@ -77,22 +88,41 @@ impl Apps {
             .unwrap_or(self.default_limits)
     }
 
-    /// Refuses a new task of `app` when it has as many as it may.
-    pub(crate) fn check_capacity(&self, app: AppId) -> Result<(), String> {
+    /// Counts a new task of `app`, unless the app or the host has as many
+    /// alive as allowed. Check and count are one step, so that shards
+    /// spawning at once cannot both take the last place.
+    pub(crate) fn reserve(&mut self, app: AppId) -> Result<(), String> {
+        // The app's own limit first: in `serve` the pool is the sum of the
+        // apps' limits, so only an embedder's apps can reach the host's.
         let max = self.limits(app).max_tasks;
-        match self.apps.get(&app) {
-            Some(a) if a.live + a.held >= max => Err(format!(
+        if let Some(a) = self.apps.get(&app)
+            && a.live + a.held >= max
+        {
+            return Err(format!(
                 "the app may have at most {max} tasks (running, or ended and not yet joined)"
-            )),
-            _ => Ok(()),
+            ));
         }
-    }
-
-    /// Counts a task of `app` that starts.
-    pub(crate) fn started(&mut self, app: AppId) {
+        if self.live >= self.max_live {
+            return Err(format!(
+                "at most {} tasks may be alive at once",
+                self.max_live
+            ));
+        }
         let record = self.apps.entry(app).or_default();
         record.stats.started += 1;
         record.live += 1;
+        self.live += 1;
+        Ok(())
+    }
+
+    /// Gives back a place [`Apps::reserve`] took for a task that did not
+    /// start after all.
+    pub(crate) fn unreserve(&mut self, app: AppId) {
+        if let Some(record) = self.apps.get_mut(&app) {
+            record.stats.started -= 1;
+            record.live -= 1;
+            self.live -= 1;
+        }
     }
 
     /// Counts the end of a task of `app`; `held` if its outcome is kept for
@@ -101,6 +131,7 @@ impl Apps {
         let record = self.apps.entry(app).or_default();
         record.live -= 1;
         record.held += usize::from(held);
+        self.live -= 1;
         let stats = &mut record.stats;
         match outcome {
             Ok(_) => stats.succeeded += 1,

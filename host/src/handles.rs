@@ -1,21 +1,26 @@
 //! The host objects a guest holds through WIT resources: a child task, a
 //! queue, a socket. Each lets go of what it stands for when dropped, wherever
-//! the guest dropped it (a task's end drops its whole table).
+//! the guest dropped it (a task's end drops its whole table), so each holds
+//! the way to the shard or the state that keeps it.
+
+use std::sync::Arc;
 
 use crate::ids::{AppId, TaskKey};
 use crate::queue::QueueKey;
-use crate::reactor::SourceKey;
-use crate::scheduler::try_with_core;
+use crate::shard::reactor::SourceKey;
+use crate::shards::Shards;
 
 /// A guest's handle on a child task. Dropping it detaches the child.
 pub struct TaskHandle {
     /// The child.
     pub(crate) key: TaskKey,
+    /// Where the child runs.
+    pub(crate) shards: Arc<Shards>,
 }
 
 impl Drop for TaskHandle {
     fn drop(&mut self) {
-        try_with_core(|core| core.release(self.key));
+        self.shards.of(self.key).core().release(self.key);
     }
 }
 
@@ -23,32 +28,39 @@ impl Drop for TaskHandle {
 pub struct QueueHandle {
     /// The queue.
     pub(crate) key: QueueKey,
+    /// Where the queues are kept.
+    pub(crate) shards: Arc<Shards>,
 }
 
 impl Drop for QueueHandle {
     fn drop(&mut self) {
-        try_with_core(|core| core.queues.release(self.key));
+        self.shards.queues().release(self.key);
     }
 }
 
-/// A socket registered with the reactor; deregistered when dropped.
+/// A socket registered with the reactor of one shard; deregistered when
+/// dropped.
 pub struct Registered<S: mio::event::Source> {
     /// The socket.
     pub(crate) io: S,
-    /// Its readiness in the reactor.
+    /// Its readiness in the reactor of shard `shard`.
     pub(crate) source: SourceKey,
+    /// The shard whose reactor it is registered with.
+    pub(crate) shard: usize,
     /// The app it counts against.
     pub(crate) app: AppId,
+    /// Where its shard and its app's count are.
+    pub(crate) shards: Arc<Shards>,
 }
 
 impl<S: mio::event::Source> Drop for Registered<S> {
     fn drop(&mut self) {
-        // Outside a pass the whole reactor is going away; the socket closes
-        // either way when `io` drops.
-        try_with_core(|core| {
-            core.reactor.deregister(self.source, &mut self.io);
-            core.apps.close_socket(self.app);
-        });
+        // The socket closes when `io` drops, right after.
+        self.shards.all()[self.shard]
+            .core()
+            .reactor
+            .deregister(self.source, &mut self.io);
+        self.shards.apps().close_socket(self.app);
     }
 }
 

@@ -8,6 +8,8 @@ pub(crate) type AppId = u64;
 /// reused slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TaskKey {
+    /// The shard that runs it.
+    pub(crate) shard: usize,
     /// Where it sits in the table.
     pub(crate) slot: usize,
     /// Unique over the host's life, never reused; the guest's task id.

@@ -9,10 +9,12 @@
 //! # Layout
 //!
 //! - [`manager`]: [`TaskManager`], the embedding API (load, add, run, run_next).
-//! - `scheduler`: the task table and the FIFO run queue; `scheduler::pass`:
-//!   one pass of it.
-//! - `reactor`: mio poll, socket readiness, timers, and the waker other
-//!   threads use.
+//! - `shard`: one scheduler: its task table, FIFO run queue and (in
+//!   `shard::reactor`) mio poll, socket readiness, timers and the waker
+//!   other threads use; `shard::pass` runs one pass of it.
+//! - `shards`: every shard of a host and what they share (the apps' counts,
+//!   the queues); each task's store holds it, so host calls reach their
+//!   shard through `&mut self`.
 //! - `waits`: the futures a task waits on inside a host call (yield, sleep,
 //!   join) and the deadline each can carry.
 //! - `iface`: the host side of each WIT interface, one file each:
@@ -69,9 +71,9 @@ pub mod net_policy;
 mod outcome;
 pub mod program;
 mod queue;
-mod reactor;
-mod scheduler;
 mod serve;
+mod shard;
+mod shards;
 
 mod units;
 mod waits;

@@ -11,11 +11,11 @@ use wasmtime::component::{HasSelf, Linker};
 use crate::apps::AppStats;
 use crate::engine::{AppLimits, Config, Ticker, new_engine, tokio_runtime};
 use crate::error::{Error, one_line};
-use crate::ids::AppId;
+use crate::ids::{AppId, TaskKey};
 use crate::program::Program;
-use crate::program::task::{TaskState, task_future};
-use crate::reactor::Remote;
-use crate::scheduler::{self, Core, Holder, Outcome, TaskKey, with_core, with_installed};
+use crate::program::task::{TaskState, spawn};
+use crate::shard::{self, Holder, Outcome, Poller};
+use crate::shards::Shards;
 
 /// A task added by the embedder, to collect its outcome with
 /// [`TaskManager::take_outcome`].
@@ -53,9 +53,11 @@ pub struct TaskManager {
     linker: Linker<TaskState>,
     /// The settings it was made with.
     config: Config,
-    /// The scheduler's state; `None` only while a pass runs (it is then in
-    /// the thread-local slot where host imports find it).
-    core: Option<Box<Core>>,
+    /// The scheduler shards and the state they share.
+    shards: Arc<Shards>,
+    /// Where each shard waits for I/O, by index: lent to the thread that
+    /// runs it.
+    pollers: Vec<Poller>,
     /// Advances the epoch that preempts long-running tasks (none when
     /// preemption is off).
     _ticker: Option<Ticker>,
@@ -65,7 +67,7 @@ pub struct TaskManager {
 
 /// Stops a [`TaskManager::run`] from any thread; see [`TaskManager::stop_handle`].
 #[derive(Clone)]
-pub struct StopHandle(Arc<Remote>);
+pub struct StopHandle(Arc<Shards>);
 
 impl StopHandle {
     /// Cancels every task and makes `run` return.
@@ -80,27 +82,36 @@ impl StopHandle {
 
     /// Lists the live tasks on stderr at the next pass.
     pub fn list_tasks(&self) {
-        self.0.request_dump();
+        self.0.all()[0].remote.request_dump();
     }
 }
 
-/// Ends every live task with `cancelled`; their stores (and sockets) drop.
-fn cancel_all() {
-    let keys: Vec<TaskKey> = with_core(|core| {
-        core.live_tasks()
-            .into_iter()
-            .map(|(key, _, _)| key)
-            .collect()
-    });
+/// Ends every live task of `shard` with `cancelled`; their stores (and
+/// sockets) drop, one at a time with no lock held.
+fn cancel_all(shard: &shard::Shard) {
+    let keys: Vec<TaskKey> = shard
+        .core()
+        .live_tasks()
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
     for key in keys {
-        with_core(|core| core.cancel(key));
-        drop(with_core(|core| core.take_doomed()));
+        let doomed = {
+            let mut core = shard.core();
+            core.cancel(key);
+            core.take_doomed()
+        };
+        drop(doomed);
     }
 }
 
 /// Writes one line per live task to stderr.
-fn dump_tasks(core: &Core, names: &HashMap<AppId, String>) {
-    let tasks = core.live_tasks();
+fn dump_tasks(shards: &Shards, names: &HashMap<AppId, String>) {
+    let tasks: Vec<_> = shards
+        .all()
+        .iter()
+        .flat_map(|shard| shard.core().live_tasks())
+        .collect();
     eprintln!("mtask-host: {} live tasks", tasks.len());
     for (key, entry, app) in tasks {
         let app = names.get(&app).map_or("?", String::as_str);
@@ -123,13 +134,14 @@ impl TaskManager {
             |state| state,
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
-        let core = Core::new(&config).map_err(|e| Error::Host(e.to_string()))?;
+        let (shards, pollers) = Shards::new(&config, 1).map_err(|e| Error::Host(e.to_string()))?;
         let ticker = config.preempt.then(|| Ticker::start(&engine));
         Ok(Self {
             engine,
             linker,
             config,
-            core: Some(Box::new(core)),
+            shards,
+            pollers,
             _ticker: ticker,
             names: HashMap::new(),
         })
@@ -178,17 +190,21 @@ impl TaskManager {
             .entry(program.app())
             .or_insert_with(|| program.name().to_string());
         let limits = program.limits().unwrap_or(AppLimits::from(&self.config));
-        let core = self.core_mut();
-        core.register_app(program.app(), limits);
-        core.check_capacity(program.app()).map_err(Error::Limit)?;
-        let entry: Arc<str> = entry.into();
-        let future = task_future(program, entry.clone(), payload, Vec::new());
-        Ok(TaskId(core.spawn(
-            program.app(),
+        let shards = &self.shards;
+        shards.register_app(program.app(), limits);
+        shards.apps().reserve(program.app()).map_err(Error::Limit)?;
+        let shard = shards.place(0);
+        let entry = entry.into();
+        let key = spawn(
+            shards,
+            shard,
+            program,
             entry,
+            payload,
+            Vec::new(),
             Holder::Embedder,
-            future,
-        )))
+        );
+        Ok(TaskId(key))
     }
 
     /// Runs passes until every task has ended.
@@ -197,45 +213,42 @@ impl TaskManager {
     /// another, and no timer or I/O can wake any of them).
     pub fn run(&mut self) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
-        let names = &self.names;
-        // One installation for every pass: a pass of one task costs little
-        // more than that task's own work.
-        with_installed(&mut self.core, || {
-            loop {
-                let (live, stuck, stop) = with_core(|core| {
-                    let remote = core.reactor.remote();
-                    if remote.take_dump_request() {
-                        dump_tasks(core, names);
-                    }
-                    (core.live(), core.is_stuck(), remote.stop_requested())
-                });
-                if live == 0 {
-                    return Ok(());
-                }
-                if stop {
-                    cancel_all();
-                    return Ok(());
-                }
-                if stuck {
-                    return Err(Error::Host(format!(
-                        "deadlock: {live} tasks wait on each other"
-                    )));
-                }
-                scheduler::run_pass(None).map_err(|e| Error::Host(e.to_string()))?;
+        let shard = &self.shards.all()[0];
+        let poller = &mut self.pollers[0];
+        loop {
+            if shard.remote.take_dump_request() {
+                dump_tasks(&self.shards, &self.names);
             }
-        })
+            let (live, stuck) = {
+                let core = shard.core();
+                (core.live(), core.is_stuck())
+            };
+            if live == 0 {
+                return Ok(());
+            }
+            if shard.remote.stop_requested() {
+                cancel_all(shard);
+                return Ok(());
+            }
+            if stuck {
+                return Err(Error::Host(format!(
+                    "deadlock: {live} tasks wait on each other"
+                )));
+            }
+            shard::run_pass(shard, poller, None).map_err(|e| Error::Host(e.to_string()))?;
+        }
     }
 
     /// A handle that stops [`run`](Self::run) from another thread (a signal
     /// handler's): every task is cancelled, its sockets closed, and `run`
     /// returns. It can also ask for the live tasks to be listed on stderr.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle(self.core().reactor.remote().clone())
+        StopHandle(self.shards.clone())
     }
 
     /// How the tasks of `program` have fared so far.
     pub fn stats(&self, program: &Program) -> AppStats {
-        self.core().stats(program.app())
+        self.shards.stats(program.app())
     }
 
     /// Runs one pass: collects timers and I/O (waiting up to `timeout` if
@@ -243,51 +256,56 @@ impl TaskManager {
     /// runnable task once.
     pub fn run_next(&mut self, timeout: Option<Duration>) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
-        with_installed(&mut self.core, || scheduler::run_pass(timeout))
-            .map_err(|e| Error::Host(e.to_string()))
+        for (shard, poller) in self.shards.all().iter().zip(&mut self.pollers) {
+            shard::run_pass(shard, poller, timeout).map_err(|e| Error::Host(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Whether some task will run in the next pass.
     pub fn has_runnable(&self) -> bool {
-        self.core().has_runnable()
+        self.any(|core| core.has_runnable())
     }
 
     /// Whether some task waits for I/O or another host event.
     pub fn has_io_waits(&self) -> bool {
-        self.core().has_io_waits()
+        self.any(|core| core.has_io_waits())
     }
 
     /// Whether some task waits for a timer (a sleep or an operation's deadline).
     pub fn has_timeouts(&self) -> bool {
-        self.core().has_timeouts()
+        self.any(|core| core.has_timeouts())
     }
 
     /// Tasks that have not ended.
     pub fn live_tasks(&self) -> usize {
-        self.core().live()
+        self.shards.live()
     }
 
     /// Tasks that have not run yet: a pass gives at most a few milliseconds
     /// to start-ups (instantiating a task and running it to its first
     /// wait), so after a burst of spawns some wait for later passes.
     pub fn unstarted_tasks(&self) -> usize {
-        self.core().unstarted()
+        let shards = self.shards.all().iter();
+        shards.map(|shard| shard.core().unstarted()).sum()
     }
 
     /// The outcome of a task added with [`add`](Self::add), once it has
     /// ended; it can be taken once.
     pub fn take_outcome(&mut self, task: TaskId) -> Option<Outcome> {
-        self.core_mut().take_outcome(task.0)
+        self.shards.of(task.0).core().take_outcome(task.0)
     }
 
     /// Ends a task added with [`add`](Self::add) with `cancelled`.
     pub fn cancel(&mut self, task: TaskId) {
         let _tokio = tokio_runtime().enter();
         // The task's store drops here, and with it the handles it held.
-        with_installed(&mut self.core, || {
-            with_core(|core| core.cancel(task.0));
-            drop(with_core(|core| core.take_doomed()));
-        });
+        let doomed = {
+            let mut core = self.shards.of(task.0).core();
+            core.cancel(task.0);
+            core.take_doomed()
+        };
+        drop(doomed);
     }
 
     /// The engine, to share compiled modules or inspect settings.
@@ -295,15 +313,21 @@ impl TaskManager {
         &self.engine
     }
 
-    fn core(&self) -> &Core {
-        self.core
-            .as_deref()
-            .expect("the core is home between passes")
+    /// Whether `test` holds for the state of some shard.
+    fn any(&self, test: impl Fn(&shard::Core) -> bool) -> bool {
+        self.shards.all().iter().any(|shard| test(&shard.core()))
     }
+}
 
-    fn core_mut(&mut self) -> &mut Core {
-        self.core
-            .as_deref_mut()
-            .expect("the core is home between passes")
+impl Drop for TaskManager {
+    /// The tasks' stores hold the shards (their host calls reach them
+    /// through it), so the futures are taken out and dropped here, each
+    /// with no lock held, for the shards to go too.
+    fn drop(&mut self) {
+        let _tokio = tokio_runtime().enter();
+        for shard in self.shards.all() {
+            let futures = shard.core().take_all_futures();
+            drop(futures);
+        }
     }
 }

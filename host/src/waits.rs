@@ -10,29 +10,38 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::reactor::TimerKey;
-use crate::scheduler::{Core, JoinState, Outcome, TaskKey, Wait, try_with_core, with_core};
+use crate::ids::TaskKey;
+use crate::shard::reactor::TimerKey;
+use crate::shard::{Core, JoinState, Outcome, Shard, Wait};
+use crate::shards::Shards;
 use crate::wit_types::Error;
 
 /// A point in time after which an operation gives up with `timeout`,
 /// counted on the monotonic clock from when the operation was issued.
-pub(crate) struct Deadline {
+pub(crate) struct Deadline<'a> {
+    /// The shard whose reactor times it: the waiting task's.
+    shard: &'a Shard,
     /// When it passes; `None`: never.
     at: Option<Instant>,
     /// The reactor timer that wakes the task at `at`, once registered.
     timer: Option<TimerKey>,
 }
 
-impl Deadline {
-    /// A deadline `timeout` from now; `None` (or one too far to represent) never passes.
-    pub(crate) fn after(timeout: Option<Duration>) -> Self {
+impl<'a> Deadline<'a> {
+    /// A deadline on `shard` `timeout` from now; `None` (or one too far to
+    /// represent) never passes.
+    pub(crate) fn after(shard: &'a Shard, timeout: Option<Duration>) -> Self {
         let at = timeout.and_then(|t| Instant::now().checked_add(t));
-        Self { at, timer: None }
+        Self {
+            shard,
+            at,
+            timer: None,
+        }
     }
 
     /// A deadline `nanos` nanoseconds from now, if given.
-    pub(crate) fn after_nanos(nanos: Option<u64>) -> Self {
-        Self::after(nanos.map(Duration::from_nanos))
+    pub(crate) fn after_nanos(shard: &'a Shard, nanos: Option<u64>) -> Self {
+        Self::after(shard, nanos.map(Duration::from_nanos))
     }
 
     /// Whether it has passed; if not, makes sure `waker` is woken when it does.
@@ -57,22 +66,32 @@ impl Deadline {
     }
 }
 
-impl Drop for Deadline {
+impl Drop for Deadline<'_> {
     fn drop(&mut self) {
-        if self.timer.is_some() {
-            // Outside a pass the whole core is going away, timers and all.
-            try_with_core(|core| self.clear(core));
+        if let Some(key) = self.timer.take() {
+            self.shard.core().reactor.cancel_timer(key);
         }
     }
 }
 
 /// `yield-now`: goes to the back of the run queue once.
-#[derive(Default)]
-pub(crate) struct YieldNow {
+pub(crate) struct YieldNow<'a> {
+    /// The yielding task's shard.
+    shard: &'a Shard,
+    /// Went to the back once already.
     yielded: bool,
 }
 
-impl Future for YieldNow {
+impl<'a> YieldNow<'a> {
+    pub(crate) fn new(shard: &'a Shard) -> Self {
+        Self {
+            shard,
+            yielded: false,
+        }
+    }
+}
+
+impl Future for YieldNow<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
@@ -80,87 +99,104 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        // The same as waking through `cx`, minus the lock a waker takes.
-        with_core(|core| core.requeue_current());
+        // The same as waking through `cx`, minus the remote half's lock.
+        self.shard.core().requeue_current();
         Poll::Pending
     }
 }
 
 /// `sleep`: waits until its deadline.
-pub(crate) struct Sleep(Deadline);
+pub(crate) struct Sleep<'a>(Deadline<'a>);
 
-impl Sleep {
-    pub(crate) fn new(nanos: u64) -> Self {
-        Self(Deadline::after_nanos(Some(nanos)))
+impl<'a> Sleep<'a> {
+    pub(crate) fn new(shard: &'a Shard, nanos: u64) -> Self {
+        Self(Deadline::after_nanos(shard, Some(nanos)))
     }
 }
 
-impl Future for Sleep {
+impl Future for Sleep<'_> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        with_core(|core| {
-            if self.0.expired(core, cx.waker()) {
-                return Poll::Ready(());
-            }
-            core.set_pending_wait(Wait::Timer);
-            Poll::Pending
-        })
+        let this = &mut *self;
+        let mut core = this.0.shard.core();
+        if this.0.expired(&mut core, cx.waker()) {
+            return Poll::Ready(());
+        }
+        core.set_pending_wait(Wait::Timer);
+        Poll::Pending
     }
 }
 
 /// `task.join`: waits for a child's outcome, or for the deadline.
-pub(crate) struct Join {
+pub(crate) struct Join<'a> {
+    /// The child, on any shard.
     task: TaskKey,
-    deadline: Deadline,
+    /// The joining task.
+    joiner: TaskKey,
+    /// Where the child runs.
+    shards: &'a Shards,
+    /// When to give up, on the joiner's shard.
+    deadline: Deadline<'a>,
     /// Resolved: nothing to withdraw on drop.
     done: bool,
 }
 
-impl Join {
-    pub(crate) fn new(task: TaskKey, timeout: Option<u64>) -> Self {
+impl<'a> Join<'a> {
+    pub(crate) fn new(
+        shards: &'a Shards,
+        joiner: TaskKey,
+        task: TaskKey,
+        timeout: Option<u64>,
+    ) -> Self {
         Self {
             task,
-            deadline: Deadline::after_nanos(timeout),
+            joiner,
+            shards,
+            deadline: Deadline::after_nanos(shards.of(joiner), timeout),
             done: false,
         }
     }
 }
 
-impl Future for Join {
+impl Future for Join<'_> {
     type Output = Result<Outcome, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let result = with_core(|core| match core.poll_join(this.task) {
+        // The child's shard first, let go of before the joiner's is taken:
+        // no thread holds two shards' cores.
+        let state = this
+            .shards
+            .of(this.task)
+            .core()
+            .poll_join(this.task, this.joiner);
+        let mut core = this.shards.of(this.joiner).core();
+        let result = match state {
             JoinState::Ended(outcome) => {
-                this.deadline.clear(core);
-                Some(Ok(outcome))
+                this.deadline.clear(&mut core);
+                Ok(outcome)
             }
-            JoinState::Gone => Some(Err(Error::Invalid("this task was joined already".into()))),
-            JoinState::Running if this.deadline.expired(core, cx.waker()) => {
-                core.withdraw_join(this.task);
-                Some(Err(Error::Timeout))
+            JoinState::Gone => Err(Error::Invalid("this task was joined already".into())),
+            JoinState::Running if this.deadline.expired(&mut core, cx.waker()) => {
+                drop(core);
+                this.shards.of(this.task).core().withdraw_join(this.task);
+                Err(Error::Timeout)
             }
             JoinState::Running => {
                 core.set_pending_wait(Wait::Join);
-                None
+                return Poll::Pending;
             }
-        });
-        match result {
-            Some(result) => {
-                this.done = true;
-                Poll::Ready(result)
-            }
-            None => Poll::Pending,
-        }
+        };
+        this.done = true;
+        Poll::Ready(result)
     }
 }
 
-impl Drop for Join {
+impl Drop for Join<'_> {
     fn drop(&mut self) {
         if !self.done {
-            try_with_core(|core| core.withdraw_join(self.task));
+            self.shards.of(self.task).core().withdraw_join(self.task);
         }
     }
 }

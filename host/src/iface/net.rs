@@ -21,9 +21,9 @@ use crate::bindings::mtask::task::types::Error;
 use crate::handles::{Registered, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle};
 use crate::ids::AppId;
 use crate::net_policy::NetUse;
-use crate::program::task::TaskState;
-use crate::reactor::{Direction, SourceKey};
-use crate::scheduler::{Wait, ensure_in_pass, with_core};
+use crate::program::task::{TaskCtx, TaskState};
+use crate::shard::Wait;
+use crate::shard::reactor::{Direction, SourceKey};
 use crate::waits::Deadline;
 
 /// The most bytes one `recv` returns, whatever the guest asks for: the host
@@ -31,34 +31,53 @@ use crate::waits::Deadline;
 const MAX_RECV: u32 = 256 << 10;
 
 impl<S: mio::event::Source> Registered<S> {
-    /// Registers `io` for `app`, unless the app has as many sockets open as
-    /// it may (then `io` closes).
-    fn new(mut io: S, app: AppId) -> Result<Self, Error> {
-        with_core(|core| {
-            core.apps.open_socket(app).map_err(Error::Limit)?;
-            match core.reactor.register(&mut io) {
-                Ok(source) => Ok(Self { io, source, app }),
-                Err(e) => {
-                    core.apps.close_socket(app);
-                    Err(io_error(e))
-                }
+    /// Registers `io` of `app` with the reactor of the task's shard,
+    /// unless the app has as many sockets open as it may (then `io` closes).
+    fn new(ctx: &TaskCtx, mut io: S, app: AppId) -> Result<Self, Error> {
+        ctx.shards.apps().open_socket(app).map_err(Error::Limit)?;
+        let registered = ctx.core().reactor.register(&mut io);
+        match registered {
+            Ok(source) => Ok(Self {
+                io,
+                source,
+                shard: ctx.me.shard,
+                app,
+                shards: ctx.shards.clone(),
+            }),
+            Err(e) => {
+                ctx.shards.apps().close_socket(app);
+                Err(io_error(e))
             }
-        })
+        }
     }
 }
 
 /// Waits until `source` is ready in `direction` (true) or the deadline
 /// passes (false). Created right after an attempt that would block.
-struct Readiness<'a> {
+///
+/// The socket's readiness is kept by the shard it was registered with
+/// (`home`), which may not be the waiting task's (a socket handed to a
+/// child placed on another shard): that shard's reactor then wakes the
+/// task across shards, and the deadline stays with the task's own shard.
+struct Readiness<'a, 'd> {
+    ctx: &'a TaskCtx,
+    home: usize,
     source: SourceKey,
     direction: Direction,
-    deadline: &'a mut Deadline,
+    deadline: &'d mut Deadline<'a>,
     cleared: bool,
 }
 
-impl<'a> Readiness<'a> {
-    fn new(source: SourceKey, direction: Direction, deadline: &'a mut Deadline) -> Self {
+impl<'a, 'd> Readiness<'a, 'd> {
+    fn new(
+        ctx: &'a TaskCtx,
+        (home, source): (usize, SourceKey),
+        direction: Direction,
+        deadline: &'d mut Deadline<'a>,
+    ) -> Self {
         Self {
+            ctx,
+            home,
             source,
             direction,
             deadline,
@@ -67,42 +86,53 @@ impl<'a> Readiness<'a> {
     }
 }
 
-impl Future for Readiness<'_> {
+impl Future for Readiness<'_, '_> {
     type Output = bool;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = &mut *self;
-        with_core(|core| {
-            if !this.cleared {
-                // The attempt just now would block: wait for the next edge.
-                core.reactor.clear_ready(this.source, this.direction);
-                this.cleared = true;
-            }
-            if core.reactor.is_ready(this.source, this.direction) {
-                this.deadline.clear(core);
-                return Poll::Ready(true);
-            }
-            if this.deadline.expired(core, cx.waker()) {
-                core.reactor.wait_ready(this.source, this.direction, None);
-                return Poll::Ready(false);
-            }
-            let task = core.current();
-            core.reactor
-                .wait_ready(this.source, this.direction, Some(task));
-            core.set_pending_wait(Wait::Io);
-            Poll::Pending
-        })
+        let (source, direction, me) = (this.source, this.direction, this.ctx.me);
+        let home = &this.ctx.shards.all()[this.home];
+        let mut home_core = home.core();
+        if !this.cleared {
+            // The attempt just now would block: wait for the next edge.
+            home_core.reactor.clear_ready(source, direction);
+            this.cleared = true;
+        }
+        let ready = home_core.reactor.is_ready(source, direction);
+        if !ready {
+            home_core.reactor.wait_ready(source, direction, Some(me));
+        }
+        // The task's own shard, for the deadline: the same lock when the
+        // socket is at home, else taken after the other is let go of.
+        let mut own_core = if this.home == me.shard {
+            home_core
+        } else {
+            drop(home_core);
+            this.ctx.core()
+        };
+        if ready {
+            this.deadline.clear(&mut own_core);
+            return Poll::Ready(true);
+        }
+        if this.deadline.expired(&mut own_core, cx.waker()) {
+            drop(own_core);
+            home.core().reactor.wait_ready(source, direction, None);
+            return Poll::Ready(false);
+        }
+        own_core.set_pending_wait(Wait::Io);
+        Poll::Pending
     }
 }
 
 /// Retries `$attempt` (an `io::Result`) on the socket `$handle` of table
-/// `$self` until it does not block, waiting for `$dir` between tries; gives
+/// `$table` until it does not block, waiting for `$dir` between tries; gives
 /// `Ok(Err(timeout))` at the deadline. Evaluates to the successful value.
 macro_rules! retry {
-    ($self:ident, $handle:expr, $dir:expr, $deadline:expr, |$io:ident| $attempt:expr) => {
+    ($ctx:ident, $table:ident, $handle:expr, $dir:expr, $deadline:expr, |$io:ident| $attempt:expr) => {
         loop {
-            let registered = $self.table.get_mut(&$handle)?;
-            let source = registered.source;
+            let registered = $table.get_mut(&$handle)?;
+            let home = (registered.shard, registered.source);
             let $io = &mut registered.io;
             match $attempt {
                 Ok(value) => break value,
@@ -110,7 +140,7 @@ macro_rules! retry {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Ok(Err(io_error(e))),
             }
-            if !Readiness::new(source, $dir, &mut $deadline).await {
+            if !Readiness::new($ctx, home, $dir, &mut $deadline).await {
                 return Ok(Err(Error::Timeout));
             }
         }
@@ -121,17 +151,17 @@ macro_rules! retry {
 /// that a guest asking for up to 256 KiB costs the host that much once, not
 /// an allocation per call.
 fn read_scratch<T>(
+    ctx: &TaskCtx,
     max: u32,
     read: impl FnOnce(&mut [u8]) -> io::Result<(usize, T)>,
 ) -> io::Result<(Vec<u8>, T)> {
-    with_core(|core| {
-        let len = max.min(MAX_RECV) as usize;
-        if core.scratch.len() < len {
-            core.scratch.resize(len, 0);
-        }
-        let (n, extra) = read(&mut core.scratch[..len])?;
-        Ok((core.scratch[..n].to_vec(), extra))
-    })
+    let mut core = ctx.core();
+    let len = max.min(MAX_RECV) as usize;
+    if core.scratch.len() < len {
+        core.scratch.resize(len, 0);
+    }
+    let (n, extra) = read(&mut core.scratch[..len])?;
+    Ok((core.scratch[..n].to_vec(), extra))
 }
 
 fn io_error(e: io::Error) -> Error {
@@ -174,10 +204,9 @@ impl HostTcpListener for TaskState {
         address: SocketAddress,
         backlog: u32,
     ) -> wasmtime::Result<Result<Resource<TcpListenerHandle>, Error>> {
-        ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Listen));
         let listener = guest_try!(listen(addr, backlog).map_err(io_error));
-        let registered = guest_try!(Registered::new(listener, self.program.app()));
+        let registered = guest_try!(Registered::new(self.ctx()?, listener, self.program.app()));
         Ok(Ok(self.table.push(registered)?))
     }
 
@@ -186,11 +215,13 @@ impl HostTcpListener for TaskState {
         listener: Resource<TcpListenerHandle>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(Resource<TcpStreamHandle>, SocketAddress), Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
-        let (stream, peer) = retry!(self, listener, Direction::Read, deadline, |io| io.accept());
-        let registered = guest_try!(Registered::new(stream, self.program.app()));
-        Ok(Ok((self.table.push(registered)?, peer.to_string())))
+        let app = self.program.app();
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let (stream, peer) = retry!(ctx, table, listener, Direction::Read, deadline, |io| io
+            .accept());
+        let registered = guest_try!(Registered::new(ctx, stream, app));
+        Ok(Ok((table.push(registered)?, peer.to_string())))
     }
 
     fn local_address(
@@ -237,17 +268,18 @@ impl HostTcpStream for TaskState {
         address: SocketAddress,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Resource<TcpStreamHandle>, Error>> {
-        ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Connect));
+        let app = self.program.app();
+        let (ctx, table) = self.parts()?;
         let stream = guest_try!(mio::net::TcpStream::connect(addr).map_err(io_error));
-        let registered = guest_try!(Registered::new(stream, self.program.app()));
-        let handle = self.table.push(registered)?;
-        let mut deadline = Deadline::after_nanos(timeout);
+        let registered = guest_try!(Registered::new(ctx, stream, app));
+        let handle = table.push(registered)?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
         // A connect in progress is done when the socket turns writable: then
         // either an error is pending or the peer address is known.
         let result = loop {
-            let registered = self.table.get_mut(&handle)?;
-            let source = registered.source;
+            let registered = table.get_mut(&handle)?;
+            let home = (registered.shard, registered.source);
             match registered.io.take_error() {
                 Ok(Some(e)) | Err(e) => break Err(io_error(e)),
                 Ok(None) => {}
@@ -258,14 +290,14 @@ impl HostTcpStream for TaskState {
                 Err(e) if e.raw_os_error() == Some(libc_einprogress()) => {}
                 Err(e) => break Err(io_error(e)),
             }
-            if !Readiness::new(source, Direction::Write, &mut deadline).await {
+            if !Readiness::new(ctx, home, Direction::Write, &mut deadline).await {
                 break Err(Error::Timeout);
             }
         };
         match result {
             Ok(()) => Ok(Ok(handle)),
             Err(e) => {
-                self.table.delete(handle)?;
+                table.delete(handle)?;
                 Ok(Err(e))
             }
         }
@@ -277,20 +309,24 @@ impl HostTcpStream for TaskState {
         max: u32,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
         loop {
-            let registered = self.table.get_mut(&stream)?;
-            let source = registered.source;
+            let registered = table.get_mut(&stream)?;
+            let home = (registered.shard, registered.source);
+            let (reactor_of, source) = (&ctx.shards.all()[home.0], home.1);
             let io = &mut registered.io;
             // After a short read the socket is drained (edge-triggered: new
             // data brings a new event), so the next recv waits at once
             // instead of making a read that would block.
-            if with_core(|core| core.reactor.is_ready(source, Direction::Read)) {
-                match read_scratch(max, |buf| io.read(buf).map(|n| (n, buf.len()))) {
+            if reactor_of.core().reactor.is_ready(source, Direction::Read) {
+                match read_scratch(ctx, max, |buf| io.read(buf).map(|n| (n, buf.len()))) {
                     Ok((data, asked)) => {
                         if !data.is_empty() && data.len() < asked {
-                            with_core(|core| core.reactor.clear_ready(source, Direction::Read));
+                            reactor_of
+                                .core()
+                                .reactor
+                                .clear_ready(source, Direction::Read);
                         }
                         return Ok(Ok(data));
                     }
@@ -299,7 +335,7 @@ impl HostTcpStream for TaskState {
                     Err(e) => return Ok(Err(io_error(e))),
                 }
             }
-            if !Readiness::new(source, Direction::Read, &mut deadline).await {
+            if !Readiness::new(ctx, home, Direction::Read, &mut deadline).await {
                 return Ok(Err(Error::Timeout));
             }
         }
@@ -311,9 +347,9 @@ impl HostTcpStream for TaskState {
         data: Vec<u8>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
-        let n = retry!(self, stream, Direction::Write, deadline, |io| io
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let n = retry!(ctx, table, stream, Direction::Write, deadline, |io| io
             .write(&data));
         Ok(Ok(n as u32))
     }
@@ -324,11 +360,11 @@ impl HostTcpStream for TaskState {
         data: Vec<u8>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
         let mut sent = 0;
         while sent < data.len() {
-            sent += retry!(self, stream, Direction::Write, deadline, |io| io
+            sent += retry!(ctx, table, stream, Direction::Write, deadline, |io| io
                 .write(&data[sent..]));
         }
         Ok(Ok(()))
@@ -418,10 +454,9 @@ impl HostUdpSocket for TaskState {
         &mut self,
         address: SocketAddress,
     ) -> wasmtime::Result<Result<Resource<UdpSocketHandle>, Error>> {
-        ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Listen));
         let socket = guest_try!(udp_bind(addr).map_err(io_error));
-        let registered = guest_try!(Registered::new(socket, self.program.app()));
+        let registered = guest_try!(Registered::new(self.ctx()?, socket, self.program.app()));
         Ok(Ok(self.table.push(registered)?))
     }
 
@@ -431,12 +466,11 @@ impl HostUdpSocket for TaskState {
         max: u32,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(Vec<u8>, SocketAddress), Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
-        let (data, from) = retry!(self, socket, Direction::Read, deadline, |io| read_scratch(
-            max,
-            |buf| io.recv_from(buf)
-        ));
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let (data, from) = retry!(ctx, table, socket, Direction::Read, deadline, |io| {
+            read_scratch(ctx, max, |buf| io.recv_from(buf))
+        });
         Ok(Ok((data, from.to_string())))
     }
 
@@ -447,10 +481,10 @@ impl HostUdpSocket for TaskState {
         address: SocketAddress,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        ensure_in_pass()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Connect));
-        let mut deadline = Deadline::after_nanos(timeout);
-        let n = retry!(self, socket, Direction::Write, deadline, |io| io
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let n = retry!(ctx, table, socket, Direction::Write, deadline, |io| io
             .send_to(&data, addr));
         Ok(Ok(n as u32))
     }
@@ -460,7 +494,7 @@ impl HostUdpSocket for TaskState {
         socket: Resource<UdpSocketHandle>,
         address: SocketAddress,
     ) -> wasmtime::Result<Result<(), Error>> {
-        ensure_in_pass()?;
+        self.ctx()?;
         let addr = guest_try!(self.allowed(&address, NetUse::Connect));
         Ok(self.table.get(&socket)?.io.connect(addr).map_err(io_error))
     }
@@ -471,9 +505,9 @@ impl HostUdpSocket for TaskState {
         data: Vec<u8>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<u32, Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
-        let n = retry!(self, socket, Direction::Write, deadline, |io| io
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let n = retry!(ctx, table, socket, Direction::Write, deadline, |io| io
             .send(&data));
         Ok(Ok(n as u32))
     }
@@ -484,12 +518,11 @@ impl HostUdpSocket for TaskState {
         max: u32,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
-        ensure_in_pass()?;
-        let mut deadline = Deadline::after_nanos(timeout);
-        let (data, ()) = retry!(self, socket, Direction::Read, deadline, |io| read_scratch(
-            max,
-            |buf| io.recv(buf).map(|n| (n, ()))
-        ));
+        let (ctx, table) = self.parts()?;
+        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let (data, ()) = retry!(ctx, table, socket, Direction::Read, deadline, |io| {
+            read_scratch(ctx, max, |buf| io.recv(buf).map(|n| (n, ())))
+        });
         Ok(Ok(data))
     }
 

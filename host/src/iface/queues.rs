@@ -14,9 +14,10 @@ use crate::bindings::mtask::task::queues::{Host, HostQueue, Item as WitItem};
 use crate::bindings::mtask::task::types::Error;
 use crate::handles::QueueHandle;
 use crate::outcome::OverLimit;
+use crate::program::task::TaskCtx;
 use crate::program::task::TaskState;
 use crate::queue::{GetNow, Item, PutNow, QueueKey, WaiterKey, tag_set};
-use crate::scheduler::{Core, Wait, ensure_in_pass, try_with_core, with_core};
+use crate::shard::Wait;
 use crate::waits::Deadline;
 
 impl TaskState {
@@ -33,13 +34,11 @@ impl HostQueue for TaskState {
         maxsize: u32,
         initial: Vec<WitItem>,
     ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
-        ensure_in_pass()?;
-        let app = self.program.app();
-        match with_core(|core| {
-            core.queues
-                .create(app, maxsize, initial.into_iter().map(Item::from).collect())
-        }) {
-            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key })?)),
+        let shards = self.ctx()?.shards.clone();
+        let initial = initial.into_iter().map(Item::from).collect();
+        let created = shards.queues().create(self.program.app(), maxsize, initial);
+        match created {
+            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key, shards })?)),
             Err(e) => Ok(Err(e)),
         }
     }
@@ -49,25 +48,26 @@ impl HostQueue for TaskState {
         name: String,
         maxsize: u32,
     ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
-        ensure_in_pass()?;
-        let app = self.program.app();
-        match with_core(|core| core.queues.open(app, &name, maxsize)) {
-            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key })?)),
+        let shards = self.ctx()?.shards.clone();
+        let opened = shards.queues().open(self.program.app(), &name, maxsize);
+        match opened {
+            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key, shards })?)),
             Err(e) => Ok(Err(e)),
         }
     }
 
     fn clone(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<Resource<QueueHandle>> {
-        ensure_in_pass()?;
+        let shards = self.ctx()?.shards.clone();
         let key = self.queue_key(&queue)?;
         // `clone` has no error value: a handle past the app's bytes ends
         // the task, as memory past its limit does.
-        match with_core(|core| core.queues.retain(key)) {
+        let retained = shards.queues().retain(key);
+        match retained {
             Ok(()) => {}
             Err(Error::Limit(why)) => return Err(wasmtime::Error::new(OverLimit(why))),
             Err(other) => return Err(wasmtime::Error::msg(format!("{other:?}"))),
         }
-        Ok(self.table.push(QueueHandle { key })?)
+        Ok(self.table.push(QueueHandle { key, shards })?)
     }
 
     async fn put(
@@ -76,11 +76,12 @@ impl HostQueue for TaskState {
         item: WitItem,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(QueueOp::new(key, Op::Put(Some(item.into())), timeout)
-            .await
-            .map(|_| ()))
+        Ok(
+            QueueOp::new(self.ctx()?, key, Op::Put(Some(item.into())), timeout)
+                .await
+                .map(|_| ()),
+        )
     }
 
     async fn get(
@@ -88,9 +89,8 @@ impl HostQueue for TaskState {
         queue: Resource<QueueHandle>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<WitItem, Error>> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(QueueOp::new(key, Op::Get(None), timeout)
+        Ok(QueueOp::new(self.ctx()?, key, Op::Get(None), timeout)
             .await
             .map(|item| item.expect("a get yields an item").into()))
     }
@@ -101,9 +101,9 @@ impl HostQueue for TaskState {
         tags: Vec<u64>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<WitItem, Error>> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(QueueOp::new(key, Op::Get(Some(tag_set(tags))), timeout)
+        let op = Op::Get(Some(tag_set(tags)));
+        Ok(QueueOp::new(self.ctx()?, key, op, timeout)
             .await
             .map(|item| item.expect("a get yields an item").into()))
     }
@@ -113,44 +113,43 @@ impl HostQueue for TaskState {
         queue: Resource<QueueHandle>,
         item: WitItem,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(with_core(|core| {
-            match core.queues.put_now(key, item.into()) {
-                PutNow::Done(woken) => {
-                    if let Some(task) = woken {
-                        core.schedule(task);
-                    }
-                    Ok(true)
+        let ctx = self.ctx()?;
+        let put = ctx.shards.queues().put_now(key, item.into());
+        Ok(match put {
+            PutNow::Done(woken) => {
+                if let Some(task) = woken {
+                    ctx.core().schedule(task);
                 }
-                PutNow::Full(_) => Ok(false),
-                PutNow::Failed(e) => Err(e),
+                Ok(true)
             }
-        }))
+            PutNow::Full(_) => Ok(false),
+            PutNow::Failed(e) => Err(e),
+        })
     }
 
     fn try_get(
         &mut self,
         queue: Resource<QueueHandle>,
     ) -> wasmtime::Result<Result<Option<WitItem>, Error>> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(with_core(|core| match core.queues.get_now(key, None) {
+        let ctx = self.ctx()?;
+        let got = ctx.shards.queues().get_now(key, None);
+        Ok(match got {
             GetNow::Got(item, woken) => {
                 if let Some(task) = woken {
-                    core.schedule(task);
+                    ctx.core().schedule(task);
                 }
                 Ok(Some(item.into()))
             }
             GetNow::Empty => Ok(None),
             GetNow::Closed => Err(Error::Closed),
-        }))
+        })
     }
 
     fn len(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<u32> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(with_core(|core| core.queues.len(key)) as u32)
+        Ok(self.ctx()?.shards.queues().len(key) as u32)
     }
 
     fn is_empty(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
@@ -158,19 +157,18 @@ impl HostQueue for TaskState {
     }
 
     fn is_full(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        Ok(with_core(|core| core.queues.is_full(key)))
+        Ok(self.ctx()?.shards.queues().is_full(key))
     }
 
     fn close(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<()> {
-        ensure_in_pass()?;
         let key = self.queue_key(&queue)?;
-        with_core(|core| {
-            for task in core.queues.close(key) {
-                core.schedule(task);
-            }
-        });
+        let ctx = self.ctx()?;
+        let woken = ctx.shards.queues().close(key);
+        let mut core = ctx.core();
+        for task in woken {
+            core.schedule(task);
+        }
         Ok(())
     }
 
@@ -219,49 +217,53 @@ enum Stage {
 }
 
 /// A `put` or `get`, with its deadline.
-struct QueueOp {
+struct QueueOp<'a> {
+    /// The task that waits.
+    ctx: &'a TaskCtx,
     queue: QueueKey,
     op: Op,
-    deadline: Deadline,
+    deadline: Deadline<'a>,
     stage: Stage,
 }
 
-impl QueueOp {
-    fn new(queue: QueueKey, op: Op, timeout: Option<u64>) -> Self {
+impl<'a> QueueOp<'a> {
+    fn new(ctx: &'a TaskCtx, queue: QueueKey, op: Op, timeout: Option<u64>) -> Self {
         Self {
+            ctx,
             queue,
             op,
-            deadline: Deadline::after_nanos(timeout),
+            deadline: Deadline::after_nanos(ctx.shard(), timeout),
             stage: Stage::Start,
         }
     }
 
     /// The first attempt: done now (and yield), or wait in line.
-    fn start(&mut self, core: &mut Core) -> Stage {
-        let task = core.current();
-        let now = match &mut self.op {
-            Op::Put(item) => match core
-                .queues
-                .put_now(self.queue, item.take().expect("put once"))
-            {
-                PutNow::Done(woken) => Ok((None, woken)),
-                PutNow::Failed(e) => Err(e),
-                PutNow::Full(item) => match core.queues.wait_put(self.queue, task, item) {
-                    Ok(waiter) => return Stage::Waiting(waiter),
-                    Err(e) => Err(e),
+    fn start(&mut self) -> Stage {
+        let task = self.ctx.me;
+        let now = {
+            let mut queues = self.ctx.shards.queues();
+            match &mut self.op {
+                Op::Put(item) => match queues.put_now(self.queue, item.take().expect("put once")) {
+                    PutNow::Done(woken) => Ok((None, woken)),
+                    PutNow::Failed(e) => Err(e),
+                    PutNow::Full(item) => match queues.wait_put(self.queue, task, item) {
+                        Ok(waiter) => return Stage::Waiting(waiter),
+                        Err(e) => Err(e),
+                    },
                 },
-            },
-            Op::Get(tags) => match core.queues.get_now(self.queue, tags.as_deref()) {
-                GetNow::Got(item, woken) => Ok((Some(item), woken)),
-                GetNow::Closed => Err(Error::Closed),
-                GetNow::Empty => match core.queues.wait_get(self.queue, task, tags.take()) {
-                    Ok(waiter) => return Stage::Waiting(waiter),
-                    Err(e) => Err(e),
+                Op::Get(tags) => match queues.get_now(self.queue, tags.as_deref()) {
+                    GetNow::Got(item, woken) => Ok((Some(item), woken)),
+                    GetNow::Closed => Err(Error::Closed),
+                    GetNow::Empty => match queues.wait_get(self.queue, task, tags.take()) {
+                        Ok(waiter) => return Stage::Waiting(waiter),
+                        Err(e) => Err(e),
+                    },
                 },
-            },
+            }
         };
         // Done at once: this task goes to the back of the run queue first,
         // then the task it woke (the putter runs before its getter).
+        let mut core = self.ctx.core();
         core.requeue_current();
         Stage::Yielded(now.map(|(item, woken)| {
             if let Some(woken) = woken {
@@ -272,45 +274,51 @@ impl QueueOp {
     }
 }
 
-impl Future for QueueOp {
+impl Future for QueueOp<'_> {
     type Output = Result<Option<Item>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        with_core(|core| {
-            if let Stage::Start = this.stage {
-                this.stage = this.start(core);
-                // Waiting: fall through to the deadline check, so that a
-                // zero timeout on an empty (or full) queue returns at once.
-                if !matches!(this.stage, Stage::Waiting(_)) {
-                    return Poll::Pending;
-                }
+        if let Stage::Start = this.stage {
+            this.stage = this.start();
+            // Waiting: fall through to the deadline check, so that a
+            // zero timeout on an empty (or full) queue returns at once.
+            if !matches!(this.stage, Stage::Waiting(_)) {
+                return Poll::Pending;
             }
-            match std::mem::replace(&mut this.stage, Stage::Finished) {
-                Stage::Yielded(result) => Poll::Ready(result),
-                Stage::Waiting(waiter) => {
-                    if let Some(result) = core.queues.take_result(waiter) {
-                        this.deadline.clear(core);
-                        return Poll::Ready(result);
-                    }
-                    if this.deadline.expired(core, cx.waker()) {
-                        core.queues.withdraw(waiter);
-                        return Poll::Ready(Err(Error::Timeout));
-                    }
-                    this.stage = Stage::Waiting(waiter);
-                    core.set_pending_wait(Wait::Queue);
-                    Poll::Pending
+        }
+        match std::mem::replace(&mut this.stage, Stage::Finished) {
+            Stage::Yielded(result) => Poll::Ready(result),
+            Stage::Waiting(waiter) => {
+                let mut core = this.ctx.core();
+                let expired = this.deadline.expired(&mut core, cx.waker());
+                // A task of another shard may hand this waiter its item at
+                // any moment: the result is looked at, and the waiter
+                // withdrawn, under one lock, so no item is lost.
+                let mut queues = this.ctx.shards.queues();
+                if let Some(result) = queues.take_result(waiter) {
+                    drop(queues);
+                    this.deadline.clear(&mut core);
+                    return Poll::Ready(result);
                 }
-                Stage::Start | Stage::Finished => unreachable!("polled after completion"),
+                if expired {
+                    queues.withdraw(waiter);
+                    return Poll::Ready(Err(Error::Timeout));
+                }
+                drop(queues);
+                this.stage = Stage::Waiting(waiter);
+                core.set_pending_wait(Wait::Queue);
+                Poll::Pending
             }
-        })
+            Stage::Start | Stage::Finished => unreachable!("polled after completion"),
+        }
     }
 }
 
-impl Drop for QueueOp {
+impl Drop for QueueOp<'_> {
     fn drop(&mut self) {
         if let Stage::Waiting(waiter) = self.stage {
-            try_with_core(|core| core.queues.withdraw(waiter));
+            self.ctx.shards.queues().withdraw(waiter);
         }
     }
 }

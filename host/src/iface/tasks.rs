@@ -1,15 +1,13 @@
 //! `mtask:task/tasks`: spawn, join, cancel, yield, sleep.
 
-use std::sync::Arc;
-
 use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::tasks::{Handle, Host, HostTask, TaskId};
 use crate::bindings::mtask::task::types::{self as wit, Error, TaskError};
 use crate::handles::TaskHandle;
 use crate::outcome;
-use crate::program::task::{Handover, TaskState, task_future};
-use crate::scheduler::{Holder, ensure_in_pass, with_core};
+use crate::program::task::{Handover, TaskState, spawn};
+use crate::shard::Holder;
 use crate::waits::{Join, Sleep, YieldNow};
 
 impl Host for TaskState {
@@ -19,32 +17,38 @@ impl Host for TaskState {
         payload: Vec<u8>,
         handles: Vec<Handle>,
     ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
-        ensure_in_pass()?;
+        let shards = self.ctx()?.shards.clone();
         if !self.program.has_entry(&entry) {
             return Ok(Err(Error::Invalid(format!(
                 "{} has no entry `{entry}`",
                 self.program.name()
             ))));
         }
-        if let Err(limit) = with_core(|core| core.check_capacity(self.program.app())) {
+        // The place first, so that a spawn refused leaves the handles
+        // with the parent.
+        let app = self.program.app();
+        if let Err(limit) = shards.apps().reserve(app) {
             return Ok(Err(Error::Limit(limit)));
         }
-        let mut handover = Vec::with_capacity(handles.len());
-        for handle in handles {
-            match handle {
-                Handle::Task(task) => handover.push(Handover::Task(self.table.delete(task)?)),
-                Handle::Queue(queue) => handover.push(Handover::Queue(self.table.delete(queue)?)),
-                Handle::TcpListener(h) => {
-                    handover.push(Handover::TcpListener(self.table.delete(h)?))
-                }
-                Handle::TcpStream(h) => handover.push(Handover::TcpStream(self.table.delete(h)?)),
-                Handle::UdpSocket(h) => handover.push(Handover::UdpSocket(self.table.delete(h)?)),
+        let handover = match self.take_for_child(handles) {
+            Ok(handover) => handover,
+            Err(e) => {
+                shards.apps().unreserve(app);
+                return Err(e);
             }
-        }
-        let entry: Arc<str> = entry.into();
-        let future = task_future(&self.program, entry.clone(), payload, handover);
-        let key = with_core(|core| core.spawn(self.program.app(), entry, Holder::Handle, future));
-        Ok(Ok(self.table.push(TaskHandle { key })?))
+        };
+        let shard = shards.place(self.ctx()?.me.shard);
+        let entry = entry.into();
+        let key = spawn(
+            &shards,
+            shard,
+            &self.program,
+            entry,
+            payload,
+            handover,
+            Holder::Handle,
+        );
+        Ok(Ok(self.table.push(TaskHandle { key, shards })?))
     }
 
     fn take_handles(&mut self) -> wasmtime::Result<Vec<Handle>> {
@@ -62,25 +66,41 @@ impl Host for TaskState {
     }
 
     async fn yield_now(&mut self) -> wasmtime::Result<()> {
-        ensure_in_pass()?;
-        YieldNow::default().await;
+        YieldNow::new(self.ctx()?.shard()).await;
         Ok(())
     }
 
     async fn sleep(&mut self, duration: u64) -> wasmtime::Result<()> {
-        ensure_in_pass()?;
-        Sleep::new(duration).await;
+        Sleep::new(self.ctx()?.shard(), duration).await;
         Ok(())
     }
 
     fn current_id(&mut self) -> wasmtime::Result<TaskId> {
-        ensure_in_pass()?;
-        Ok(with_core(|core| core.current().id))
+        Ok(self.ctx()?.me.id)
     }
 
     fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
         self.panic = Some(message);
         Ok(())
+    }
+}
+
+impl TaskState {
+    /// Takes `handles` out of this task's table, to hand to a child.
+    fn take_for_child(&mut self, handles: Vec<Handle>) -> wasmtime::Result<Vec<Handover>> {
+        let table = &mut self.table;
+        handles
+            .into_iter()
+            .map(|handle| {
+                Ok(match handle {
+                    Handle::Task(h) => Handover::Task(table.delete(h)?),
+                    Handle::Queue(h) => Handover::Queue(table.delete(h)?),
+                    Handle::TcpListener(h) => Handover::TcpListener(table.delete(h)?),
+                    Handle::TcpStream(h) => Handover::TcpStream(table.delete(h)?),
+                    Handle::UdpSocket(h) => Handover::UdpSocket(table.delete(h)?),
+                })
+            })
+            .collect()
     }
 }
 
@@ -94,17 +114,22 @@ impl HostTask for TaskState {
         task: Resource<TaskHandle>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Result<Vec<u8>, TaskError>, Error>> {
-        ensure_in_pass()?;
+        let ctx = self.ctx()?;
         let key = self.table.get(&task)?.key;
-        Ok(Join::new(key, timeout)
+        Ok(Join::new(&ctx.shards, ctx.me, key, timeout)
             .await
             .map(|outcome| outcome.map_err(Into::into)))
     }
 
     fn cancel(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
-        ensure_in_pass()?;
+        let shards = &self.ctx()?.shards;
         let key = self.table.get(&task)?.key;
-        with_core(|core| core.cancel(key));
+        // Its store (and the handles in it) drops on its shard's thread,
+        // with no fiber of a task running: after this poll, or in that
+        // shard's next pass.
+        let shard = shards.of(key);
+        shard.core().cancel(key);
+        shard.remote.nudge();
         Ok(())
     }
 

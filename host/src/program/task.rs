@@ -1,7 +1,8 @@
-//! What one task owns: its store's data (WASI context, resource table) and
-//! the future that instantiates its component and runs its entry.
+//! What one task owns: its store's data (WASI context, resource table, the
+//! way to its shard) and the future that instantiates its component and
+//! runs its entry.
 
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
@@ -10,10 +11,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::handles::{
     QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
 };
-use crate::ids::AppId;
+use crate::ids::{AppId, TaskKey};
 use crate::program::Program;
-use crate::scheduler::TaskFuture;
-use crate::scheduler::try_with_core;
+use crate::shard::{Core, Holder, Shard, TaskFuture};
+use crate::shards::Shards;
 
 /// A host object on its way from a parent to a child at spawn.
 pub(crate) enum Handover {
@@ -24,8 +25,31 @@ pub(crate) enum Handover {
     UdpSocket(UdpSocketHandle),
 }
 
+/// Where a task runs: what its host calls reach through `&mut self`.
+pub(crate) struct TaskCtx {
+    /// The host's shards and their shared state.
+    pub(crate) shards: Arc<Shards>,
+    /// The task itself, which names its shard.
+    pub(crate) me: TaskKey,
+}
+
+impl TaskCtx {
+    /// The shard that runs this task.
+    pub(crate) fn shard(&self) -> &Shard {
+        self.shards.of(self.me)
+    }
+
+    /// Its shard's scheduler state.
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        self.shard().core()
+    }
+}
+
 /// The data of a task's `Store`.
 pub(crate) struct TaskState {
+    /// Its shard; `None` in the instance that lists a program's entries,
+    /// which is nobody's task and may not use the scheduler.
+    ctx: Option<TaskCtx>,
     /// stdio, clocks, random, args and env; no files, no network.
     wasi: WasiCtx,
     /// The task's resources: WASI's and its task handles.
@@ -50,14 +74,17 @@ struct MemoryWatch {
     refused: Option<String>,
     /// The app whose total this memory counts in.
     app: AppId,
+    /// Where the app's total is kept; `None` outside a task.
+    shards: Option<Arc<Shards>>,
     /// Bytes of linear memory counted so far.
     counted: usize,
 }
 
 impl Drop for MemoryWatch {
     fn drop(&mut self) {
-        let (app, counted) = (self.app, self.counted);
-        try_with_core(|core| core.apps.free_memory(app, counted));
+        if let Some(shards) = &self.shards {
+            shards.apps().free_memory(self.app, self.counted);
+        }
     }
 }
 
@@ -74,15 +101,14 @@ impl wasmtime::ResourceLimiter for MemoryWatch {
             return Ok(false);
         }
         let (app, grown) = (self.app, desired.saturating_sub(current));
-        // Counted only inside a pass: the instance that lists a program's
-        // entries is nobody's task.
-        match try_with_core(|core| core.apps.grow_memory(app, grown)) {
-            Some(Ok(())) => self.counted += grown,
-            Some(Err(why)) => {
+        // Counted only in a task: the instance that lists a program's
+        // entries is nobody's.
+        if let Some(shards) = &self.shards {
+            if let Err(why) = shards.apps().grow_memory(app, grown) {
                 self.refused = Some(why);
                 return Ok(false);
             }
-            None => {}
+            self.counted += grown;
         }
         Ok(true)
     }
@@ -118,9 +144,17 @@ impl WasiView for TaskState {
 }
 
 impl TaskState {
-    /// The state of a task of `program` that was handed nothing.
+    /// The state of an instance of `program` that is no task (it lists the
+    /// program's entries).
     pub(crate) fn new(program: &Program) -> Self {
+        Self::of_task(program, None)
+    }
+
+    /// The state of a task of `program` that runs in `ctx`.
+    fn of_task(program: &Program, ctx: Option<TaskCtx>) -> Self {
+        let shards = ctx.as_ref().map(|ctx| ctx.shards.clone());
         Self {
+            ctx,
             wasi: program.wasi_ctx(),
             table: ResourceTable::new(),
             program: program.clone(),
@@ -130,22 +164,71 @@ impl TaskState {
                 max: program.max_memory(),
                 refused: None,
                 app: program.app(),
+                shards,
                 counted: 0,
             },
         }
     }
+
+    /// Where this task runs and its table, borrowed apart (a wait holds
+    /// the one while the other is used).
+    pub(crate) fn parts(&mut self) -> wasmtime::Result<(&TaskCtx, &mut ResourceTable)> {
+        match &self.ctx {
+            Some(ctx) => Ok((ctx, &mut self.table)),
+            None => wasmtime::bail!("mtask calls are not available while a component starts"),
+        }
+    }
+
+    /// Where this task runs; an error (a trap for the guest) in the
+    /// instance that lists entries: a component's start-up code may not
+    /// use the scheduler.
+    pub(crate) fn ctx(&self) -> wasmtime::Result<&TaskCtx> {
+        match &self.ctx {
+            Some(ctx) => Ok(ctx),
+            None => wasmtime::bail!("mtask calls are not available while a component starts"),
+        }
+    }
+}
+
+/// Starts a task that runs `entry(payload)` of `program` on shard `shard`,
+/// handed `handover`; it first runs in that shard's next pass. Its place
+/// among the app's tasks was reserved (`Apps::reserve`).
+pub(crate) fn spawn(
+    shards: &Arc<Shards>,
+    shard: usize,
+    program: &Program,
+    entry: Arc<str>,
+    payload: Vec<u8>,
+    handover: Vec<Handover>,
+    holder: Holder,
+) -> TaskKey {
+    let app = program.app();
+    let id = shards.next_id();
+    let mut core = shards.all()[shard].core();
+    let me = core.next_key(id);
+    let ctx = TaskCtx {
+        shards: shards.clone(),
+        me,
+    };
+    let future = task_future(program, ctx, entry.clone(), payload, handover);
+    core.spawn(me, app, entry, holder, future);
+    drop(core);
+    // A shard asleep in its poll would not see the new task until then.
+    shards.of(me).remote.nudge();
+    me
 }
 
 /// The future of a new task that runs `entry(payload)` of `program`.
-pub(crate) fn task_future(
+fn task_future(
     program: &Program,
+    ctx: TaskCtx,
     entry: Arc<str>,
     payload: Vec<u8>,
     handover: Vec<Handover>,
 ) -> TaskFuture {
     let state = TaskState {
         handover,
-        ..TaskState::new(program)
+        ..TaskState::of_task(program, Some(ctx))
     };
     let program = program.clone();
     Box::pin(async move {
@@ -162,8 +245,13 @@ pub(crate) fn task_future(
                 return crate::outcome::from_start(err, store.data_mut().memory.refused.take());
             }
         };
-        store.epoch_deadline_callback(|_| crate::scheduler::with_core(|core| core.on_epoch()));
-        crate::scheduler::with_core(|core| core.restart_slice());
+        store.epoch_deadline_callback(|store| match &store.data().ctx {
+            Some(ctx) => ctx.core().on_epoch(),
+            None => Ok(wasmtime::UpdateDeadline::Continue(1)),
+        });
+        if let Some(ctx) = &store.data().ctx {
+            ctx.core().restart_slice();
+        }
         let result = instance.call_run(&mut store, &entry, &payload).await;
         let state = store.data_mut();
         crate::outcome::from_call(result, state.panic.take(), state.memory.refused.take())

@@ -74,8 +74,14 @@ impl Remote {
     pub(crate) fn wake(&self, task: TaskKey) {
         self.woken.lock().unwrap().push(task);
         self.any_woken.store(true, Ordering::SeqCst);
+        // A failed wake (in `nudge`) means the poller is gone: nothing left
+        // to wake.
+        self.nudge();
+    }
+
+    /// Interrupts the poll if the scheduler sleeps (work was placed on it).
+    pub(crate) fn nudge(&self) {
         if self.sleeping.swap(false, Ordering::SeqCst) {
-            // A failed wake means the poller is gone: nothing left to wake.
             let _ = self.waker.wake();
         }
     }
@@ -131,12 +137,31 @@ impl Wake for TaskWaker {
     }
 }
 
-/// Timers and I/O readiness, polled by the scheduler between passes.
-pub(crate) struct Reactor {
-    /// mio's poller: every I/O source registers with its registry.
+/// The blocking half of a reactor: the shard's thread waits in it with no
+/// lock held, so that other shards can place tasks meanwhile.
+pub(crate) struct Poller {
+    /// mio's poller.
     poll: mio::Poll,
     /// Buffer for the events of one poll.
     events: mio::Events,
+}
+
+impl Poller {
+    /// Waits up to `wait` (`None`: no limit) for I/O or a remote wake.
+    pub(crate) fn poll(&mut self, wait: Option<Duration>) -> std::io::Result<&mio::Events> {
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => self.events.clear(),
+            Err(e) => return Err(e),
+        }
+        Ok(&self.events)
+    }
+}
+
+/// Timers and I/O readiness, polled by the scheduler between passes.
+pub(crate) struct Reactor {
+    /// Where I/O sources register with the [`Poller`].
+    registry: mio::Registry,
     /// Pending timers by deadline; the sequence number keeps equal deadlines
     /// in the order they were set.
     timers: BTreeMap<TimerKey, Waker>,
@@ -152,12 +177,17 @@ pub(crate) struct Reactor {
 }
 
 impl Reactor {
-    pub(crate) fn new() -> std::io::Result<Self> {
+    /// A reactor and the poller its shard waits in.
+    pub(crate) fn new() -> std::io::Result<(Self, Poller)> {
         let poll = mio::Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), WAKE_TOKEN)?;
-        Ok(Self {
+        let registry = poll.registry().try_clone()?;
+        let poller = Poller {
             poll,
             events: mio::Events::with_capacity(EVENTS_PER_PASS),
+        };
+        let reactor = Self {
+            registry,
             timers: BTreeMap::new(),
             next_timer: 0,
             sources: Slab::new(),
@@ -170,7 +200,8 @@ impl Reactor {
                 stop: AtomicBool::new(false),
                 dump: AtomicBool::new(false),
             }),
-        })
+        };
+        Ok((reactor, poller))
     }
 
     pub(crate) fn remote(&self) -> &Arc<Remote> {
@@ -215,7 +246,7 @@ impl Reactor {
     ) -> std::io::Result<SourceKey> {
         let entry = self.sources.vacant_entry();
         let key = entry.key();
-        self.poll.registry().register(
+        self.registry.register(
             io,
             mio::Token(key),
             mio::Interest::READABLE | mio::Interest::WRITABLE,
@@ -233,7 +264,7 @@ impl Reactor {
 
     /// Forgets a socket that is about to close.
     pub(crate) fn deregister(&mut self, key: SourceKey, io: &mut impl mio::event::Source) {
-        let _ = self.poll.registry().deregister(io);
+        let _ = self.registry.deregister(io);
         self.sources.try_remove(key);
     }
 
@@ -276,8 +307,8 @@ impl Reactor {
         into.append(&mut self.io_woken);
     }
 
-    fn note_events(&mut self) {
-        for event in self.events.iter() {
+    fn note_events(&mut self, events: &mio::Events) {
+        for event in events.iter() {
             let Some(source) = self.sources.get_mut(event.token().0) else {
                 continue;
             };
@@ -296,17 +327,15 @@ impl Reactor {
         }
     }
 
-    /// Waits for I/O readiness, a wake from another thread, the next timer,
-    /// or `timeout` (`None`: no limit), whichever comes first; then fires
-    /// every due timer. With `must_return` the wait is only a check.
-    ///
-    /// I/O is collected before timers fire, so that an operation whose
-    /// readiness and deadline land together sees the readiness (docs/design.md §4 row 3).
-    pub(crate) fn wait(
+    /// How long the shard may wait in its [`Poller`] for I/O readiness, a
+    /// wake from another thread, the next timer or `timeout` (`None`: no
+    /// limit); with `must_return` the wait is only a check. `None`: skip
+    /// the poll (nothing to check, nothing to wait for).
+    pub(crate) fn plan_wait(
         &mut self,
         timeout: Option<Duration>,
         must_return: bool,
-    ) -> std::io::Result<()> {
+    ) -> Option<Option<Duration>> {
         // The clock is read only when a timer is set: a pass is often short.
         let until_timer = self
             .timers
@@ -320,22 +349,31 @@ impl Reactor {
         if must_return {
             wait = Some(Duration::ZERO);
         }
-        let skip_poll = wait == Some(Duration::ZERO) && self.sources.is_empty();
-        if !skip_poll {
-            self.remote.sleeping.store(true, Ordering::SeqCst);
-            if self.remote.has_woken() {
-                wait = Some(Duration::ZERO);
-            }
-            let polled = self.poll.poll(&mut self.events, wait);
+        if wait == Some(Duration::ZERO) && self.sources.is_empty() {
+            return None;
+        }
+        self.remote.sleeping.store(true, Ordering::SeqCst);
+        if self.remote.has_woken() {
+            wait = Some(Duration::ZERO);
+        }
+        Some(wait)
+    }
+
+    /// Takes in what the poll found (if it ran), then fires every due timer.
+    ///
+    /// I/O is collected before timers fire, so that an operation whose
+    /// readiness and deadline land together sees the readiness (docs/design.md §4 row 3).
+    pub(crate) fn end_wait(&mut self, events: Option<&mio::Events>) {
+        if let Some(events) = events {
             self.remote.sleeping.store(false, Ordering::SeqCst);
-            match polled {
-                Ok(()) => self.note_events(),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+            self.note_events(events);
         }
         self.fire_due_timers();
-        Ok(())
+    }
+
+    /// Drops every timer (and the wakers they hold): the host is going away.
+    pub(crate) fn clear_timers(&mut self) {
+        self.timers.clear();
     }
 
     fn fire_due_timers(&mut self) {

@@ -2,10 +2,11 @@
 //! I/O, then poll each task that was runnable when the pass began, once,
 //! in order, giving start-ups at most [`START_SLICE`] of it.
 
+use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Core, TaskFuture, TaskKey, Wait, with_core};
+use super::{Core, Poller, Shard, TaskFuture, TaskKey, Wait};
 use crate::outcome::{Outcome, TaskError};
 
 /// How much of a pass may go to starting new tasks: the start-ups past it
@@ -31,11 +32,20 @@ enum Begin {
 }
 
 impl Core {
-    /// Waits for timers, I/O and remote wakes (not at all if tasks are
-    /// runnable) and queues the tasks they woke.
-    fn collect_events(&mut self, timeout: Option<Duration>) -> std::io::Result<()> {
+    /// How long to wait for timers, I/O and remote wakes (not at all if
+    /// tasks are runnable); `None`: do not poll.
+    fn plan_wait(&mut self, timeout: Option<Duration>) -> Option<Option<Duration>> {
+        // Waiting for events is nobody's CPU time.
+        self.last_poll_end = None;
+        self.start_time = Duration::ZERO;
         let must_return = !self.run_queue.is_empty();
-        self.reactor.wait(timeout, must_return)?;
+        self.reactor.plan_wait(timeout, must_return)
+    }
+
+    /// Queues the tasks that the wait's events, due timers and remote
+    /// wakes woke.
+    fn end_wait(&mut self, events: Option<&mio::Events>) {
+        self.reactor.end_wait(events);
         // I/O first, then timers and other threads' wakes (docs/design.md §4 row 3).
         let mut woken = std::mem::take(&mut self.woken);
         self.reactor.take_io_woken(&mut woken);
@@ -44,7 +54,6 @@ impl Core {
         }
         self.woken = woken;
         self.queue_woken();
-        Ok(())
     }
 
     /// Moves the tasks woken through their wakers into the run queue.
@@ -109,7 +118,16 @@ impl Core {
             e.waker = waker;
             e.cpu += ran;
         }
+        let cancelled = self
+            .entry(key)
+            .is_some_and(|e| std::mem::take(&mut e.cancelled));
         match poll {
+            // Cancelled from another shard during the poll: cancelled wins,
+            // so that the canceller's join sees what it asked for.
+            _ if cancelled => {
+                self.finish(key, Err(TaskError::Cancelled));
+                self.doomed.push(future);
+            }
             Poll::Ready(outcome) => {
                 self.finish(key, outcome);
                 self.doomed.push(future);
@@ -135,56 +153,79 @@ impl Core {
     }
 }
 
-/// Runs one pass; the core must be installed on this thread.
+/// Runs one pass of `shard` on this thread.
 ///
 /// First collects what became ready (waiting up to `timeout` when nothing
 /// is runnable), then runs each task that is runnable, once.
-pub(crate) fn run_pass(timeout: Option<Duration>) -> std::io::Result<()> {
-    with_core(|c| {
-        // Waiting for events is nobody's CPU time.
-        c.last_poll_end = None;
-        c.start_time = Duration::ZERO;
-        c.collect_events(timeout)
-    })?;
-    let mut batch = with_core(|c| {
-        let spare = std::mem::take(&mut c.spare_queue);
-        std::mem::replace(&mut c.run_queue, spare)
-    });
+pub(crate) fn run_pass(
+    shard: &Shard,
+    poller: &mut Poller,
+    timeout: Option<Duration>,
+) -> std::io::Result<()> {
+    let plan = shard.core().plan_wait(timeout);
+    // Waits with the core unlocked: other shards may place tasks here.
+    let events = match plan {
+        Some(wait) => Some(poller.poll(wait)?),
+        None => None,
+    };
+    let mut core = shard.core();
+    core.end_wait(events);
+    let mut batch = core.take_batch();
+    // Tasks cancelled from other shards since the last pass.
+    let doomed = core.take_doomed();
+    if !doomed.is_empty() {
+        drop(core);
+        drop(doomed);
+        core = shard.core();
+    }
     let mut deferred = Vec::new();
+    // The core stays locked from one poll's end to the next one's start
+    // (one lock per task switch), and is let go of during each poll: the
+    // task's host calls take it.
     for key in batch.drain(..) {
-        if !poll_task(key) {
-            deferred.push(key);
+        let (mut future, waker) = match core.begin_poll(key) {
+            Begin::Poll(future, waker) => (future, waker),
+            Begin::Defer => {
+                deferred.push(key);
+                continue;
+            }
+            Begin::Gone => continue,
+        };
+        drop(core);
+        let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
+        core = shard.core();
+        let dead = core.end_poll(key, future, waker, poll);
+        if !dead.is_empty() {
+            // Dropping a task's future drops its store and the handles in
+            // it, whose destructors take the core: so with it let go of.
+            // That teardown is charged to no task.
+            drop(core);
+            drop(dead);
+            core = shard.core();
+            core.last_poll_end = None;
         }
     }
-    with_core(|c| {
-        if c.spare_queue.capacity() < batch.capacity() {
-            c.spare_queue = batch;
-        }
-        // Start-ups that did not fit begin the next pass, in order.
-        for key in deferred.into_iter().rev() {
-            c.run_queue.push_front(key);
-        }
-        // Tasks woken during the pass are runnable now, for `has_runnable`.
-        c.queue_woken();
-    });
+    core.end_pass(batch, deferred);
     Ok(())
 }
 
-/// Polls `key` once; false if it is a start-up deferred to the next pass.
-fn poll_task(key: TaskKey) -> bool {
-    let (mut future, waker) = match with_core(|c| c.begin_poll(key)) {
-        Begin::Poll(future, waker) => (future, waker),
-        Begin::Defer => return false,
-        Begin::Gone => return true,
-    };
-    let poll = future.as_mut().poll(&mut Context::from_waker(&waker));
-    let dead = with_core(|c| c.end_poll(key, future, waker, poll));
-    if !dead.is_empty() {
-        // Dropping a task's future drops its store and the handles in it,
-        // whose destructors reach the core again: so outside the borrow
-        // above. That teardown is charged to no task.
-        drop(dead);
-        with_core(|c| c.last_poll_end = None);
+impl Core {
+    /// The tasks to run in this pass: those runnable now.
+    fn take_batch(&mut self) -> VecDeque<TaskKey> {
+        let spare = std::mem::take(&mut self.spare_queue);
+        std::mem::replace(&mut self.run_queue, spare)
     }
-    true
+
+    /// Puts back the start-ups that did not fit, and queues what woke.
+    fn end_pass(&mut self, batch: VecDeque<TaskKey>, deferred: Vec<TaskKey>) {
+        if self.spare_queue.capacity() < batch.capacity() {
+            self.spare_queue = batch;
+        }
+        // Start-ups that did not fit begin the next pass, in order.
+        for key in deferred.into_iter().rev() {
+            self.run_queue.push_front(key);
+        }
+        // Tasks woken during the pass are runnable now, for `has_runnable`.
+        self.queue_woken();
+    }
 }

@@ -1,0 +1,143 @@
+//! How a task's end reaches whoever waits for it: join, cancel, release
+//! (a handle let go of), and the outcomes the embedder takes.
+
+use super::{Core, Entry, Holder, JoinState, TaskFuture, Wait, lock, report_unjoined};
+use crate::ids::TaskKey;
+use crate::outcome::{Outcome, TaskError};
+
+impl Core {
+    /// The outcome of `key` if it ended, which the caller now owns; else
+    /// records `joiner` to be woken when it ends.
+    pub(crate) fn poll_join(&mut self, key: TaskKey, joiner: TaskKey) -> JoinState {
+        let Some(e) = self.entry(key) else {
+            return JoinState::Gone;
+        };
+        if e.ended() {
+            let outcome = e.outcome.take().expect("ended task has an outcome");
+            let app = self.tasks.remove(key.slot).app;
+            lock(&self.apps).outcome_taken(app);
+            return JoinState::Ended(outcome);
+        }
+        e.joiner = Some(joiner);
+        JoinState::Running
+    }
+
+    /// Forgets the joiner of `key` (its join timed out or was dropped).
+    pub(crate) fn withdraw_join(&mut self, key: TaskKey) {
+        if let Some(e) = self.entry(key) {
+            e.joiner = None;
+        }
+    }
+
+    /// The holder of `key` lets go of it: the task is detached, and if it
+    /// already ended with an error nobody took, that error is reported now.
+    pub(crate) fn release(&mut self, key: TaskKey) {
+        let Some(e) = self.entry(key) else { return };
+        e.holder = Holder::Nobody;
+        e.joiner = None;
+        if e.ended() {
+            let e = self.tasks.remove(key.slot);
+            lock(&self.apps).outcome_taken(e.app);
+            report_unjoined(e.id, &e.entry, e.outcome.as_ref().expect("ended"));
+        }
+    }
+
+    /// Ends `key` with `cancelled` unless it has ended already. Its future
+    /// is kept in [`Core::take_doomed`], for the caller to drop with no
+    /// lock held.
+    pub(crate) fn cancel(&mut self, key: TaskKey) {
+        if self.current == Some(key) {
+            return; // a task cannot reach a handle of itself
+        }
+        let Some(e) = self.entry(key) else { return };
+        if e.outcome.is_some() {
+            return;
+        }
+        let Some(future) = e.future.take() else {
+            // Being polled by this shard's thread while another shard's
+            // task cancels it: it ends as that poll returns.
+            e.cancelled = true;
+            return;
+        };
+        self.doomed.push(future);
+        self.finish(key, Err(TaskError::Cancelled));
+    }
+
+    /// Records the end of `key` and hands the outcome to whoever holds it.
+    pub(super) fn finish(&mut self, key: TaskKey, outcome: Outcome) {
+        self.set_wait(key, Wait::Runnable);
+        self.live -= 1;
+        let e = self.entry(key).expect("finishing a live task");
+        e.queued = false;
+        // Cancelled before it ever ran.
+        let never_ran = !std::mem::replace(&mut e.started, true);
+        let (app, held) = (e.app, e.holder != Holder::Nobody);
+        self.unstarted -= usize::from(never_ran);
+        lock(&self.apps).ended(app, &outcome, held);
+        let e = self.entry(key).expect("finishing a live task");
+        let joiner = e.joiner.take();
+        if e.holder == Holder::Nobody {
+            let e: Entry = self.tasks.remove(key.slot);
+            report_unjoined(e.id, &e.entry, &outcome);
+        } else {
+            e.outcome = Some(outcome);
+        }
+        if let Some(joiner) = joiner {
+            self.schedule(joiner);
+        }
+    }
+
+    /// Takes the outcome of an ended task that the embedder holds.
+    pub(crate) fn take_outcome(&mut self, key: TaskKey) -> Option<Outcome> {
+        let e = self.entry(key)?;
+        if !e.ended() {
+            return None;
+        }
+        let outcome = e.outcome.take();
+        let app = self.tasks.remove(key.slot).app;
+        lock(&self.apps).outcome_taken(app);
+        outcome
+    }
+
+    /// Futures of tasks cancelled outside a pass, to drop with no lock held.
+    pub(crate) fn take_doomed(&mut self) -> Vec<TaskFuture> {
+        std::mem::take(&mut self.doomed)
+    }
+
+    /// Every future in the table, taken out to be dropped with no lock
+    /// held: the host is going away.
+    pub(crate) fn take_all_futures(&mut self) -> Vec<TaskFuture> {
+        let mut all = self.take_doomed();
+        all.extend(self.tasks.drain().filter_map(|e| e.future));
+        self.run_queue.clear();
+        self.reactor.clear_timers();
+        all
+    }
+
+    /// Tasks of this shard not yet ended.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn unstarted(&self) -> usize {
+        self.unstarted
+    }
+
+    pub(crate) fn has_runnable(&self) -> bool {
+        !self.run_queue.is_empty()
+    }
+
+    pub(crate) fn has_io_waits(&self) -> bool {
+        self.io_waits > 0 || self.reactor.has_io_sources()
+    }
+
+    pub(crate) fn has_timeouts(&self) -> bool {
+        self.reactor.has_timers()
+    }
+
+    /// Live tasks that nothing on this shard can wake: none runnable, no
+    /// timer, no I/O.
+    pub(crate) fn is_stuck(&self) -> bool {
+        self.live > 0 && !self.has_runnable() && !self.has_timeouts() && !self.has_io_waits()
+    }
+}

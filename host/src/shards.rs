@@ -1,0 +1,121 @@
+//! Every shard of a host, and what they share: the apps' counts and the
+//! queues (docs/design.md §3).
+//!
+//! Each task's store holds an `Arc` of this, so a host call finds its
+//! shard and the shared state through `&mut self`, not through a global.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::apps::{AppStats, Apps};
+use crate::engine::{AppLimits, Config};
+use crate::ids::{AppId, TaskKey};
+use crate::queue::Queues;
+use crate::shard::{Poller, Reactor, Remote, Shard, lock};
+
+/// The host's shards and their shared state.
+pub(crate) struct Shards {
+    /// The shards, by index.
+    shards: Box<[Shard]>,
+    /// Each app's limits, counts and statistics.
+    apps: Arc<Mutex<Apps>>,
+    /// The queues of every app (a queue may link tasks of any shards).
+    queues: Mutex<Queues>,
+    /// The id of the next task, over all shards.
+    next_id: AtomicU64,
+}
+
+impl Shards {
+    /// `count` shards (at least one) set up by `config`, and the poller of
+    /// each, for the thread that will run it.
+    pub(crate) fn new(config: &Config, count: usize) -> std::io::Result<(Arc<Self>, Vec<Poller>)> {
+        let reactors = (0..count.max(1))
+            .map(|_| Reactor::new())
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let peers: Arc<[Arc<Remote>]> = reactors.iter().map(|(r, _)| r.remote().clone()).collect();
+        let apps = Arc::new(Mutex::new(Apps::new(
+            AppLimits::from(config),
+            config.max_tasks as usize,
+        )));
+        let (reactors, pollers): (Vec<_>, Vec<_>) = reactors.into_iter().unzip();
+        let shards = reactors
+            .into_iter()
+            .enumerate()
+            .map(|(index, reactor)| {
+                Shard::new(
+                    index,
+                    reactor,
+                    peers.clone(),
+                    apps.clone(),
+                    config.time_slice,
+                )
+            })
+            .collect();
+        let this = Arc::new(Self {
+            shards,
+            apps,
+            queues: Mutex::new(Queues::new(config.max_queue_bytes)),
+            next_id: AtomicU64::new(1),
+        });
+        Ok((this, pollers))
+    }
+
+    /// The shards, by index.
+    pub(crate) fn all(&self) -> &[Shard] {
+        &self.shards
+    }
+
+    /// The shard that runs `task`.
+    pub(crate) fn of(&self, task: TaskKey) -> &Shard {
+        &self.shards[task.shard]
+    }
+
+    /// The apps' counts: a leaf lock (nothing else is taken under it).
+    pub(crate) fn apps(&self) -> MutexGuard<'_, Apps> {
+        lock(&self.apps)
+    }
+
+    /// The queues: a leaf lock (nothing else is taken under it).
+    pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
+        lock(&self.queues)
+    }
+
+    /// Gives `app` limits of its own (a tenant's).
+    pub(crate) fn register_app(&self, app: AppId, limits: AppLimits) {
+        self.apps().register(app, limits);
+        self.queues().set_max_bytes(app, limits.max_queue_bytes);
+    }
+
+    /// A task id never handed out before.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The shard a task spawned by a task of shard `parent` runs on
+    /// (docs/design.md §3): the parent's, unless that is the only one.
+    pub(crate) fn place(&self, parent: usize) -> usize {
+        parent
+    }
+
+    /// Tasks of every shard that have not ended.
+    pub(crate) fn live(&self) -> usize {
+        self.apps().live()
+    }
+
+    /// How the tasks of `app` have fared so far.
+    pub(crate) fn stats(&self, app: AppId) -> AppStats {
+        self.apps().stats(app)
+    }
+
+    /// Asks every shard to cancel its tasks and stop.
+    pub(crate) fn request_stop(&self) {
+        for shard in self.all() {
+            shard.remote.request_stop();
+        }
+    }
+
+    /// Whether a stop was asked for.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.shards[0].remote.stop_requested()
+    }
+}
