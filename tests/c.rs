@@ -21,7 +21,12 @@ fn run(name: &str, entry: &str) -> Run {
 
 #[test]
 fn c_printers_take_turns() {
-    let run = run("printer", "main");
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--threads"),
+        Path::new("1"),
+        &c_guest("printer"),
+    ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines(),

@@ -23,8 +23,11 @@ fn run(app: &Path) -> Run {
 
 /// `mtask-host run -v --cache-dir <cache> printer.wasm`.
 fn run_cached(cache: &Path) -> Run {
+    // One thread: the printers' order is compared between runs.
     host_run([
         Path::new("run"),
+        Path::new("--threads"),
+        Path::new("1"),
         Path::new("-v"),
         Path::new("--cache-dir"),
         cache,

@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use mtask_host::{Config, Error, TaskError, TaskManager};
 
 /// A manager with room for `max_tasks` live tasks and the tests' cache.
+/// A manager with one shard: these tests drive passes with `run_next` and
+/// check what each pass did, which is one shard's order.
 fn manager_for(max_tasks: u32) -> TaskManager {
     let cache_dir = Some(support::target_dir().join("mtask-test-cache"));
     TaskManager::new(Config {
         max_tasks,
         cache_dir,
+        threads: 1,
         ..Config::default()
     })
     .expect("manager")

@@ -19,10 +19,22 @@ fn run(name: &str) -> Run {
     ])
 }
 
+/// [`run`] on one scheduler thread, for multitask's exact order.
+fn run_in_order(name: &str) -> Run {
+    host_run([
+        Path::new("run"),
+        Path::new("--time-slice"),
+        Path::new("1s"),
+        Path::new("--threads"),
+        Path::new("1"),
+        &python_guest(name),
+    ])
+}
+
 #[test]
 fn python_printers_take_turns_line_by_line() {
     // The SDK buffers stdout by line, so a print reaches the host whole.
-    let run = run("printer");
+    let run = run_in_order("printer");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines(),

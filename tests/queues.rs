@@ -4,19 +4,19 @@
 mod support;
 
 use mtask_host::{Config, TaskManager};
-use support::{guest, number_after, run_entry, run_guest};
+use support::{guest, number_after, run_entry, run_guest, run_in_order};
 
 #[test]
 fn a_put_that_wakes_a_getter_runs_first_as_in_multitask() {
     // Row 10: Queue([1,2,3], maxsize=3); other, getter (3 gets), putter (4,5,6).
-    let run = run_entry("queueing", "order_main");
+    let run = run_in_order("queueing", "order_main");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), ["other", "1", "4", "2", "5", "3", "6"]);
 }
 
 #[test]
 fn waiting_getters_are_served_in_arrival_order() {
-    let run = run_entry("queueing", "fifo_main");
+    let run = run_in_order("queueing", "fifo_main");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines(),

@@ -8,7 +8,7 @@ use support::{number_after, run_entry};
 #[test]
 fn yield_interleaves_tasks_in_fifo_order() {
     // Row 1: three printers that yield print 1,2,3,1,2,3,...
-    let run = run_entry("conformance", "order_main");
+    let run = support::run_in_order("conformance", "order_main");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.lines(), ["1", "2", "3", "1", "2", "3", "1", "2", "3"]);
 }
@@ -94,6 +94,8 @@ fn a_slow_start_up_does_not_use_up_the_first_slice() {
         std::path::Path::new("run"),
         std::path::Path::new("--time-slice"),
         std::path::Path::new("100ms"),
+        std::path::Path::new("--threads"),
+        std::path::Path::new("1"),
         &app,
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);

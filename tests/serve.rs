@@ -132,7 +132,9 @@ fn one_tenants_trap_leaves_the_others_alone() {
             p = guest("printer").display()
         ),
     );
-    let run = host_run([PathBuf::from("serve"), file]);
+    // One thread, for the printers' exact order.
+    let args = ["serve".into(), "--threads".into(), "1".into(), file];
+    let run = host_run::<PathBuf>(args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines(),

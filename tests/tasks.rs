@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::run_entry;
+use support::{run_entry, run_in_order};
 
 #[test]
 fn children_return_values_and_raise_errors_to_the_parent() {
@@ -18,7 +18,7 @@ fn children_return_values_and_raise_errors_to_the_parent() {
 
 #[test]
 fn printer_example_alternates_hello_and_goodbye() {
-    let run = run_entry("printer", "main");
+    let run = run_in_order("printer", "main");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.lines(),

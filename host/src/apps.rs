@@ -6,6 +6,8 @@
 //! the shares are reserved).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::engine::AppLimits;
 use crate::ids::AppId;
@@ -56,6 +58,8 @@ pub(crate) struct Apps {
     default_limits: AppLimits,
     /// Tasks of every app that have not ended.
     live: usize,
+    /// `live` for readers that take no lock (a shard checks it each pass).
+    live_seen: Arc<AtomicUsize>,
     /// The most tasks that may be alive at once in the host.
     max_live: usize,
 }
@@ -66,13 +70,19 @@ impl Apps {
             apps: HashMap::new(),
             default_limits,
             live: 0,
+            live_seen: Arc::default(),
             max_live,
         }
     }
 
-    /// Tasks of every app that have not ended.
-    pub(crate) fn live(&self) -> usize {
-        self.live
+    /// The count of live tasks, kept up to date for readers with no lock.
+    pub(crate) fn live_seen(&self) -> Arc<AtomicUsize> {
+        self.live_seen.clone()
+    }
+
+    fn set_live(&mut self, live: usize) {
+        self.live = live;
+        self.live_seen.store(live, Ordering::SeqCst);
     }
 
     /// Gives `app` limits of its own (a tenant's).
@@ -111,7 +121,7 @@ impl Apps {
         let record = self.apps.entry(app).or_default();
         record.stats.started += 1;
         record.live += 1;
-        self.live += 1;
+        self.set_live(self.live + 1);
         Ok(())
     }
 
@@ -121,17 +131,17 @@ impl Apps {
         if let Some(record) = self.apps.get_mut(&app) {
             record.stats.started -= 1;
             record.live -= 1;
-            self.live -= 1;
+            self.set_live(self.live - 1);
         }
     }
 
     /// Counts the end of a task of `app`; `held` if its outcome is kept for
-    /// a joiner.
-    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, held: bool) {
+    /// a joiner. Gives the tasks of every app still alive.
+    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, held: bool) -> usize {
+        self.set_live(self.live - 1);
         let record = self.apps.entry(app).or_default();
         record.live -= 1;
         record.held += usize::from(held);
-        self.live -= 1;
         let stats = &mut record.stats;
         match outcome {
             Ok(_) => stats.succeeded += 1,
@@ -140,6 +150,7 @@ impl Apps {
             Err(TaskError::Limit(_)) => stats.limited += 1,
             Err(TaskError::Cancelled) => stats.cancelled += 1,
         }
+        self.live
     }
 
     /// A kept outcome of `app` was taken (or let go of).

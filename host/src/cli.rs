@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, parse_threads};
 use crate::{CacheNote, CodeOrigin, Config, DirGrant, TaskManager};
 
 /// Run WebAssembly components as cooperative, sandboxed tasks.
@@ -46,6 +46,10 @@ enum Command {
         /// failed, trapped, over a limit, cancelled.
         #[arg(long)]
         summary: bool,
+        /// How many scheduler threads run the tasks; overrides `threads`
+        /// under [host]. [default: one per available core]
+        #[arg(long, value_name = "N", value_parser = parse_threads)]
+        threads: Option<usize>,
     },
 }
 
@@ -89,6 +93,11 @@ struct RunArgs {
     /// the others run (`10ms`, `500us`, `1s`).
     #[arg(long, default_value = "10ms", value_name = "TIME", value_parser = parse_duration)]
     time_slice: Duration,
+
+    /// How many scheduler threads run the tasks. With 1, tasks step in
+    /// multitask's exact order. [default: one per available core]
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    threads: Option<usize>,
 
     /// Never preempt: a task runs until it waits. Slightly faster code, but
     /// a task that loops holds every other task up.
@@ -150,7 +159,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(*args),
-        Command::Serve { config, summary } => crate::serve::serve(&config, summary),
+        Command::Serve {
+            config,
+            summary,
+            threads,
+        } => crate::serve::serve(&config, summary, threads),
     }
 }
 
@@ -189,6 +202,7 @@ fn run(args: RunArgs) -> ExitCode {
         max_sockets,
         time_slice: args.time_slice,
         preempt: !args.no_preempt,
+        threads: args.threads.unwrap_or_else(crate::engine::default_threads),
         cpu_budget: args.cpu_budget,
         cache_dir: if args.no_cache {
             None

@@ -38,6 +38,19 @@ pub struct Config {
     /// Where compiled components are kept between runs; `None` compiles
     /// every time. Defaults to [`crate::cache::default_dir`].
     pub cache_dir: Option<PathBuf>,
+    /// How many scheduler shards (threads) run the tasks, at most
+    /// [`MAX_THREADS`]. With one, tasks step in multitask's exact order
+    /// (docs/design.md §4); with more, the orders of docs/design.md §3
+    /// hold. Defaults to [`default_threads`]: one per available core.
+    pub threads: usize,
+}
+
+/// The most scheduler threads a host may have.
+pub const MAX_THREADS: usize = 256;
+
+/// One scheduler thread per core this process may use.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS))
 }
 
 impl Default for Config {
@@ -52,6 +65,7 @@ impl Default for Config {
             preempt: true,
             cpu_budget: None,
             cache_dir: crate::cache::default_dir(),
+            threads: default_threads(),
         }
     }
 }
@@ -158,6 +172,13 @@ impl Config {
                 show_size(self.max_memory as u128),
                 show_size(reserved),
                 show_size(ADDRESS_BUDGET)
+            ));
+        }
+        if !(1..=MAX_THREADS).contains(&self.threads) {
+            return Err(format!(
+                "{} {} is not between 1 and {MAX_THREADS}",
+                name("threads"),
+                self.threads
             ));
         }
         if self.cpu_budget.is_some() && !self.preempt {

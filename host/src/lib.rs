@@ -15,6 +15,7 @@
 //! - `shards`: every shard of a host and what they share (the apps' counts,
 //!   the queues); each task's store holds it, so host calls reach their
 //!   shard through `&mut self`.
+//! - `runner`: runs the shards, a thread each, until every task ended.
 //! - `waits`: the futures a task waits on inside a host call (yield, sleep,
 //!   join) and the deadline each can carry.
 //! - `iface`: the host side of each WIT interface, one file each:
@@ -71,6 +72,7 @@ pub mod net_policy;
 mod outcome;
 pub mod program;
 mod queue;
+mod runner;
 mod serve;
 mod shard;
 mod shards;

@@ -86,39 +86,6 @@ impl StopHandle {
     }
 }
 
-/// Ends every live task of `shard` with `cancelled`; their stores (and
-/// sockets) drop, one at a time with no lock held.
-fn cancel_all(shard: &shard::Shard) {
-    let keys: Vec<TaskKey> = shard
-        .core()
-        .live_tasks()
-        .into_iter()
-        .map(|(key, _, _)| key)
-        .collect();
-    for key in keys {
-        let doomed = {
-            let mut core = shard.core();
-            core.cancel(key);
-            core.take_doomed()
-        };
-        drop(doomed);
-    }
-}
-
-/// Writes one line per live task to stderr.
-fn dump_tasks(shards: &Shards, names: &HashMap<AppId, String>) {
-    let tasks: Vec<_> = shards
-        .all()
-        .iter()
-        .flat_map(|shard| shard.core().live_tasks())
-        .collect();
-    eprintln!("mtask-host: {} live tasks", tasks.len());
-    for (key, entry, app) in tasks {
-        let app = names.get(&app).map_or("?", String::as_str);
-        eprintln!("mtask-host:   task {} `{entry}` of {app}", key.id);
-    }
-}
-
 impl TaskManager {
     /// A manager with an engine sized by `config`.
     pub fn new(config: Config) -> Result<Self, Error> {
@@ -134,7 +101,8 @@ impl TaskManager {
             |state| state,
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
-        let (shards, pollers) = Shards::new(&config, 1).map_err(|e| Error::Host(e.to_string()))?;
+        let (shards, pollers) =
+            Shards::new(&config, config.threads).map_err(|e| Error::Host(e.to_string()))?;
         let ticker = config.preempt.then(|| Ticker::start(&engine));
         Ok(Self {
             engine,
@@ -193,7 +161,7 @@ impl TaskManager {
         let shards = &self.shards;
         shards.register_app(program.app(), limits);
         shards.apps().reserve(program.app()).map_err(Error::Limit)?;
-        let shard = shards.place(0);
+        let shard = shards.place_new();
         let entry = entry.into();
         let key = spawn(
             shards,
@@ -213,30 +181,7 @@ impl TaskManager {
     /// another, and no timer or I/O can wake any of them).
     pub fn run(&mut self) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
-        let shard = &self.shards.all()[0];
-        let poller = &mut self.pollers[0];
-        loop {
-            if shard.remote.take_dump_request() {
-                dump_tasks(&self.shards, &self.names);
-            }
-            let (live, stuck) = {
-                let core = shard.core();
-                (core.live(), core.is_stuck())
-            };
-            if live == 0 {
-                return Ok(());
-            }
-            if shard.remote.stop_requested() {
-                cancel_all(shard);
-                return Ok(());
-            }
-            if stuck {
-                return Err(Error::Host(format!(
-                    "deadlock: {live} tasks wait on each other"
-                )));
-            }
-            shard::run_pass(shard, poller, None).map_err(|e| Error::Host(e.to_string()))?;
-        }
+        crate::runner::run(&self.shards, &mut self.pollers, &self.names)
     }
 
     /// A handle that stops [`run`](Self::run) from another thread (a signal

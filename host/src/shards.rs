@@ -4,7 +4,7 @@
 //! Each task's store holds an `Arc` of this, so a host call finds its
 //! shard and the shared state through `&mut self`, not through a global.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::apps::{AppStats, Apps};
@@ -12,6 +12,10 @@ use crate::engine::{AppLimits, Config};
 use crate::ids::{AppId, TaskKey};
 use crate::queue::Queues;
 use crate::shard::{Poller, Reactor, Remote, Shard, lock};
+
+/// How many fewer live tasks another shard must have for a spawned task
+/// to go there rather than to its parent's shard.
+const PLACE_SLACK: usize = 2;
 
 /// The host's shards and their shared state.
 pub(crate) struct Shards {
@@ -23,6 +27,8 @@ pub(crate) struct Shards {
     queues: Mutex<Queues>,
     /// The id of the next task, over all shards.
     next_id: AtomicU64,
+    /// Tasks of every shard that have not ended (kept by `apps`).
+    live: Arc<AtomicUsize>,
 }
 
 impl Shards {
@@ -51,7 +57,9 @@ impl Shards {
                 )
             })
             .collect();
+        let live = lock(&apps).live_seen();
         let this = Arc::new(Self {
+            live,
             shards,
             apps,
             queues: Mutex::new(Queues::new(config.max_queue_bytes)),
@@ -92,14 +100,62 @@ impl Shards {
     }
 
     /// The shard a task spawned by a task of shard `parent` runs on
-    /// (docs/design.md §3): the parent's, unless that is the only one.
+    /// (docs/design.md §3): the parent's, so that a parent and its child
+    /// share caches and their queue and join wakes stay on one thread,
+    /// unless the least loaded shard has at least [`PLACE_SLACK`] fewer
+    /// live tasks. A burst of spawns so spreads evenly, and a spawn-join
+    /// loop stays home.
     pub(crate) fn place(&self, parent: usize) -> usize {
-        parent
+        let (least, least_load) = self.least_loaded();
+        if self.load(parent) >= least_load + PLACE_SLACK {
+            least
+        } else {
+            parent
+        }
+    }
+
+    /// Where a task the embedder adds runs: the least loaded shard (the
+    /// first, among equals).
+    pub(crate) fn place_new(&self) -> usize {
+        self.least_loaded().0
+    }
+
+    fn load(&self, shard: usize) -> usize {
+        self.shards[shard].remote.load.load(Ordering::Relaxed)
+    }
+
+    fn least_loaded(&self) -> (usize, usize) {
+        (0..self.shards.len())
+            .map(|i| (i, self.load(i)))
+            .min_by_key(|&(i, load)| (load, i))
+            .expect("a host has a shard")
+    }
+
+    /// Whether every shard waits on another and none can: each is parked
+    /// stuck with no wake pending, and none ran a pass between two looks
+    /// (so no task ran that could have woken another).
+    pub(crate) fn deadlocked(&self) -> bool {
+        let look = || {
+            self.shards
+                .iter()
+                .map(|s| {
+                    let r = &s.remote;
+                    let still = r.parked_stuck.load(Ordering::SeqCst) && !r.has_pending_wakes();
+                    (still, r.passes.load(Ordering::SeqCst))
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = look();
+        if !first.iter().all(|&(stuck, _)| stuck) {
+            return false;
+        }
+        let confirmed = self.shards.iter().all(|s| s.core().stuck_now());
+        confirmed && look() == first
     }
 
     /// Tasks of every shard that have not ended.
     pub(crate) fn live(&self) -> usize {
-        self.apps().live()
+        self.live.load(Ordering::SeqCst)
     }
 
     /// How the tasks of `app` have fared so far.

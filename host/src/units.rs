@@ -1,5 +1,5 @@
 //! Durations and sizes as people write them on a command line or in a
-//! tenants file: `10ms`, `2s`, `64MiB`.
+//! tenants file: `10ms`, `2s`, `64MiB`, and thread counts.
 
 use std::time::Duration;
 
@@ -39,6 +39,17 @@ pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     };
     n.checked_mul(1 << shift)
         .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+/// A thread count between 1 and `engine::MAX_THREADS`.
+pub(crate) fn parse_threads(text: &str) -> Result<usize, String> {
+    let max = crate::engine::MAX_THREADS;
+    match text.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{text}` is not a number of threads between 1 and {max}"
+        )),
+    }
 }
 
 #[cfg(test)]

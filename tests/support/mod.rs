@@ -168,6 +168,16 @@ pub fn run_entry(guest_name: &str, entry: &str) -> Run {
     ])
 }
 
+/// The flags that pin a run to one scheduler thread, where tasks step in
+/// multitask's exact order (docs/design.md §4): tests of that order use them.
+pub const ONE_THREAD: [&str; 2] = ["--threads", "1"];
+
+/// Runs `mtask-host run --threads 1 --entry <entry> <guest>`: for a test
+/// of multitask's exact order.
+pub fn run_in_order(guest_name: &str, entry: &str) -> Run {
+    run_guest(guest_name, entry, &ONE_THREAD, &[])
+}
+
 /// Starts `cmd` with stdout piped and reads up to its `listening on ADDR`
 /// line; returns the child, the rest of its stdout, and ADDR.
 pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, SocketAddr) {

@@ -52,6 +52,36 @@ impl<S: mio::event::Source> Registered<S> {
     }
 }
 
+impl<S: mio::event::Source> Registered<S> {
+    /// Moves the socket's registration to the reactor of the task's shard
+    /// (a socket handed to a child placed on another shard), so that its
+    /// readiness wakes the child without a detour. It starts out ready
+    /// both ways there, which only costs one attempt that may block.
+    pub(crate) fn rehome(&mut self, ctx: &TaskCtx) -> wasmtime::Result<()> {
+        if self.shard == ctx.me.shard {
+            return Ok(());
+        }
+        let home = &self.shards.all()[self.shard];
+        home.core().reactor.deregister(self.source, &mut self.io);
+        let registered = ctx.core().reactor.register(&mut self.io);
+        self.shard = ctx.me.shard;
+        match registered {
+            Ok(source) => {
+                self.source = source;
+                Ok(())
+            }
+            Err(e) => {
+                // Registered nowhere: its drop must not take another
+                // socket's slot. The child traps, which drops it.
+                self.source = SourceKey::MAX;
+                Err(wasmtime::Error::msg(format!(
+                    "cannot register a socket handed over: {e}"
+                )))
+            }
+        }
+    }
+}
+
 /// Waits until `source` is ready in `direction` (true) or the deadline
 /// passes (false). Created right after an attempt that would block.
 ///

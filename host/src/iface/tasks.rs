@@ -53,14 +53,24 @@ impl Host for TaskState {
 
     fn take_handles(&mut self) -> wasmtime::Result<Vec<Handle>> {
         let handover = std::mem::take(&mut self.handover);
+        let (ctx, table) = self.parts()?;
         handover
             .into_iter()
             .map(|h| match h {
-                Handover::Task(task) => Ok(Handle::Task(self.table.push(task)?)),
-                Handover::Queue(queue) => Ok(Handle::Queue(self.table.push(queue)?)),
-                Handover::TcpListener(h) => Ok(Handle::TcpListener(self.table.push(h)?)),
-                Handover::TcpStream(h) => Ok(Handle::TcpStream(self.table.push(h)?)),
-                Handover::UdpSocket(h) => Ok(Handle::UdpSocket(self.table.push(h)?)),
+                Handover::Task(task) => Ok(Handle::Task(table.push(task)?)),
+                Handover::Queue(queue) => Ok(Handle::Queue(table.push(queue)?)),
+                Handover::TcpListener(mut h) => {
+                    h.rehome(ctx)?;
+                    Ok(Handle::TcpListener(table.push(h)?))
+                }
+                Handover::TcpStream(mut h) => {
+                    h.rehome(ctx)?;
+                    Ok(Handle::TcpStream(table.push(h)?))
+                }
+                Handover::UdpSocket(mut h) => {
+                    h.rehome(ctx)?;
+                    Ok(Handle::UdpSocket(table.push(h)?))
+                }
             })
             .collect()
     }

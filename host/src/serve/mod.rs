@@ -91,7 +91,7 @@ fn start(
 }
 
 /// Runs `mtask-host serve`.
-pub(crate) fn serve(path: &Path, summary: bool) -> ExitCode {
+pub(crate) fn serve(path: &Path, summary: bool, threads: Option<usize>) -> ExitCode {
     let fail = |message: String| {
         eprintln!("mtask-host: {message}");
         ExitCode::from(2)
@@ -105,10 +105,13 @@ pub(crate) fn serve(path: &Path, summary: bool) -> ExitCode {
         open_files: crate::files::raise_limit(),
         memory: crate::engine::physical_memory(),
     };
-    let file = match parse(&text, budget) {
+    let mut file = match parse(&text, budget) {
         Ok(file) => file,
         Err(e) => return fail(format!("{shown}: {e}")),
     };
+    if let Some(threads) = threads {
+        file.config.threads = threads;
+    }
     crate::files::reserve_table((file.files() + crate::files::HOST_FILES).min(budget.open_files));
     let mut manager = match TaskManager::new(file.config) {
         Ok(m) => m,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::shares::{reserve_files, reserve_memory, reserve_tasks};
 use super::tenant::{Tenant, TenantTable};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::units::{parse_duration, parse_size};
+use crate::units::{parse_duration, parse_size, parse_threads};
 use crate::{AppLimits, Config, DirGrant};
 
 /// The `[host]` table.
@@ -21,6 +21,7 @@ struct HostTable {
     max_sockets: Option<usize>,
     max_queue_bytes: Option<String>,
     max_app_memory: Option<String>,
+    threads: Option<usize>,
 }
 
 /// The whole file, checked: the host's settings and the tenants.
@@ -75,6 +76,9 @@ pub(super) fn parse(text: &str, budget: Budget) -> Result<TenantsFile, String> {
     }
     if let Some(t) = &host.cpu_budget {
         config.cpu_budget = Some(in_host("cpu_budget", parse_duration(t))?);
+    }
+    if let Some(n) = host.threads {
+        config.threads = in_host("threads", parse_threads(&n.to_string()))?;
     }
     if let Some(s) = &host.max_queue_bytes {
         config.max_queue_bytes = in_host("max_queue_bytes", parse_size(s))? as usize;

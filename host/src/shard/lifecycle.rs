@@ -73,7 +73,14 @@ impl Core {
         let never_ran = !std::mem::replace(&mut e.started, true);
         let (app, held) = (e.app, e.holder != Holder::Nobody);
         self.unstarted -= usize::from(never_ran);
-        lock(&self.apps).ended(app, &outcome, held);
+        let left = lock(&self.apps).ended(app, &outcome, held);
+        self.publish_load();
+        if left == 0 {
+            // The host's last task: every shard's loop may stop now.
+            for peer in self.peers.iter() {
+                peer.interrupt();
+            }
+        }
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
         if e.holder == Holder::Nobody {
@@ -114,11 +121,6 @@ impl Core {
         all
     }
 
-    /// Tasks of this shard not yet ended.
-    pub(crate) fn live(&self) -> usize {
-        self.live
-    }
-
     pub(crate) fn unstarted(&self) -> usize {
         self.unstarted
     }
@@ -133,11 +135,5 @@ impl Core {
 
     pub(crate) fn has_timeouts(&self) -> bool {
         self.reactor.has_timers()
-    }
-
-    /// Live tasks that nothing on this shard can wake: none runnable, no
-    /// timer, no I/O.
-    pub(crate) fn is_stuck(&self) -> bool {
-        self.live > 0 && !self.has_runnable() && !self.has_timeouts() && !self.has_io_waits()
     }
 }

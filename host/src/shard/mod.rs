@@ -266,7 +266,34 @@ impl Core {
         });
         self.live += 1;
         self.unstarted += 1;
+        self.publish_load();
         self.run_queue.push_back(key);
+    }
+
+    /// No task runnable or being polled, and no timer or I/O that could
+    /// wake one (or no task at all): only another shard can give this one
+    /// work.
+    pub(crate) fn stuck_now(&self) -> bool {
+        self.current.is_none()
+            && !self.has_runnable()
+            && !self.has_timeouts()
+            && !self.has_io_waits()
+    }
+
+    /// Lets other shards see how many tasks this one has, to place theirs.
+    fn publish_load(&self) {
+        let load = &self.reactor.remote().load;
+        load.store(self.live, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Publishes [`Core::stuck_now`] for the deadlock check.
+    pub(crate) fn park_if_stuck(&self) -> bool {
+        let stuck = self.stuck_now();
+        let remote = self.reactor.remote();
+        remote
+            .parked_stuck
+            .store(stuck, std::sync::atomic::Ordering::SeqCst);
+        stuck
     }
 
     fn entry(&mut self, key: TaskKey) -> Option<&mut Entry> {

@@ -5,7 +5,7 @@
 //! The scheduler asks it once between passes to collect what became ready.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
@@ -67,6 +67,15 @@ pub(crate) struct Remote {
     stop: AtomicBool,
     /// Someone asked for a list of the live tasks.
     dump: AtomicBool,
+    /// The shard's live tasks, for placing new ones (written under its
+    /// core's lock, read by anyone).
+    pub(crate) load: AtomicUsize,
+    /// The shard has tasks, and none can run or be woken by a timer or
+    /// I/O: it waits for another shard (or for nothing: a deadlock).
+    pub(crate) parked_stuck: AtomicBool,
+    /// Passes begun, so that a look at every shard can tell whether any
+    /// ran meanwhile.
+    pub(crate) passes: AtomicU64,
 }
 
 impl Remote {
@@ -77,6 +86,17 @@ impl Remote {
         // A failed wake (in `nudge`) means the poller is gone: nothing left
         // to wake.
         self.nudge();
+    }
+
+    /// Makes the shard's current or next wait return at once, to look at
+    /// the host's state (every task ended, a deadlock).
+    pub(crate) fn interrupt(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// Whether a wake is waiting to be collected.
+    pub(crate) fn has_pending_wakes(&self) -> bool {
+        self.has_woken()
     }
 
     /// Interrupts the poll if the scheduler sleeps (work was placed on it).
@@ -199,6 +219,9 @@ impl Reactor {
                 sleeping: AtomicBool::new(false),
                 stop: AtomicBool::new(false),
                 dump: AtomicBool::new(false),
+                load: AtomicUsize::new(0),
+                parked_stuck: AtomicBool::new(false),
+                passes: AtomicU64::new(0),
             }),
         };
         Ok((reactor, poller))
@@ -364,6 +387,8 @@ impl Reactor {
     /// I/O is collected before timers fire, so that an operation whose
     /// readiness and deadline land together sees the readiness (docs/design.md §4 row 3).
     pub(crate) fn end_wait(&mut self, events: Option<&mio::Events>) {
+        self.remote.parked_stuck.store(false, Ordering::SeqCst);
+        self.remote.passes.fetch_add(1, Ordering::SeqCst);
         if let Some(events) = events {
             self.remote.sleeping.store(false, Ordering::SeqCst);
             self.note_events(events);

@@ -111,6 +111,35 @@ fn ticker((period_ms, rounds): (u64, u32)) -> mtask::Result<Vec<u64>> {
     Ok(late)
 }
 
+/// About a millisecond of arithmetic on this machine, then a yield, `units`
+/// times; returns a checksum so the work is not optimised away.
+fn work(units: u32) -> mtask::Result<u64> {
+    let mut x: u64 = 1;
+    for _ in 0..units {
+        for i in 0..400_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(i));
+        }
+        mtask::yield_now();
+    }
+    Ok(x)
+}
+
+/// `mtask-host run bench.wasm --entry crunch -- TASKS UNITS`: TASKS children
+/// each doing `work(UNITS)`, joined; a CPU-bound app.
+fn crunch() -> mtask::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
+    let (Some(Ok(tasks)), Some(Ok(units))) = (args.next(), args.next()) else {
+        return Err(mtask::Error::Invalid("usage: crunch TASKS UNITS".into()));
+    };
+    let children: Vec<mtask::Task<u64>> = (0..tasks)
+        .map(|_| mtask::spawn_fn(work, &units))
+        .collect::<Result<_, _>>()?;
+    for child in children {
+        child.join()?;
+    }
+    Ok(())
+}
+
 mtask::entries!(
-    yielder, spawner, nothing, idle, pinger, ponger, producer, consumer, spin, ticker
+    yielder, spawner, nothing, idle, pinger, ponger, producer, consumer, spin, ticker, work, crunch
 );

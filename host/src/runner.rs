@@ -1,0 +1,160 @@
+//! Runs a host's shards, one thread each, until every task has ended, a
+//! stop is asked for, or the tasks left can never run again
+//! (docs/design.md §3).
+//!
+//! The calling thread runs shard 0 and answers requests to list the tasks;
+//! the others get a thread each for the length of the run. A shard whose
+//! tasks all wait on other shards parks in its poll; the last to park
+//! sees that every shard is parked, which is a deadlock.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::engine::tokio_runtime;
+use crate::error::Error;
+use crate::ids::{AppId, TaskKey};
+use crate::shard::{self, Poller, Shard, lock};
+use crate::shards::Shards;
+
+/// What the shards of one run share.
+struct Run<'a> {
+    /// The shards.
+    shards: &'a Shards,
+    /// Set when the run is over, for every shard's loop.
+    over: AtomicBool,
+    /// Why it is over, if that is an error.
+    error: Mutex<Option<Error>>,
+}
+
+impl Run<'_> {
+    /// Ends the run (with `error`, unless one is recorded already) and
+    /// wakes every shard to see it.
+    fn end(&self, error: Option<Error>) {
+        if let Some(error) = error {
+            lock(&self.error).get_or_insert(error);
+        }
+        self.over.store(true, Ordering::SeqCst);
+        for shard in self.shards.all() {
+            shard.remote.interrupt();
+        }
+    }
+}
+
+/// Runs every shard until the run ends; the names of the apps are for
+/// listings.
+pub(crate) fn run(
+    shards: &Shards,
+    pollers: &mut [Poller],
+    names: &HashMap<AppId, String>,
+) -> Result<(), Error> {
+    let run = Run {
+        shards,
+        over: AtomicBool::new(false),
+        error: Mutex::new(None),
+    };
+    let (first, rest) = pollers.split_first_mut().expect("a host has a shard");
+    std::thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for (i, poller) in rest.iter_mut().enumerate() {
+            let run = &run;
+            let spawned = std::thread::Builder::new()
+                .name(format!("mtask-shard-{}", i + 1))
+                .spawn_scoped(scope, move || {
+                    let _tokio = tokio_runtime().enter();
+                    run_shard(run, i + 1, poller, None)
+                });
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(e) => {
+                    run.end(Some(Error::Host(format!(
+                        "cannot start a shard thread: {e}"
+                    ))));
+                    break;
+                }
+            }
+        }
+        run_shard(&run, 0, first, Some(names));
+        for thread in threads {
+            if thread.join().is_err() {
+                run.end(Some(Error::Host("a scheduler thread panicked".into())));
+            }
+        }
+    });
+    // A task a busy shard placed on one that had already stopped.
+    for shard in shards.all() {
+        cancel_all(shard);
+    }
+    match lock(&run.error).take() {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The loop of shard `index`; shard 0 also lists the tasks when asked.
+fn run_shard(
+    run: &Run<'_>,
+    index: usize,
+    poller: &mut Poller,
+    names: Option<&HashMap<AppId, String>>,
+) {
+    let shard = &run.shards.all()[index];
+    loop {
+        if let Some(names) = names
+            && shard.remote.take_dump_request()
+        {
+            dump_tasks(run.shards, names);
+        }
+        if run.over.load(Ordering::SeqCst) {
+            return;
+        }
+        if run.shards.live() == 0 {
+            return run.end(None);
+        }
+        if shard.remote.stop_requested() {
+            cancel_all(shard);
+            return;
+        }
+        if shard.core().park_if_stuck() && run.shards.deadlocked() {
+            let live = run.shards.live();
+            let why = format!("deadlock: {live} tasks wait on each other");
+            return run.end(Some(Error::Host(why)));
+        }
+        if let Err(e) = shard::run_pass(shard, poller, None) {
+            return run.end(Some(Error::Host(e.to_string())));
+        }
+    }
+}
+
+/// Ends every live task of `shard` with `cancelled`; their stores (and
+/// sockets) drop, one at a time with no lock held.
+pub(crate) fn cancel_all(shard: &Shard) {
+    let keys: Vec<TaskKey> = shard
+        .core()
+        .live_tasks()
+        .into_iter()
+        .map(|(key, _, _)| key)
+        .collect();
+    for key in keys {
+        let doomed = {
+            let mut core = shard.core();
+            core.cancel(key);
+            core.take_doomed()
+        };
+        drop(doomed);
+    }
+}
+
+/// Writes one line per live task to stderr.
+fn dump_tasks(shards: &Shards, names: &HashMap<AppId, String>) {
+    let tasks: Vec<_> = shards
+        .all()
+        .iter()
+        .flat_map(|shard| shard.core().live_tasks())
+        .collect();
+    eprintln!("mtask-host: {} live tasks", tasks.len());
+    for (key, entry, app) in tasks {
+        let app = names.get(&app).map_or("?", String::as_str);
+        eprintln!("mtask-host:   task {} `{entry}` of {app}", key.id);
+    }
+}
