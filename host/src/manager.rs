@@ -227,6 +227,12 @@ impl TaskManager {
         self.shards.live()
     }
 
+    /// The live tasks of each scheduler shard, by shard: how the placement
+    /// rule (docs/design.md §3) spread them.
+    pub fn shard_loads(&self) -> Vec<usize> {
+        self.shards.loads()
+    }
+
     /// Tasks that have not run yet: a pass gives at most a few milliseconds
     /// to start-ups (instantiating a task and running it to its first
     /// wait), so after a burst of spawns some wait for later passes.

@@ -120,6 +120,11 @@ impl Shards {
         self.least_loaded().0
     }
 
+    /// Each shard's live tasks.
+    pub(crate) fn loads(&self) -> Vec<usize> {
+        (0..self.shards.len()).map(|i| self.load(i)).collect()
+    }
+
     fn load(&self, shard: usize) -> usize {
         self.shards[shard].remote.load.load(Ordering::Relaxed)
     }

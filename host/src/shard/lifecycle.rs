@@ -46,9 +46,6 @@ impl Core {
     /// is kept in [`Core::take_doomed`], for the caller to drop with no
     /// lock held.
     pub(crate) fn cancel(&mut self, key: TaskKey) {
-        if self.current == Some(key) {
-            return; // a task cannot reach a handle of itself
-        }
         let Some(e) = self.entry(key) else { return };
         if e.outcome.is_some() {
             return;

@@ -287,6 +287,43 @@ fn typed_printer((word, times): (String, u8)) {
 /// Not named in `entries!`, so the host has no such entry.
 fn not_an_entry() {}
 
+// Across shards (run with `--threads 2`): by the placement rule of
+// docs/design.md §3, of two children spawned together the second goes to
+// the other shard, and so does each later child while this shard has two
+// more tasks than that one.
+fn shards_main() -> mtask::Result<()> {
+    let filler = mtask::spawn::<_, u64>("napper", &60_000u64)?;
+    // A value from the other shard.
+    let worker = mtask::spawn::<_, u32>("busy", &20u64)?;
+    println!("joined {:?}", worker.join());
+    // A join that times out there, then a cancel of a sleeper there.
+    let sleeper = mtask::spawn::<_, u64>("napper", &60_000u64)?;
+    let start = Instant::now();
+    match sleeper.join_timeout(ms(30)) {
+        Err(Error::Timeout) => println!("timeout after {} ms", start.elapsed().as_millis()),
+        other => println!("unexpected: {other:?}"),
+    }
+    sleeper.cancel();
+    println!("sleeper {:?}", sleeper.join());
+    // A child spinning on the other core, cancelled while it runs.
+    let spinner = mtask::spawn::<_, ()>("spinner", &())?;
+    mtask::sleep(ms(30));
+    spinner.cancel();
+    println!("spinner {:?}", spinner.join());
+    // A trap there ends that task only.
+    let panicker = mtask::spawn::<_, ()>("panicker", &())?;
+    match panicker.join() {
+        Err(Error::Task {
+            error: TaskError::Trapped(message),
+            ..
+        }) => println!("panicker trapped: {message}"),
+        other => println!("panicker: {other:?}"),
+    }
+    filler.cancel();
+    println!("filler {:?}", filler.join());
+    Ok(())
+}
+
 fn echo_args() {
     println!("args: {:?}", std::env::args().collect::<Vec<_>>());
 }
@@ -319,6 +356,7 @@ mtask::entries!(
     relay,
     misuse_main,
     echo_args,
+    shards_main,
     files_main,
     typed_main,
     typed_square,

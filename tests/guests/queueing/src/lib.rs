@@ -233,7 +233,142 @@ fn deadlock_main() -> mtask::Result<()> {
     child.join()
 }
 
+// The orders that hold across shards (docs/design.md §3): waiting getters
+// are served in the order they began to wait, wherever they run; the items
+// of one putter come out in the order it put them.
+fn fifo_across_main() -> mtask::Result<()> {
+    let queue = Queue::<u32>::new(0)?;
+    let mut getters: Vec<Task<u32>> = Vec::new();
+    for _ in 0..4 {
+        getters.push(mtask::spawn_with(
+            "getter_value",
+            &(),
+            vec![queue.clone().into_handle()],
+        )?);
+        // Long enough for it to start and wait, on either shard.
+        mtask::sleep(ms(20));
+    }
+    for item in [10u32, 20, 30, 40] {
+        queue.put(&item)?;
+    }
+    for (i, getter) in getters.into_iter().enumerate() {
+        println!("getter {} got {}", i + 1, getter.join()?);
+    }
+    let items = Queue::<u32>::new(8)?;
+    let putters: Vec<Task<()>> = (0..2u32)
+        .map(|p| {
+            mtask::spawn_with(
+                "put_range",
+                &(p * 100_000, 2_000u32),
+                vec![items.clone().into_handle()],
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let mut last = [None::<u32>; 2];
+    let mut out_of_order = 0;
+    for _ in 0..4_000 {
+        let item = items.get()?;
+        let from = (item / 100_000) as usize;
+        if last[from].is_some_and(|l| l >= item) {
+            out_of_order += 1;
+        }
+        last[from] = Some(item);
+    }
+    for p in putters {
+        p.join()?;
+    }
+    println!("4000 items from 2 putters, {out_of_order} out of order");
+    Ok(())
+}
+
+fn getter_value() -> mtask::Result<u32> {
+    handed_queue::<u32>()?.get()
+}
+
+fn put_range((first, count): (u32, u32)) -> mtask::Result<()> {
+    let queue = handed_queue::<u32>()?;
+    for item in first..first + count {
+        queue.put(&item)?;
+    }
+    Ok(())
+}
+
+// A stress of queues across shards: PAIRS producers put PER distinct items
+// each into one bounded queue, PAIRS consumers move them to a results queue,
+// and main checks that every item came through exactly once.
+fn exchange_main() -> mtask::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
+    let (Some(Ok(pairs)), Some(Ok(per))) = (args.next(), args.next()) else {
+        return Err(Error::Invalid("usage: exchange_main PAIRS PER".into()));
+    };
+    let work = Queue::<u32>::new(64)?;
+    let results = Queue::<u32>::new(0)?;
+    let mut tasks: Vec<Task<()>> = Vec::new();
+    for p in 0..pairs {
+        let handles = vec![work.clone().into_handle()];
+        tasks.push(mtask::spawn_with(
+            "exchange_producer",
+            &(p * per, per),
+            handles,
+        )?);
+        let handles = vec![work.clone().into_handle(), results.clone().into_handle()];
+        tasks.push(mtask::spawn_with("exchange_consumer", &(), handles)?);
+    }
+    let total = (pairs * per) as usize;
+    let mut seen = vec![false; total];
+    for _ in 0..total {
+        let item = results.get()? as usize;
+        if std::mem::replace(&mut seen[item], true) {
+            println!("item {item} came twice");
+        }
+    }
+    work.close();
+    for task in tasks {
+        task.join()?;
+    }
+    let lost = seen.iter().filter(|s| !**s).count();
+    println!(
+        "exchanged {total} items among {} tasks, {lost} lost",
+        2 * pairs
+    );
+    Ok(())
+}
+
+fn exchange_producer((first, count): (u32, u32)) -> mtask::Result<()> {
+    let work = handed_queue::<u32>()?;
+    for item in first..first + count {
+        work.put(&item)?;
+    }
+    Ok(())
+}
+
+fn exchange_consumer() -> mtask::Result<()> {
+    let mut handles = mtask::take_handles().into_iter();
+    let (Some(Handle::Queue(work)), Some(Handle::Queue(results))) =
+        (handles.next(), handles.next())
+    else {
+        return Err(Error::Invalid("two queues expected".into()));
+    };
+    let (work, results) = (
+        Queue::<u32>::from_raw(work),
+        Queue::<u32>::from_raw(results),
+    );
+    loop {
+        match work.get() {
+            Ok(item) => results.put(&item)?,
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 mtask::entries!(
+    fifo_across_main,
+    getter_value,
+    put_range,
+    exchange_main,
+    exchange_producer,
+    exchange_consumer,
     order_main,
     other,
     getter,
