@@ -147,3 +147,4 @@ ci: lint test
 bench: build
     cargo bench -p mtask-host --bench scheduler
     cargo bench -p mtask-host --bench echo
+    cargo bench -p mtask-host --bench shards

@@ -1,8 +1,8 @@
 //! TCP echo throughput (`just bench`): the echo-server example under
-//! `mtask-host` against a native Rust async echo server (Tokio, one
-//! thread, like the mtask scheduler), both driven by the same load client
-//! in the same run: N connections, each sending 64-byte requests and
-//! waiting for each echo, for a fixed time.
+//! `mtask-host --threads T` against a native Rust async echo server (Tokio
+//! with T worker threads; one: a current-thread runtime), both driven by
+//! the same load client in the same run: N connections, each sending
+//! 64-byte requests and waiting for each echo, for a fixed time.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -47,14 +47,23 @@ fn start_mtask(flags: &[&str]) -> (Child, SocketAddr) {
     (child, addr)
 }
 
-/// A native echo server on a Tokio current-thread runtime in its own thread.
-fn start_native() -> SocketAddr {
+/// A native echo server on a Tokio runtime of `workers` threads (one: a
+/// current-thread runtime) in its own thread.
+fn start_native(workers: usize) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = if workers == 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+                .unwrap()
+        };
         rt.block_on(async move {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
@@ -119,22 +128,29 @@ fn load(addr: SocketAddr, connections: usize) -> f64 {
 }
 
 fn main() {
-    let native = start_native();
-    let (mut child, mtask) = start_mtask(&[]);
-    let (mut unpreempted, mtask_no_preempt) = start_mtask(&["--no-preempt"]);
+    let native = [start_native(1), start_native(2)];
+    let (mut one, mtask_one) = start_mtask(&["--threads", "1"]);
+    let (mut two, mtask_two) = start_mtask(&["--threads", "2"]);
+    let (mut unpreempted, mtask_no_preempt) = start_mtask(&["--threads", "1", "--no-preempt"]);
     println!(
-        "| connections | native Tokio (req/s) | mtask echo-server (req/s) | mtask / native | mtask, preemption off (req/s) |"
+        "| connections | Tokio, 1 thread (req/s) | mtask --threads 1 (req/s) | ratio | \
+         Tokio, 2 workers (req/s) | mtask --threads 2 (req/s) | ratio | \
+         mtask --threads 1, preemption off (req/s) |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for connections in [50, 1000] {
-        let n = load(native, connections);
-        let m = load(mtask, connections);
+        let n1 = load(native[0], connections);
+        let m1 = load(mtask_one, connections);
+        let n2 = load(native[1], connections);
+        let m2 = load(mtask_two, connections);
         let u = load(mtask_no_preempt, connections);
         println!(
-            "| {connections} | {n:.0} | {m:.0} | {:.2} | {u:.0} |",
-            m / n
+            "| {connections} | {n1:.0} | {m1:.0} | {:.2} | {n2:.0} | {m2:.0} | {:.2} | {u:.0} |",
+            m1 / n1,
+            m2 / n2
         );
     }
-    child.kill().ok();
-    unpreempted.kill().ok();
+    for child in [&mut one, &mut two, &mut unpreempted] {
+        child.kill().ok();
+    }
 }

@@ -20,9 +20,12 @@ fn guest() -> std::path::PathBuf {
     path
 }
 
+/// One shard, so that figures compare with earlier runs; `--bench shards`
+/// compares thread counts.
 fn manager(max_tasks: u32) -> (TaskManager, Program) {
     manager_with(Config {
         max_tasks,
+        threads: 1,
         ..Config::default()
     })
 }
@@ -76,6 +79,7 @@ fn yield_preempt(preempt: bool) -> f64 {
     let (mut m, program) = manager_with(Config {
         max_tasks: 16,
         preempt,
+        threads: 1,
         ..Config::default()
     });
     m.add(&program, "yielder", varint(2_000_001)).unwrap();
@@ -91,6 +95,7 @@ fn latency_beside_spinner(slice: Duration) -> (u64, u64, u64) {
     let (mut m, program) = manager_with(Config {
         max_tasks: 16,
         time_slice: slice,
+        threads: 1,
         ..Config::default()
     });
     let spinner = m.add(&program, "spin", Vec::new()).unwrap();

@@ -42,6 +42,16 @@ fn pinger(n: u32) -> mtask::Result<()> {
     ponger.join()
 }
 
+/// [`pinger`] with its ponger on the other shard (`--threads 2`): an idle
+/// child first keeps this shard two tasks ahead, so by the placement rule
+/// of docs/design.md §3 the ponger goes to the other.
+fn pinger_across(n: u32) -> mtask::Result<()> {
+    let idle: mtask::Task<()> = mtask::spawn("idle", &())?;
+    pinger(n)?;
+    idle.cancel();
+    Ok(())
+}
+
 fn ponger(n: u32) -> mtask::Result<()> {
     let (ping, pong) = two_queues()?;
     for _ in 0..n {
@@ -141,5 +151,17 @@ fn crunch() -> mtask::Result<()> {
 }
 
 mtask::entries!(
-    yielder, spawner, nothing, idle, pinger, ponger, producer, consumer, spin, ticker, work, crunch
+    yielder,
+    spawner,
+    nothing,
+    idle,
+    pinger,
+    pinger_across,
+    ponger,
+    producer,
+    consumer,
+    spin,
+    ticker,
+    work,
+    crunch
 );
