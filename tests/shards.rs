@@ -16,6 +16,10 @@ use support::{connect, guest, host, host_run, run_guest, spawn_listening};
 
 const TWO: [&str; 2] = ["--threads", "2"];
 
+/// Held by the tests that load both cores, so that they do not slow each
+/// other down past what they measure.
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn tasks_on_two_shards_join_time_out_cancel_and_trap_apart() {
     let run = run_guest("conformance", "shards_main", &TWO, &[]);
@@ -47,6 +51,7 @@ fn tasks_on_two_shards_join_time_out_cancel_and_trap_apart() {
 
 #[test]
 fn ten_thousand_tasks_exchange_items_across_shards_none_lost_or_doubled() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let start = Instant::now();
     let run = run_guest(
         "queueing",
@@ -196,4 +201,43 @@ fn thread_counts_out_of_range_are_refused() {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_tenants_thousand_busy_tasks_leave_anothers_ticker_on_time() {
+    // A tenant's 1,000 tasks that never wait, beside a tenant whose task
+    // wakes every 10 ms: a pass lasts at most a time slice, and takes the
+    // tenants' tasks in turn, so each wake is late by about a slice, not
+    // by a slice per busy task (321 ms with neither rule, 5 s at full load).
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let bench = guest("bench");
+    let dir = support::target_dir().join("shards-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("fair.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nname = \"crowd\"\napp = \"{b}\"\nentry = \"crowd\"\n\
+             args = [\"1000\", \"1200\"]\nmax_tasks = 1001\n\n\
+             [[tenant]]\nname = \"ticker\"\napp = \"{b}\"\nentry = \"ticker_main\"\n\
+             args = [\"10\", \"100\"]\n",
+            b = bench.display()
+        ),
+    )
+    .unwrap();
+    for threads in ["1", "2"] {
+        let run = host_run([
+            "serve".as_ref(),
+            "--threads".as_ref(),
+            threads.as_ref(),
+            file.as_os_str(),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let late = support::number_after(run.stdout.trim(), "ticker: 100 wakes, latest");
+        assert!(
+            late <= 50_000,
+            "--threads {threads}: a wake came {late} us late: {}",
+            run.stdout
+        );
+    }
 }

@@ -70,6 +70,12 @@ impl Core {
         let never_ran = !std::mem::replace(&mut e.started, true);
         let (app, held) = (e.app, e.holder != Holder::Nobody);
         self.unstarted -= usize::from(never_ran);
+        if let Some(count) = self.app_tasks.get_mut(&app) {
+            *count -= 1;
+            if *count == 0 {
+                self.app_tasks.remove(&app);
+            }
+        }
         let left = lock(&self.apps).ended(app, &outcome, held);
         self.publish_load();
         if left == 0 {

@@ -14,7 +14,7 @@
 //! of these tasks (join, cancel, a handle let go of). Wakes from elsewhere
 //! go through the lock-light [`Remote`].
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -168,6 +168,9 @@ pub(crate) struct Core {
     doomed: Vec<TaskFuture>,
     /// Tasks of this shard not yet ended.
     live: usize,
+    /// Of those, how many each app has: with more than one app, a pass
+    /// takes the apps' tasks in turn.
+    app_tasks: HashMap<AppId, usize>,
     /// Tasks whose first poll has not run yet.
     unstarted: usize,
     /// Live tasks waiting on `Wait::Io`.
@@ -210,6 +213,7 @@ impl Core {
             pending_wait: None,
             doomed: Vec::new(),
             live: 0,
+            app_tasks: HashMap::new(),
             unstarted: 0,
             io_waits: 0,
             poll_started: Instant::now(),
@@ -265,6 +269,7 @@ impl Core {
             app,
         });
         self.live += 1;
+        *self.app_tasks.entry(app).or_default() += 1;
         self.unstarted += 1;
         self.publish_load();
         self.run_queue.push_back(key);

@@ -1,12 +1,20 @@
 //! One pass of the scheduler (docs/design.md §4 rows 1–3): collect timers and
 //! I/O, then poll each task that was runnable when the pass began, once,
 //! in order, giving start-ups at most [`START_SLICE`] of it.
+//!
+//! Two rules keep apps (tenants) from holding each other up (docs/design.md
+//! §3): a pass that has run for a time slice leaves the rest of its tasks
+//! to begin the next one, so timers and I/O are collected at least that
+//! often; and when the tasks of several apps are runnable, a pass takes
+//! them in turn, one of each app, so that a task woken in an app with few
+//! tasks waits behind one task of each busy app, not behind all of them.
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::{Core, Poller, Shard, TaskFuture, TaskKey, Wait};
+use crate::ids::AppId;
 use crate::outcome::{Outcome, TaskError};
 
 /// How much of a pass may go to starting new tasks: the start-ups past it
@@ -179,10 +187,16 @@ pub(crate) fn run_pass(
         core = shard.core();
     }
     let mut deferred = Vec::new();
+    let pass_started = Instant::now();
     // The core stays locked from one poll's end to the next one's start
     // (one lock per task switch), and is let go of during each poll: the
     // task's host calls take it.
-    for key in batch.drain(..) {
+    while let Some(key) = batch.pop_front() {
+        if core.pass_used_up(pass_started) {
+            deferred.push(key);
+            deferred.extend(batch.drain(..));
+            break;
+        }
         let (mut future, waker) = match core.begin_poll(key) {
             Begin::Poll(future, waker) => (future, waker),
             Begin::Defer => {
@@ -210,10 +224,43 @@ pub(crate) fn run_pass(
 }
 
 impl Core {
-    /// The tasks to run in this pass: those runnable now.
+    /// The tasks to run in this pass: those runnable now, the apps' in turn.
     fn take_batch(&mut self) -> VecDeque<TaskKey> {
         let spare = std::mem::take(&mut self.spare_queue);
-        std::mem::replace(&mut self.run_queue, spare)
+        let mut batch = std::mem::replace(&mut self.run_queue, spare);
+        if self.app_tasks.len() > 1 {
+            self.interleave_apps(&mut batch);
+        }
+        batch
+    }
+
+    /// Reorders `batch` to take one task of each app in turn, keeping each
+    /// app's own order.
+    fn interleave_apps(&self, batch: &mut VecDeque<TaskKey>) {
+        let mut by_app: Vec<(AppId, VecDeque<TaskKey>)> = Vec::new();
+        for key in batch.drain(..) {
+            let app = self.tasks.get(key.slot).map_or(AppId::MAX, |e| e.app);
+            match by_app.iter_mut().find(|(a, _)| *a == app) {
+                Some((_, keys)) => keys.push_back(key),
+                None => by_app.push((app, VecDeque::from([key]))),
+            }
+        }
+        while !by_app.is_empty() {
+            by_app.retain_mut(|(_, keys)| match keys.pop_front() {
+                Some(key) => {
+                    batch.push_back(key);
+                    true
+                }
+                None => false,
+            });
+        }
+    }
+
+    /// Whether the pass begun at `started` has had its time slice, as of
+    /// the end of its last poll (no clock read of its own).
+    fn pass_used_up(&self, started: Instant) -> bool {
+        self.last_poll_end
+            .is_some_and(|end| end.saturating_duration_since(started) >= self.time_slice)
     }
 
     /// Puts back the start-ups that did not fit, and queues what woke.

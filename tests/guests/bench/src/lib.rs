@@ -121,6 +121,44 @@ fn ticker((period_ms, rounds): (u64, u32)) -> mtask::Result<Vec<u64>> {
     Ok(late)
 }
 
+/// Runs for `millis` without waiting (preempted only by its time slice).
+fn busy_ms(millis: u64) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(millis) {
+        std::hint::spin_loop();
+    }
+}
+
+/// `crowd N MS` (args): N children busy for MS ms each, joined; a tenant
+/// that keeps every core busy.
+fn crowd() -> mtask::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
+    let (Some(Ok(n)), Some(Ok(millis))) = (args.next(), args.next()) else {
+        return Err(mtask::Error::Invalid("usage: crowd N MS".into()));
+    };
+    let children: Vec<mtask::Task<()>> = (0..n)
+        .map(|_| mtask::spawn_fn(busy_ms, &millis))
+        .collect::<Result<_, _>>()?;
+    for child in children {
+        child.join()?;
+    }
+    Ok(())
+}
+
+/// `ticker_main PERIOD_MS ROUNDS` (args): prints how late its latest wake was.
+fn ticker_main() -> mtask::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u64>());
+    let (Some(Ok(period)), Some(Ok(rounds))) = (args.next(), args.next()) else {
+        return Err(mtask::Error::Invalid(
+            "usage: ticker_main PERIOD_MS ROUNDS".into(),
+        ));
+    };
+    let late = ticker((period, rounds as u32))?;
+    let worst = late.iter().max().copied().unwrap_or(0);
+    println!("ticker: {} wakes, latest {} us late", late.len(), worst);
+    Ok(())
+}
+
 /// About a millisecond of arithmetic on this machine, then a yield, `units`
 /// times; returns a checksum so the work is not optimised away.
 fn work(units: u32) -> mtask::Result<u64> {
@@ -163,5 +201,8 @@ mtask::entries!(
     spin,
     ticker,
     work,
-    crunch
+    crunch,
+    busy_ms,
+    crowd,
+    ticker_main
 );
