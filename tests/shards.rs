@@ -241,3 +241,26 @@ fn a_tenants_thousand_busy_tasks_leave_anothers_ticker_on_time() {
         );
     }
 }
+
+#[test]
+fn an_idle_shard_takes_tasks_from_a_busy_one() {
+    // Four long and four short children: the placement rule puts the long
+    // ones together, so the other shard runs out of work and takes some.
+    // They go on where they stopped, and their parent joins them there.
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let moved = |threads: usize| {
+        let mut m = TaskManager::new(Config {
+            threads,
+            cache_dir: Some(support::target_dir().join("mtask-test-cache")),
+            ..Config::default()
+        })
+        .unwrap();
+        let program = m.load(guest("bench")).unwrap().with_args(["8", "400", "4"]);
+        let main = m.add(&program, "uneven", Vec::new()).unwrap();
+        m.run().unwrap();
+        assert!(matches!(m.take_outcome(main), Some(Ok(_))));
+        m.moved_tasks()
+    };
+    assert_eq!(moved(1), 0, "one shard has nobody to give tasks to");
+    assert!(moved(2) > 0, "the idle shard took no task");
+}

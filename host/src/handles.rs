@@ -5,22 +5,23 @@
 
 use std::sync::Arc;
 
-use crate::ids::{AppId, TaskKey};
+use crate::ids::{AppId, TaskCell};
 use crate::queue::QueueKey;
 use crate::shard::reactor::SourceKey;
 use crate::shards::Shards;
 
 /// A guest's handle on a child task. Dropping it detaches the child.
 pub struct TaskHandle {
-    /// The child.
-    pub(crate) key: TaskKey,
-    /// Where the child runs.
+    /// The child, wherever it runs.
+    pub(crate) task: Arc<TaskCell>,
+    /// The shards it may run on.
     pub(crate) shards: Arc<Shards>,
 }
 
 impl Drop for TaskHandle {
     fn drop(&mut self) {
-        self.shards.of(self.key).core().release(self.key);
+        self.shards
+            .with_task(&self.task, |core, key| core.release(key));
     }
 }
 

@@ -163,7 +163,7 @@ impl TaskManager {
         shards.apps().reserve(program.app()).map_err(Error::Limit)?;
         let shard = shards.place_new();
         let entry = entry.into();
-        let key = spawn(
+        let cell = spawn(
             shards,
             shard,
             program,
@@ -172,7 +172,7 @@ impl TaskManager {
             Vec::new(),
             Holder::Embedder,
         );
-        Ok(TaskId(key))
+        Ok(TaskId(cell.key()))
     }
 
     /// Runs passes until every task has ended.
@@ -231,6 +231,12 @@ impl TaskManager {
     /// rule (docs/design.md §3) spread them.
     pub fn shard_loads(&self) -> Vec<usize> {
         self.shards.loads()
+    }
+
+    /// How many times a task moved from a busy shard to an idle one
+    /// (docs/design.md §3), so far.
+    pub fn moved_tasks(&self) -> u64 {
+        self.shards.moved()
     }
 
     /// Tasks that have not run yet: a pass gives at most a few milliseconds

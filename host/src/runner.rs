@@ -115,6 +115,10 @@ fn run_shard(
             cancel_all(shard);
             return;
         }
+        let several = run.shards.all().len() > 1;
+        if several && !shard.core().has_runnable() && shard::steal(run.shards.all(), index) > 0 {
+            continue;
+        }
         if shard.core().park_if_stuck() && run.shards.deadlocked() {
             let live = run.shards.live();
             let why = format!("deadlock: {live} tasks wait on each other");
@@ -122,6 +126,9 @@ fn run_shard(
         }
         if let Err(e) = shard::run_pass(shard, poller, None) {
             return run.end(Some(Error::Host(e.to_string())));
+        }
+        if several {
+            shard::call_for_help(run.shards.all(), index);
         }
     }
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::apps::{AppStats, Apps};
 use crate::engine::{AppLimits, Config};
-use crate::ids::{AppId, TaskKey};
+use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::queue::Queues;
-use crate::shard::{Poller, Reactor, Remote, Shard, lock};
+use crate::shard::{Core, Poller, Reactor, Remote, Shard, lock};
 
 /// How many fewer live tasks another shard must have for a spawned task
 /// to go there rather than to its parent's shard.
@@ -43,7 +43,11 @@ impl Shards {
             AppLimits::from(config),
             config.max_tasks as usize,
         )));
-        let (reactors, pollers): (Vec<_>, Vec<_>) = reactors.into_iter().unzip();
+        let (reactors, mut pollers): (Vec<_>, Vec<_>) = reactors.into_iter().unzip();
+        for (i, poller) in pollers.iter_mut().enumerate() {
+            let others = peers.iter().enumerate().filter(|&(j, _)| j != i);
+            poller.watch(others.map(|(_, r)| r.clone()).collect());
+        }
         let shards = reactors
             .into_iter()
             .enumerate()
@@ -76,6 +80,24 @@ impl Shards {
     /// The shard that runs `task`.
     pub(crate) fn of(&self, task: TaskKey) -> &Shard {
         &self.shards[task.shard]
+    }
+
+    /// Runs `op` on the core of the shard where `task` is, with its key,
+    /// following the task if another shard takes it meanwhile (which
+    /// happens under both shards' locks: a key unchanged under the lock is
+    /// where the task is).
+    pub(crate) fn with_task<R>(
+        &self,
+        task: &TaskCell,
+        op: impl FnOnce(&mut Core, TaskKey) -> R,
+    ) -> R {
+        loop {
+            let key = task.key();
+            let mut core = self.of(key).core();
+            if task.key() == key {
+                return op(&mut core, key);
+            }
+        }
     }
 
     /// The apps' counts: a leaf lock (nothing else is taken under it).
@@ -118,6 +140,15 @@ impl Shards {
     /// first, among equals).
     pub(crate) fn place_new(&self) -> usize {
         self.least_loaded().0
+    }
+
+    /// Tasks that moved from a busy shard to an idle one, so far.
+    pub(crate) fn moved(&self) -> u64 {
+        let taken = self
+            .shards
+            .iter()
+            .map(|s| s.remote.taken.load(Ordering::Relaxed));
+        taken.sum()
     }
 
     /// Each shard's live tasks.

@@ -10,41 +10,44 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::ids::TaskKey;
+use crate::ids::TaskCell;
+use crate::program::task::TaskCtx;
 use crate::shard::reactor::TimerKey;
-use crate::shard::{Core, JoinState, Outcome, Shard, Wait};
+use crate::shard::{Core, JoinState, Outcome, Wait};
 use crate::shards::Shards;
 use crate::wit_types::Error;
 
 /// A point in time after which an operation gives up with `timeout`,
 /// counted on the monotonic clock from when the operation was issued.
 pub(crate) struct Deadline<'a> {
-    /// The shard whose reactor times it: the waiting task's.
-    shard: &'a Shard,
+    /// The shards: the waiting task's may change while it is runnable.
+    shards: &'a Shards,
     /// When it passes; `None`: never.
     at: Option<Instant>,
-    /// The reactor timer that wakes the task at `at`, once registered.
-    timer: Option<TimerKey>,
+    /// The reactor timer that wakes the task at `at`, once registered, and
+    /// the shard whose reactor holds it.
+    timer: Option<(usize, TimerKey)>,
 }
 
 impl<'a> Deadline<'a> {
-    /// A deadline on `shard` `timeout` from now; `None` (or one too far to
-    /// represent) never passes.
-    pub(crate) fn after(shard: &'a Shard, timeout: Option<Duration>) -> Self {
+    /// A deadline `timeout` from now; `None` (or one too far to represent)
+    /// never passes.
+    pub(crate) fn after(shards: &'a Shards, timeout: Option<Duration>) -> Self {
         let at = timeout.and_then(|t| Instant::now().checked_add(t));
         Self {
-            shard,
+            shards,
             at,
             timer: None,
         }
     }
 
     /// A deadline `nanos` nanoseconds from now, if given.
-    pub(crate) fn after_nanos(shard: &'a Shard, nanos: Option<u64>) -> Self {
-        Self::after(shard, nanos.map(Duration::from_nanos))
+    pub(crate) fn after_nanos(shards: &'a Shards, nanos: Option<u64>) -> Self {
+        Self::after(shards, nanos.map(Duration::from_nanos))
     }
 
-    /// Whether it has passed; if not, makes sure `waker` is woken when it does.
+    /// Whether it has passed; if not, makes sure `waker` is woken when it
+    /// does. `core` is the waiting task's shard's.
     pub(crate) fn expired(&mut self, core: &mut Core, waker: &Waker) -> bool {
         let Some(at) = self.at else { return false };
         if Instant::now() >= at {
@@ -52,40 +55,43 @@ impl<'a> Deadline<'a> {
             return true;
         }
         match self.timer {
-            Some(key) => core.reactor.update_timer(key, waker),
-            None => self.timer = Some(core.reactor.add_timer(at, waker.clone())),
+            Some((shard, key)) if shard == core.index() => core.reactor.update_timer(key, waker),
+            // Set on the shard the task left, if any: that timer stays to
+            // wake it there once, harmlessly (its waker follows the task).
+            _ => self.timer = Some((core.index(), core.reactor.add_timer(at, waker.clone()))),
         }
         false
     }
 
-    /// Withdraws its timer.
+    /// Withdraws its timer; `core` is the waiting task's shard's.
     pub(crate) fn clear(&mut self, core: &mut Core) {
-        if let Some(key) = self.timer.take() {
-            core.reactor.cancel_timer(key);
+        match self.timer.take() {
+            Some((shard, key)) if shard == core.index() => core.reactor.cancel_timer(key),
+            other => self.timer = other,
         }
     }
 }
 
 impl Drop for Deadline<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.timer.take() {
-            self.shard.core().reactor.cancel_timer(key);
+        if let Some((shard, key)) = self.timer.take() {
+            self.shards.all()[shard].core().reactor.cancel_timer(key);
         }
     }
 }
 
 /// `yield-now`: goes to the back of the run queue once.
 pub(crate) struct YieldNow<'a> {
-    /// The yielding task's shard.
-    shard: &'a Shard,
+    /// The yielding task.
+    ctx: &'a TaskCtx,
     /// Went to the back once already.
     yielded: bool,
 }
 
 impl<'a> YieldNow<'a> {
-    pub(crate) fn new(shard: &'a Shard) -> Self {
+    pub(crate) fn new(ctx: &'a TaskCtx) -> Self {
         Self {
-            shard,
+            ctx,
             yielded: false,
         }
     }
@@ -100,17 +106,25 @@ impl Future for YieldNow<'_> {
         }
         self.yielded = true;
         // The same as waking through `cx`, minus the remote half's lock.
-        self.shard.core().requeue_current();
+        self.ctx.core().requeue_current();
         Poll::Pending
     }
 }
 
 /// `sleep`: waits until its deadline.
-pub(crate) struct Sleep<'a>(Deadline<'a>);
+pub(crate) struct Sleep<'a> {
+    /// The sleeping task.
+    ctx: &'a TaskCtx,
+    /// When it wakes.
+    deadline: Deadline<'a>,
+}
 
 impl<'a> Sleep<'a> {
-    pub(crate) fn new(shard: &'a Shard, nanos: u64) -> Self {
-        Self(Deadline::after_nanos(shard, Some(nanos)))
+    pub(crate) fn new(ctx: &'a TaskCtx, nanos: u64) -> Self {
+        Self {
+            ctx,
+            deadline: Deadline::after_nanos(&ctx.shards, Some(nanos)),
+        }
     }
 }
 
@@ -119,8 +133,8 @@ impl Future for Sleep<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let mut core = this.0.shard.core();
-        if this.0.expired(&mut core, cx.waker()) {
+        let mut core = this.ctx.core();
+        if this.deadline.expired(&mut core, cx.waker()) {
             return Poll::Ready(());
         }
         core.set_pending_wait(Wait::Timer);
@@ -130,30 +144,22 @@ impl Future for Sleep<'_> {
 
 /// `task.join`: waits for a child's outcome, or for the deadline.
 pub(crate) struct Join<'a> {
-    /// The child, on any shard.
-    task: TaskKey,
     /// The joining task.
-    joiner: TaskKey,
-    /// Where the child runs.
-    shards: &'a Shards,
-    /// When to give up, on the joiner's shard.
+    ctx: &'a TaskCtx,
+    /// The child, on any shard.
+    child: &'a TaskCell,
+    /// When to give up.
     deadline: Deadline<'a>,
     /// Resolved: nothing to withdraw on drop.
     done: bool,
 }
 
 impl<'a> Join<'a> {
-    pub(crate) fn new(
-        shards: &'a Shards,
-        joiner: TaskKey,
-        task: TaskKey,
-        timeout: Option<u64>,
-    ) -> Self {
+    pub(crate) fn new(ctx: &'a TaskCtx, child: &'a TaskCell, timeout: Option<u64>) -> Self {
         Self {
-            task,
-            joiner,
-            shards,
-            deadline: Deadline::after_nanos(shards.of(joiner), timeout),
+            ctx,
+            child,
+            deadline: Deadline::after_nanos(&ctx.shards, timeout),
             done: false,
         }
     }
@@ -164,14 +170,11 @@ impl Future for Join<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        let (shards, me) = (&this.ctx.shards, this.ctx.me());
         // The child's shard first, let go of before the joiner's is taken:
         // no thread holds two shards' cores.
-        let state = this
-            .shards
-            .of(this.task)
-            .core()
-            .poll_join(this.task, this.joiner);
-        let mut core = this.shards.of(this.joiner).core();
+        let state = shards.with_task(this.child, |core, child| core.poll_join(child, me));
+        let mut core = this.ctx.core();
         let result = match state {
             JoinState::Ended(outcome) => {
                 this.deadline.clear(&mut core);
@@ -180,7 +183,7 @@ impl Future for Join<'_> {
             JoinState::Gone => Err(Error::Invalid("this task was joined already".into())),
             JoinState::Running if this.deadline.expired(&mut core, cx.waker()) => {
                 drop(core);
-                this.shards.of(this.task).core().withdraw_join(this.task);
+                shards.with_task(this.child, |core, child| core.withdraw_join(child));
                 Err(Error::Timeout)
             }
             JoinState::Running => {
@@ -196,7 +199,8 @@ impl Future for Join<'_> {
 impl Drop for Join<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.shards.of(self.task).core().withdraw_join(self.task);
+            let shards = &self.ctx.shards;
+            shards.with_task(self.child, |core, child| core.withdraw_join(child));
         }
     }
 }

@@ -40,7 +40,7 @@ impl<S: mio::event::Source> Registered<S> {
             Ok(source) => Ok(Self {
                 io,
                 source,
-                shard: ctx.me.shard,
+                shard: ctx.me().shard,
                 app,
                 shards: ctx.shards.clone(),
             }),
@@ -58,13 +58,13 @@ impl<S: mio::event::Source> Registered<S> {
     /// readiness wakes the child without a detour. It starts out ready
     /// both ways there, which only costs one attempt that may block.
     pub(crate) fn rehome(&mut self, ctx: &TaskCtx) -> wasmtime::Result<()> {
-        if self.shard == ctx.me.shard {
+        if self.shard == ctx.me().shard {
             return Ok(());
         }
         let home = &self.shards.all()[self.shard];
         home.core().reactor.deregister(self.source, &mut self.io);
         let registered = ctx.core().reactor.register(&mut self.io);
-        self.shard = ctx.me.shard;
+        self.shard = ctx.me().shard;
         match registered {
             Ok(source) => {
                 self.source = source;
@@ -121,7 +121,7 @@ impl Future for Readiness<'_, '_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = &mut *self;
-        let (source, direction, me) = (this.source, this.direction, this.ctx.me);
+        let (source, direction, me) = (this.source, this.direction, this.ctx.me());
         let home = &this.ctx.shards.all()[this.home];
         let mut home_core = home.core();
         if !this.cleared {
@@ -247,7 +247,7 @@ impl HostTcpListener for TaskState {
     ) -> wasmtime::Result<Result<(Resource<TcpStreamHandle>, SocketAddress), Error>> {
         let app = self.program.app();
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let (stream, peer) = retry!(ctx, table, listener, Direction::Read, deadline, |io| io
             .accept());
         let registered = guest_try!(Registered::new(ctx, stream, app));
@@ -304,7 +304,7 @@ impl HostTcpStream for TaskState {
         let stream = guest_try!(mio::net::TcpStream::connect(addr).map_err(io_error));
         let registered = guest_try!(Registered::new(ctx, stream, app));
         let handle = table.push(registered)?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         // A connect in progress is done when the socket turns writable: then
         // either an error is pending or the peer address is known.
         let result = loop {
@@ -340,7 +340,7 @@ impl HostTcpStream for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         loop {
             let registered = table.get_mut(&stream)?;
             let home = (registered.shard, registered.source);
@@ -378,7 +378,7 @@ impl HostTcpStream for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let n = retry!(ctx, table, stream, Direction::Write, deadline, |io| io
             .write(&data));
         Ok(Ok(n as u32))
@@ -391,7 +391,7 @@ impl HostTcpStream for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let mut sent = 0;
         while sent < data.len() {
             sent += retry!(ctx, table, stream, Direction::Write, deadline, |io| io
@@ -497,7 +497,7 @@ impl HostUdpSocket for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(Vec<u8>, SocketAddress), Error>> {
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let (data, from) = retry!(ctx, table, socket, Direction::Read, deadline, |io| {
             read_scratch(ctx, max, |buf| io.recv_from(buf))
         });
@@ -513,7 +513,7 @@ impl HostUdpSocket for TaskState {
     ) -> wasmtime::Result<Result<u32, Error>> {
         let addr = guest_try!(self.allowed(&address, NetUse::Connect));
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let n = retry!(ctx, table, socket, Direction::Write, deadline, |io| io
             .send_to(&data, addr));
         Ok(Ok(n as u32))
@@ -536,7 +536,7 @@ impl HostUdpSocket for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<u32, Error>> {
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let n = retry!(ctx, table, socket, Direction::Write, deadline, |io| io
             .send(&data));
         Ok(Ok(n as u32))
@@ -549,7 +549,7 @@ impl HostUdpSocket for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
         let (ctx, table) = self.parts()?;
-        let mut deadline = Deadline::after_nanos(ctx.shard(), timeout);
+        let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let (data, ()) = retry!(ctx, table, socket, Direction::Read, deadline, |io| {
             read_scratch(ctx, max, |buf| io.recv(buf).map(|n| (n, ())))
         });

@@ -232,14 +232,14 @@ impl<'a> QueueOp<'a> {
             ctx,
             queue,
             op,
-            deadline: Deadline::after_nanos(ctx.shard(), timeout),
+            deadline: Deadline::after_nanos(&ctx.shards, timeout),
             stage: Stage::Start,
         }
     }
 
     /// The first attempt: done now (and yield), or wait in line.
     fn start(&mut self) -> Stage {
-        let task = self.ctx.me;
+        let task = self.ctx.me();
         let now = {
             let mut queues = self.ctx.shards.queues();
             match &mut self.op {
@@ -305,6 +305,9 @@ impl Future for QueueOp<'_> {
                     queues.withdraw(waiter);
                     return Poll::Ready(Err(Error::Timeout));
                 }
+                // Woken for nothing, perhaps on another shard than before:
+                // the next hand-over wakes it where it is now.
+                queues.rewait(waiter, this.ctx.me());
                 drop(queues);
                 this.stage = Stage::Waiting(waiter);
                 core.set_pending_wait(Wait::Queue);

@@ -37,9 +37,9 @@ impl Host for TaskState {
                 return Err(e);
             }
         };
-        let shard = shards.place(self.ctx()?.me.shard);
+        let shard = shards.place(self.ctx()?.me().shard);
         let entry = entry.into();
-        let key = spawn(
+        let task = spawn(
             &shards,
             shard,
             &self.program,
@@ -48,7 +48,7 @@ impl Host for TaskState {
             handover,
             Holder::Handle,
         );
-        Ok(Ok(self.table.push(TaskHandle { key, shards })?))
+        Ok(Ok(self.table.push(TaskHandle { task, shards })?))
     }
 
     fn take_handles(&mut self) -> wasmtime::Result<Vec<Handle>> {
@@ -76,17 +76,17 @@ impl Host for TaskState {
     }
 
     async fn yield_now(&mut self) -> wasmtime::Result<()> {
-        YieldNow::new(self.ctx()?.shard()).await;
+        YieldNow::new(self.ctx()?).await;
         Ok(())
     }
 
     async fn sleep(&mut self, duration: u64) -> wasmtime::Result<()> {
-        Sleep::new(self.ctx()?.shard(), duration).await;
+        Sleep::new(self.ctx()?, duration).await;
         Ok(())
     }
 
     fn current_id(&mut self) -> wasmtime::Result<TaskId> {
-        Ok(self.ctx()?.me.id)
+        Ok(self.ctx()?.me().id)
     }
 
     fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
@@ -116,7 +116,7 @@ impl TaskState {
 
 impl HostTask for TaskState {
     fn id(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<TaskId> {
-        Ok(self.table.get(&task)?.key.id)
+        Ok(self.table.get(&task)?.task.key().id)
     }
 
     async fn join(
@@ -125,21 +125,23 @@ impl HostTask for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Result<Vec<u8>, TaskError>, Error>> {
         let ctx = self.ctx()?;
-        let key = self.table.get(&task)?.key;
-        Ok(Join::new(&ctx.shards, ctx.me, key, timeout)
+        let child = &self.table.get(&task)?.task;
+        Ok(Join::new(ctx, child, timeout)
             .await
             .map(|outcome| outcome.map_err(Into::into)))
     }
 
     fn cancel(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
         let shards = &self.ctx()?.shards;
-        let key = self.table.get(&task)?.key;
+        let child = &self.table.get(&task)?.task;
         // Its store (and the handles in it) drops on its shard's thread,
         // with no fiber of a task running: after this poll, or in that
         // shard's next pass.
-        let shard = shards.of(key);
-        shard.core().cancel(key);
-        shard.remote.nudge();
+        let shard = shards.with_task(child, |core, key| {
+            core.cancel(key);
+            key.shard
+        });
+        shards.all()[shard].remote.nudge();
         Ok(())
     }
 

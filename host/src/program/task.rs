@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use crate::handles::{
     QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
 };
-use crate::ids::{AppId, TaskKey};
+use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::program::Program;
 use crate::shard::{Core, Holder, Shard, TaskFuture};
 use crate::shards::Shards;
@@ -29,14 +29,20 @@ pub(crate) enum Handover {
 pub(crate) struct TaskCtx {
     /// The host's shards and their shared state.
     pub(crate) shards: Arc<Shards>,
-    /// The task itself, which names its shard.
-    pub(crate) me: TaskKey,
+    /// Where the task is (it may move to another shard while runnable).
+    pub(crate) cell: Arc<TaskCell>,
 }
 
 impl TaskCtx {
+    /// The task's key now: its host calls run while it is polled, when it
+    /// cannot move.
+    pub(crate) fn me(&self) -> TaskKey {
+        self.cell.key()
+    }
+
     /// The shard that runs this task.
     pub(crate) fn shard(&self) -> &Shard {
-        self.shards.of(self.me)
+        self.shards.of(self.me())
     }
 
     /// Its shard's scheduler state.
@@ -201,21 +207,22 @@ pub(crate) fn spawn(
     payload: Vec<u8>,
     handover: Vec<Handover>,
     holder: Holder,
-) -> TaskKey {
+) -> Arc<TaskCell> {
     let app = program.app();
     let id = shards.next_id();
     let mut core = shards.all()[shard].core();
     let me = core.next_key(id);
+    let cell = Arc::new(TaskCell::new(me));
     let ctx = TaskCtx {
         shards: shards.clone(),
-        me,
+        cell: cell.clone(),
     };
     let future = task_future(program, ctx, entry.clone(), payload, handover);
-    core.spawn(me, app, entry, holder, future);
+    core.spawn(cell.clone(), app, entry, holder, future);
     drop(core);
     // A shard asleep in its poll would not see the new task until then.
     shards.of(me).remote.nudge();
-    me
+    cell
 }
 
 /// The future of a new task that runs `entry(payload)` of `program`.

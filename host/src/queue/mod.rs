@@ -360,6 +360,14 @@ impl Queues {
     }
 
     /// The result of a wait, if it is over (then the waiter is gone).
+    /// Records that the task behind `waiter` is now `task` (it moved to
+    /// another shard while runnable).
+    pub(crate) fn rewait(&mut self, waiter: WaiterKey, task: TaskKey) {
+        if let Some(w) = self.waiters.get_mut(waiter) {
+            w.task = task;
+        }
+    }
+
     pub(crate) fn take_result(&mut self, waiter: WaiterKey) -> Option<Result<Option<Item>, Error>> {
         self.waiters[waiter].result.as_ref()?;
         let waiter = self.waiters.remove(waiter);

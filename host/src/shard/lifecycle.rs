@@ -70,12 +70,7 @@ impl Core {
         let never_ran = !std::mem::replace(&mut e.started, true);
         let (app, held) = (e.app, e.holder != Holder::Nobody);
         self.unstarted -= usize::from(never_ran);
-        if let Some(count) = self.app_tasks.get_mut(&app) {
-            *count -= 1;
-            if *count == 0 {
-                self.app_tasks.remove(&app);
-            }
-        }
+        self.forget_app_task(app);
         let left = lock(&self.apps).ended(app, &outcome, held);
         self.publish_load();
         if left == 0 {
@@ -94,6 +89,16 @@ impl Core {
         }
         if let Some(joiner) = joiner {
             self.schedule(joiner);
+        }
+    }
+
+    /// One task of `app` fewer on this shard.
+    pub(super) fn forget_app_task(&mut self, app: crate::ids::AppId) {
+        if let Some(count) = self.app_tasks.get_mut(&app) {
+            *count -= 1;
+            if *count == 0 {
+                self.app_tasks.remove(&app);
+            }
         }
     }
 

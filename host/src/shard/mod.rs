@@ -26,12 +26,14 @@ use slab::Slab;
 mod lifecycle;
 mod pass;
 pub(crate) mod reactor;
+mod steal;
 
 pub(crate) use pass::run_pass;
 pub(crate) use reactor::Remote;
+pub(crate) use steal::{call_for_help, steal};
 
 use crate::apps::Apps;
-use crate::ids::{AppId, TaskKey};
+use crate::ids::{AppId, TaskCell, TaskKey};
 pub(crate) use crate::outcome::Outcome;
 use crate::outcome::TaskError;
 use reactor::TaskWaker;
@@ -104,6 +106,8 @@ pub(crate) enum Wait {
 struct Entry {
     /// Unique id, never reused.
     id: u64,
+    /// Where the task is: changed when it moves to another shard.
+    cell: Arc<TaskCell>,
     /// The entry function it runs, for messages.
     entry: Arc<str>,
     /// The task's future; `None` while it is being polled and after it ended.
@@ -148,8 +152,9 @@ pub(crate) struct Core {
     tasks: Slab<Entry>,
     /// Tasks to run in the next pass, in order.
     run_queue: VecDeque<TaskKey>,
-    /// The queue of the pass being run (kept to reuse its allocation).
-    spare_queue: VecDeque<TaskKey>,
+    /// The tasks of the pass being run that have not run yet (here, not
+    /// in the pass's own variable, so that an idle shard can take some).
+    batch: VecDeque<TaskKey>,
     /// Buffer for keys woken from the reactor's remote half.
     woken: Vec<TaskKey>,
     /// Timers and I/O.
@@ -203,7 +208,7 @@ impl Core {
             index,
             tasks: Slab::new(),
             run_queue: VecDeque::new(),
-            spare_queue: VecDeque::new(),
+            batch: VecDeque::new(),
             woken: Vec::new(),
             reactor,
             peers,
@@ -239,21 +244,23 @@ impl Core {
     /// place reserved in [`Apps::reserve`]) that first runs in the next pass.
     pub(crate) fn spawn(
         &mut self,
-        key: TaskKey,
+        cell: Arc<TaskCell>,
         app: AppId,
         entry: Arc<str>,
         holder: Holder,
         future: TaskFuture,
     ) {
+        let key = cell.key();
         let vacant = self.tasks.vacant_entry();
         assert_eq!(vacant.key(), key.slot, "spawned under a stale key");
         let waker = Waker::from(Arc::new(TaskWaker {
-            task: key,
-            remote: self.reactor.remote().clone(),
+            task: cell.clone(),
+            peers: self.peers.clone(),
         }));
         let cpu_budget = lock(&self.apps).limits(app).cpu_budget;
         vacant.insert(Entry {
             id: key.id,
+            cell,
             entry,
             future: Some(future),
             waker,
@@ -304,6 +311,11 @@ impl Core {
     fn entry(&mut self, key: TaskKey) -> Option<&mut Entry> {
         debug_assert_eq!(key.shard, self.index, "a key of another shard");
         self.tasks.get_mut(key.slot).filter(|e| e.id == key.id)
+    }
+
+    /// Its shard's index.
+    pub(crate) fn index(&self) -> usize {
+        self.index
     }
 
     /// The task being polled.

@@ -178,7 +178,7 @@ pub(crate) fn run_pass(
     };
     let mut core = shard.core();
     core.end_wait(events);
-    let mut batch = core.take_batch();
+    core.take_batch();
     // Tasks cancelled from other shards since the last pass.
     let doomed = core.take_doomed();
     if !doomed.is_empty() {
@@ -191,10 +191,10 @@ pub(crate) fn run_pass(
     // The core stays locked from one poll's end to the next one's start
     // (one lock per task switch), and is let go of during each poll: the
     // task's host calls take it.
-    while let Some(key) = batch.pop_front() {
+    while let Some(key) = core.batch.pop_front() {
         if core.pass_used_up(pass_started) {
             deferred.push(key);
-            deferred.extend(batch.drain(..));
+            deferred.extend(core.batch.drain(..));
             break;
         }
         let (mut future, waker) = match core.begin_poll(key) {
@@ -219,19 +219,20 @@ pub(crate) fn run_pass(
             core.last_poll_end = None;
         }
     }
-    core.end_pass(batch, deferred);
+    core.end_pass(deferred);
     Ok(())
 }
 
 impl Core {
     /// The tasks to run in this pass: those runnable now, the apps' in turn.
-    fn take_batch(&mut self) -> VecDeque<TaskKey> {
-        let spare = std::mem::take(&mut self.spare_queue);
-        let mut batch = std::mem::replace(&mut self.run_queue, spare);
+    fn take_batch(&mut self) {
+        debug_assert!(self.batch.is_empty());
+        std::mem::swap(&mut self.batch, &mut self.run_queue);
         if self.app_tasks.len() > 1 {
+            let mut batch = std::mem::take(&mut self.batch);
             self.interleave_apps(&mut batch);
+            self.batch = batch;
         }
-        batch
     }
 
     /// Reorders `batch` to take one task of each app in turn, keeping each
@@ -264,15 +265,13 @@ impl Core {
     }
 
     /// Puts back the start-ups that did not fit, and queues what woke.
-    fn end_pass(&mut self, batch: VecDeque<TaskKey>, deferred: Vec<TaskKey>) {
-        if self.spare_queue.capacity() < batch.capacity() {
-            self.spare_queue = batch;
-        }
+    fn end_pass(&mut self, deferred: Vec<TaskKey>) {
         // Start-ups that did not fit begin the next pass, in order.
         for key in deferred.into_iter().rev() {
             self.run_queue.push_front(key);
         }
         // Tasks woken during the pass are runnable now, for `has_runnable`.
         self.queue_woken();
+        self.publish_queued();
     }
 }

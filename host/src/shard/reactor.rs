@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::ids::TaskKey;
+use crate::ids::{TaskCell, TaskKey};
 
 /// The token of the mio waker; sockets use the tokens below it.
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
@@ -76,6 +76,11 @@ pub(crate) struct Remote {
     /// Passes begun, so that a look at every shard can tell whether any
     /// ran meanwhile.
     pub(crate) passes: AtomicU64,
+    /// Tasks queued for the shard's next pass, as of its last pass: where
+    /// a shard with nothing to do looks for work to take.
+    pub(crate) queued: AtomicUsize,
+    /// Tasks this shard took from others.
+    pub(crate) taken: AtomicU64,
 }
 
 impl Remote {
@@ -104,6 +109,11 @@ impl Remote {
         if self.sleeping.swap(false, Ordering::SeqCst) {
             let _ = self.waker.wake();
         }
+    }
+
+    /// Whether the shard waits in its poll (or is about to).
+    pub(crate) fn is_sleeping(&self) -> bool {
+        self.sleeping.load(Ordering::SeqCst)
     }
 
     /// Moves the woken tasks into `into`, keeping their order.
@@ -141,19 +151,23 @@ impl Remote {
 
 /// The waker handed to a task's future: waking pushes the task's key.
 pub(crate) struct TaskWaker {
-    /// The task this waker resumes.
-    pub(crate) task: TaskKey,
-    /// Where the wake is recorded.
-    pub(crate) remote: Arc<Remote>,
+    /// The task this waker resumes, wherever it is then.
+    pub(crate) task: Arc<TaskCell>,
+    /// Every shard's remote half, by index.
+    pub(crate) peers: Arc<[Arc<Remote>]>,
 }
 
 impl Wake for TaskWaker {
     fn wake(self: Arc<Self>) {
-        self.remote.wake(self.task);
+        self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.remote.wake(self.task);
+        // A wake that reaches the shard a task just left finds no task
+        // there and is dropped: a task moves only while runnable, and each
+        // wait it starts after the move is woken at its new place.
+        let key = self.task.key();
+        self.peers[key.shard].wake(key);
     }
 }
 
@@ -173,6 +187,8 @@ pub(crate) struct Poller {
     events: mio::Events,
     /// The shard's remote half, watched while spinning.
     remote: Arc<Remote>,
+    /// The other shards' remote halves, watched for tasks to take.
+    others: Vec<Arc<Remote>>,
 }
 
 impl Poller {
@@ -189,13 +205,25 @@ impl Poller {
         Ok(&self.events)
     }
 
+    /// Lets the spin also watch `others` for tasks queued to take.
+    pub(crate) fn watch(&mut self, others: Vec<Arc<Remote>>) {
+        self.others = others;
+    }
+
     /// Watches for up to [`SPIN`] for a wake (or work placed here, which
-    /// clears `sleeping`); true if one came.
+    /// clears `sleeping`) or tasks queued elsewhere; true if one came.
     fn spin(&self) -> bool {
         let until = Instant::now() + SPIN;
         loop {
             let remote = &self.remote;
             if !remote.sleeping.load(Ordering::SeqCst) || remote.has_woken() {
+                return true;
+            }
+            if self
+                .others
+                .iter()
+                .any(|o| o.queued.load(Ordering::Relaxed) >= 2)
+            {
                 return true;
             }
             if Instant::now() >= until {
@@ -240,11 +268,14 @@ impl Reactor {
             load: AtomicUsize::new(0),
             parked_stuck: AtomicBool::new(false),
             passes: AtomicU64::new(0),
+            queued: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
         });
         let poller = Poller {
             poll,
             events: mio::Events::with_capacity(EVENTS_PER_PASS),
             remote: remote.clone(),
+            others: Vec::new(),
         };
         let reactor = Self {
             registry,

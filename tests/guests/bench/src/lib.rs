@@ -121,6 +121,27 @@ fn ticker((period_ms, rounds): (u64, u32)) -> mtask::Result<Vec<u64>> {
     Ok(late)
 }
 
+/// `uneven N LONG SHORT` (args): N children, every second one doing
+/// `work(LONG)` and the others `work(SHORT)`. By the placement rule the
+/// long ones share one shard, so the other runs out of work early: what
+/// work stealing is for.
+fn uneven() -> mtask::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
+    let (Some(Ok(n)), Some(Ok(long)), Some(Ok(short))) = (args.next(), args.next(), args.next())
+    else {
+        return Err(mtask::Error::Invalid("usage: uneven N LONG SHORT".into()));
+    };
+    let children: Vec<mtask::Task<u64>> = (0..n)
+        .map(|i| mtask::spawn_fn(work, &if i % 2 == 0 { long } else { short }))
+        .collect::<Result<_, _>>()?;
+    let mut sum = 0u64;
+    for child in children {
+        sum = sum.wrapping_add(child.join()?);
+    }
+    println!("checksum {sum}");
+    Ok(())
+}
+
 /// Runs for `millis` without waiting (preempted only by its time slice).
 fn busy_ms(millis: u64) {
     let start = std::time::Instant::now();
@@ -202,6 +223,7 @@ mtask::entries!(
     ticker,
     work,
     crunch,
+    uneven,
     busy_ms,
     crowd,
     ticker_main
