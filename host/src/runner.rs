@@ -62,7 +62,8 @@ pub(crate) fn run(
                 .name(format!("mtask-shard-{}", i + 1))
                 .spawn_scoped(scope, move || {
                     let _tokio = tokio_runtime().enter();
-                    run_shard(run, i + 1, poller, None)
+                    // A panic ended the run; the thread just ends.
+                    let _ = guarded(run, || run_shard(run, i + 1, poller, None));
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -74,11 +75,13 @@ pub(crate) fn run(
                 }
             }
         }
-        run_shard(&run, 0, first, Some(names));
+        let panic = guarded(&run, || run_shard(&run, 0, first, Some(names)));
         for thread in threads {
-            if thread.join().is_err() {
-                run.end(Some(Error::Host("a scheduler thread panicked".into())));
-            }
+            // Its panic, if any, ended the run already.
+            let _ = thread.join();
+        }
+        if let Err(panic) = panic {
+            std::panic::resume_unwind(panic);
         }
     });
     // A task a busy shard placed on one that had already stopped.
@@ -89,6 +92,16 @@ pub(crate) fn run(
         Some(error) => Err(error),
         None => Ok(()),
     }
+}
+
+/// Runs `f` (a shard's loop); if it panics (a bug in the host), ends the
+/// run so that the other shards stop too, rather than wait for it forever.
+fn guarded(run: &Run<'_>, f: impl FnOnce()) -> std::thread::Result<()> {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    if result.is_err() {
+        run.end(Some(Error::Host("a scheduler thread panicked".into())));
+    }
+    result
 }
 
 /// The loop of shard `index`; shard 0 also lists the tasks when asked.

@@ -106,7 +106,7 @@ impl Future for YieldNow<'_> {
         }
         self.yielded = true;
         // The same as waking through `cx`, minus the remote half's lock.
-        self.ctx.core().requeue_current();
+        self.ctx.core().yield_current();
         Poll::Pending
     }
 }

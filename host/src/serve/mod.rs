@@ -22,6 +22,7 @@
 //! [host]                      # optional; every key optional
 //! max_tasks = 10000           # the pool the tenants share out
 //! time_slice = "10ms"
+//! threads = 4                 # scheduler threads; default one per core
 //! cpu_budget = "30s"          # per task, for every tenant
 //! max_sockets = 1000          # per tenant
 //! max_queue_bytes = "16MiB"   # per tenant

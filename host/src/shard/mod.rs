@@ -134,6 +134,10 @@ struct Entry {
     cpu_budget: Option<Duration>,
     /// Its first poll (instantiation, start-up) has run.
     started: bool,
+    /// Its last poll ended in a yield or a preemption, not a wait: it wants
+    /// CPU, and may move to an idle shard. (A task woken by a queue or a
+    /// socket stays with the tasks it talks to.)
+    hungry: bool,
     /// The app it belongs to.
     app: AppId,
 }
@@ -194,6 +198,11 @@ pub(crate) struct Core {
     start_time: Duration,
     /// The task being polled is being polled for the first time.
     first_poll: bool,
+    /// The task being polled yielded or was preempted (see `Entry::hungry`).
+    yielded: bool,
+    /// Hungry tasks queued for the next pass during this one: what a
+    /// thief may take, published at the pass's end.
+    hungry_queued: usize,
 }
 
 impl Core {
@@ -227,6 +236,8 @@ impl Core {
             time_slice,
             start_time: Duration::ZERO,
             first_poll: false,
+            yielded: false,
+            hungry_queued: 0,
         }
     }
 
@@ -273,6 +284,7 @@ impl Core {
             cpu: Duration::ZERO,
             cpu_budget,
             started: false,
+            hungry: false,
             app,
         });
         self.live += 1;
@@ -347,6 +359,7 @@ impl Core {
         if sliced >= self.time_slice {
             // Woken at once, so it goes to the back of the run queue.
             self.pending_wait = Some(Wait::Runnable);
+            self.yielded = true;
             Ok(wasmtime::UpdateDeadline::Yield(1))
         } else {
             Ok(wasmtime::UpdateDeadline::Continue(1))
@@ -380,7 +393,14 @@ impl Core {
         self.pending_wait = Some(wait);
     }
 
-    /// Puts the running task at the back of the run queue (`yield-now`).
+    /// Puts the running task at the back of the run queue, for
+    /// `yield-now` (which marks it hungry for CPU, see `Entry::hungry`).
+    pub(crate) fn yield_current(&mut self) {
+        self.yielded = true;
+        self.requeue_current();
+    }
+
+    /// Puts the running task at the back of the run queue.
     pub(crate) fn requeue_current(&mut self) {
         let key = self.current();
         self.pending_wait = Some(Wait::Runnable);

@@ -122,9 +122,12 @@ impl Core {
         if std::mem::take(&mut self.first_poll) {
             self.start_time += ran;
         }
+        let hungry = std::mem::take(&mut self.yielded);
         if let Some(e) = self.entry(key) {
             e.waker = waker;
             e.cpu += ran;
+            e.hungry = hungry;
+            self.hungry_queued += usize::from(hungry && e.queued);
         }
         let cancelled = self
             .entry(key)

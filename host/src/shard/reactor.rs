@@ -76,8 +76,8 @@ pub(crate) struct Remote {
     /// Passes begun, so that a look at every shard can tell whether any
     /// ran meanwhile.
     pub(crate) passes: AtomicU64,
-    /// Tasks queued for the shard's next pass, as of its last pass: where
-    /// a shard with nothing to do looks for work to take.
+    /// Hungry tasks (see `steal`) queued for the shard's next pass, as of
+    /// its last pass: where a shard with nothing to do looks for work.
     pub(crate) queued: AtomicUsize,
     /// Tasks this shard took from others.
     pub(crate) taken: AtomicU64,

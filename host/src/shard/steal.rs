@@ -1,7 +1,9 @@
 //! Work stealing (docs/design.md §3): a shard with nothing to run takes
 //! half of the tasks queued on the busiest shard.
 //!
-//! A task moves only while it is queued to run, never while polled, and
+//! A task moves only while it is queued to run, never while polled, only
+//! if its last poll ended in a yield or a preemption (it wants CPU; a task
+//! woken by a queue or a socket stays beside the tasks it talks to), and
 //! not if the embedder holds it (a [`crate::TaskId`] names one place). It
 //! moves with everything in its entry; its `TaskCell` changes under both
 //! shards' locks, so whoever locks the shard a key names and finds the key
@@ -44,7 +46,10 @@ impl Core {
                 break;
             };
             let movable = self.tasks.get(key.slot).is_some_and(|e| {
-                e.id == key.id && e.future.is_some() && e.holder != super::Holder::Embedder
+                e.id == key.id
+                    && e.hungry
+                    && e.future.is_some()
+                    && e.holder != super::Holder::Embedder
             });
             if !movable {
                 kept.push(key);
@@ -86,10 +91,12 @@ impl Core {
         self.publish_load();
     }
 
-    /// How many tasks are queued here, for thieves to look at.
-    pub(super) fn publish_queued(&self) {
+    /// How many hungry tasks the last pass queued for the next, for
+    /// thieves to look at.
+    pub(super) fn publish_queued(&mut self) {
+        let hungry = std::mem::take(&mut self.hungry_queued);
         let queued = &self.reactor.remote().queued;
-        queued.store(self.run_queue.len(), Ordering::Relaxed);
+        queued.store(hungry.min(self.run_queue.len()), Ordering::Relaxed);
     }
 }
 
@@ -125,9 +132,9 @@ pub(crate) fn steal(shards: &[Shard], thief: usize) -> usize {
         .remote
         .taken
         .fetch_add(count as u64, Ordering::Relaxed);
-    from.publish_queued();
+    // What is left to take is unknown until the victim's next pass: none.
+    from.reactor.remote().queued.store(0, Ordering::Relaxed);
     to.adopt(moved);
-    to.publish_queued();
     count
 }
 
