@@ -203,6 +203,9 @@ pub(crate) struct Core {
     /// Hungry tasks queued for the next pass during this one: what a
     /// thief may take, published at the pass's end.
     hungry_queued: usize,
+    /// Tasks were woken from another thread since the last wait: the next
+    /// idle wait spins a little before it sleeps (see `reactor::SPIN`).
+    talking: bool,
 }
 
 impl Core {
@@ -238,6 +241,7 @@ impl Core {
             first_poll: false,
             yielded: false,
             hungry_queued: 0,
+            talking: false,
         }
     }
 

@@ -42,12 +42,15 @@ enum Begin {
 impl Core {
     /// How long to wait for timers, I/O and remote wakes (not at all if
     /// tasks are runnable); `None`: do not poll.
-    fn plan_wait(&mut self, timeout: Option<Duration>) -> Option<Option<Duration>> {
+    fn plan_wait(&mut self, timeout: Option<Duration>) -> Option<(Option<Duration>, bool)> {
         // Waiting for events is nobody's CPU time.
         self.last_poll_end = None;
         self.start_time = Duration::ZERO;
         let must_return = !self.run_queue.is_empty();
-        self.reactor.plan_wait(timeout, must_return)
+        let wait = self.reactor.plan_wait(timeout, must_return)?;
+        // Kept until a wait that may sleep: passes with work to do between.
+        let spin = wait != Some(Duration::ZERO) && std::mem::take(&mut self.talking);
+        Some((wait, spin))
     }
 
     /// Queues the tasks that the wait's events, due timers and remote
@@ -68,6 +71,11 @@ impl Core {
     fn queue_woken(&mut self) {
         let mut woken = std::mem::take(&mut self.woken);
         self.reactor.remote().drain_woken(&mut woken);
+        // More wakes than this shard's own timers made: some came from
+        // another thread (a shard, most likely), so the next idle wait
+        // watches for the answer before it sleeps.
+        let timers = std::mem::take(&mut self.reactor.timers_fired);
+        self.talking |= woken.len() > timers;
         for key in woken.drain(..) {
             self.schedule(key);
         }
@@ -176,7 +184,7 @@ pub(crate) fn run_pass(
     let plan = shard.core().plan_wait(timeout);
     // Waits with the core unlocked: other shards may place tasks here.
     let events = match plan {
-        Some(wait) => Some(poller.poll(wait)?),
+        Some((wait, spin)) => Some(poller.poll(wait, spin)?),
         None => None,
     };
     let mut core = shard.core();

@@ -174,8 +174,10 @@ impl Wake for TaskWaker {
 /// How long a shard with nothing to do watches for a wake from another
 /// shard before it sleeps in the kernel: a wake through the kernel costs a
 /// few tens of µs both ways, so tasks that talk across shards would wait
-/// that long at each exchange. The cost: this much CPU each time a shard
-/// runs out of work.
+/// that long at each exchange. The cost is this much CPU each time such a
+/// shard runs out of work, so it spins only after wakes from another
+/// thread: a shard whose tasks wait on their own sockets (an echo server)
+/// sleeps at once and leaves the core to others.
 const SPIN: Duration = Duration::from_micros(50);
 
 /// The blocking half of a reactor: the shard's thread waits in it with no
@@ -192,9 +194,14 @@ pub(crate) struct Poller {
 }
 
 impl Poller {
-    /// Waits up to `wait` (`None`: no limit) for I/O or a remote wake.
-    pub(crate) fn poll(&mut self, mut wait: Option<Duration>) -> std::io::Result<&mio::Events> {
-        if wait.is_none_or(|w| w >= SPIN) && self.spin() {
+    /// Waits up to `wait` (`None`: no limit) for I/O or a remote wake;
+    /// with `spin`, watches for a wake for [`SPIN`] before it sleeps.
+    pub(crate) fn poll(
+        &mut self,
+        mut wait: Option<Duration>,
+        spin: bool,
+    ) -> std::io::Result<&mio::Events> {
+        if spin && wait.is_none_or(|w| w >= SPIN) && self.spin() {
             wait = Some(Duration::ZERO);
         }
         match self.poll.poll(&mut self.events, wait) {
@@ -248,6 +255,9 @@ pub(crate) struct Reactor {
     sources: Slab<Source>,
     /// Tasks that I/O readiness woke in the last wait, in event order.
     io_woken: Vec<TaskKey>,
+    /// Timers fired since the shard last looked (their wakes go through
+    /// the remote half, like other threads').
+    pub(crate) timers_fired: usize,
     /// The half that other threads use.
     remote: Arc<Remote>,
 }
@@ -283,6 +293,7 @@ impl Reactor {
             next_timer: 0,
             sources: Slab::new(),
             io_woken: Vec::new(),
+            timers_fired: 0,
             remote,
         };
         Ok((reactor, poller))
@@ -472,6 +483,7 @@ impl Reactor {
                 break;
             }
             entry.remove().wake();
+            self.timers_fired += 1;
         }
     }
 }
