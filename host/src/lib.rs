@@ -35,9 +35,10 @@
 //! - `outcome`: how a task's end becomes a result or a message.
 //! - `ids` and `wit_types`: the ids and WIT types shared by the modules
 //!   above, at the bottom of the module graph.
-//! - [`cli`]: the `mtask-host` command; `serve`: its multi-tenant mode
-//!   (`serve::tenants` reads the file, `serve::shares` reserves each
-//!   tenant's share); `units`: the durations and sizes both parse.
+//! - [`cli`]: the `mtask-host` command: `cli::run`, and `cli::serve`, its
+//!   multi-tenant mode (`serve::tenants` reads the file, `serve::shares`
+//!   reserves each tenant's share); `cli::units`: the durations, sizes and
+//!   thread counts both parse.
 //! - [`net_policy`]: which addresses an app may bind and connect to.
 //!
 //! # Example
@@ -73,11 +74,9 @@ mod outcome;
 pub mod program;
 mod queue;
 mod runner;
-mod serve;
 mod shard;
 mod shards;
 
-mod units;
 mod waits;
 mod wit_types;
 

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::shares::{reserve_files, reserve_memory, reserve_tasks};
 use super::tenant::{Tenant, TenantTable};
+use crate::cli::units::{parse_duration, parse_size, parse_threads};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::units::{parse_duration, parse_size, parse_threads};
 use crate::{AppLimits, Config, DirGrant};
 
 /// The `[host]` table.

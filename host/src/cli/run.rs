@@ -1,60 +1,15 @@
-//! The `mtask-host` command.
-//!
-//! Exit status: 0 when the main task succeeded, 1 when it failed, 2 for a
-//! usage error or a component that cannot be used.
+//! `mtask-host run`: one app's main task, and every task it starts, to the end.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
-
+use super::units::{parse_duration, parse_size, parse_threads};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::units::{parse_duration, parse_size, parse_threads};
 use crate::{CacheNote, CodeOrigin, Config, DirGrant, TaskManager};
 
-/// Run WebAssembly components as cooperative, sandboxed tasks.
-#[derive(Parser, Debug)]
-#[command(name = "mtask-host", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run a component's main task, and every task it starts, to the end.
-    ///
-    /// Exits 0 when the main task succeeded, 1 when it failed (its error
-    /// and wasm backtrace go to stderr), 2 when the component cannot be used.
-    Run(Box<RunArgs>),
-
-    /// Run several apps (tenants) in one host, as a tenants.toml file
-    /// describes; see examples/tenants.toml for the format.
-    ///
-    /// Tenants share nothing but the host: no queues, no handles; one's
-    /// traps and limits end only its own tasks. Each tenant's limits are
-    /// reserved for it: the task pool, the open files and the machine's
-    /// memory are shared out at start, and a file whose shares do not fit
-    /// is refused. SIGINT or SIGTERM cancels every task, closes every
-    /// socket, and exits 0; SIGUSR1 lists the live tasks on stderr (both
-    /// are handled from the start, also while tenants load).
-    Serve {
-        /// The tenants file.
-        config: PathBuf,
-        /// At exit, print a line per tenant: tasks started, succeeded,
-        /// failed, trapped, over a limit, cancelled.
-        #[arg(long)]
-        summary: bool,
-        /// How many scheduler threads run the tasks; overrides `threads`
-        /// under [host]. [default: one per available core]
-        #[arg(long, value_name = "N", value_parser = parse_threads)]
-        threads: Option<usize>,
-    },
-}
-
 #[derive(clap::Args, Debug)]
-struct RunArgs {
+pub(super) struct RunArgs {
     /// The component to run (a .wasm file built with the mtask SDK).
     app: PathBuf,
 
@@ -154,20 +109,8 @@ fn parse_rule(text: &str) -> Result<NetRule, String> {
     text.parse()
 }
 
-/// Runs the command line; returns the process's exit status.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Run(args) => run(*args),
-        Command::Serve {
-            config,
-            summary,
-            threads,
-        } => crate::serve::serve(&config, summary, threads),
-    }
-}
-
-fn run(args: RunArgs) -> ExitCode {
+/// Runs one app to its end; returns the process's exit status.
+pub(super) fn run(args: RunArgs) -> ExitCode {
     let fail = |message: String, code: u8| {
         eprintln!("mtask-host: {message}");
         ExitCode::from(code)

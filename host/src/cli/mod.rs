@@ -1,0 +1,71 @@
+//! The `mtask-host` command: `run` (one app, `cli::run`) and `serve`
+//! (tenants, `cli::serve`); `cli::units` parses the durations, sizes and
+//! thread counts both take.
+//!
+//! Exit status: 0 when the main task succeeded, 1 when it failed, 2 for a
+//! usage error or a component that cannot be used.
+
+mod run;
+pub(crate) mod serve;
+pub(crate) mod units;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use run::RunArgs;
+use units::parse_threads;
+
+/// Run WebAssembly components as cooperative, sandboxed tasks.
+#[derive(Parser, Debug)]
+#[command(name = "mtask-host", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a component's main task, and every task it starts, to the end.
+    ///
+    /// Exits 0 when the main task succeeded, 1 when it failed (its error
+    /// and wasm backtrace go to stderr), 2 when the component cannot be used.
+    Run(Box<RunArgs>),
+
+    /// Run several apps (tenants) in one host, as a tenants.toml file
+    /// describes; see examples/tenants.toml for the format.
+    ///
+    /// Tenants share nothing but the host: no queues, no handles; one's
+    /// traps and limits end only its own tasks. Each tenant's limits are
+    /// reserved for it: the task pool, the open files and the machine's
+    /// memory are shared out at start, and a file whose shares do not fit
+    /// is refused. SIGINT or SIGTERM cancels every task, closes every
+    /// socket, and exits 0; SIGUSR1 lists the live tasks on stderr (both
+    /// are handled from the start, also while tenants load).
+    Serve {
+        /// The tenants file.
+        config: PathBuf,
+        /// At exit, print a line per tenant: tasks started, succeeded,
+        /// failed, trapped, over a limit, cancelled.
+        #[arg(long)]
+        summary: bool,
+        /// How many scheduler threads run the tasks; overrides `threads`
+        /// under [host]. [default: one per available core]
+        #[arg(long, value_name = "N", value_parser = parse_threads)]
+        threads: Option<usize>,
+    },
+}
+
+/// Runs the command line; returns the process's exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::Serve {
+            config,
+            summary,
+            threads,
+        } => serve::serve(&config, summary, threads),
+    }
+}
