@@ -16,6 +16,16 @@ use support::{connect, guest, host, host_run, run_guest, spawn_listening};
 
 const TWO: [&str; 2] = ["--threads", "2"];
 
+/// An embedded host with `threads` shards and the tests' code cache.
+fn manager(threads: usize) -> TaskManager {
+    TaskManager::new(Config {
+        threads,
+        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
+        ..Config::default()
+    })
+    .unwrap()
+}
+
 /// Held by the tests that load both cores, so that they do not slow each
 /// other down past what they measure.
 static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -132,12 +142,7 @@ fn tasks_waiting_on_each_other_across_an_idle_shard_are_a_deadlock() {
 
 #[test]
 fn added_tasks_spread_over_the_shards() {
-    let mut m = TaskManager::new(Config {
-        threads: 2,
-        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
-        ..Config::default()
-    })
-    .unwrap();
+    let mut m = manager(2);
     let program = m.load(guest("bench")).unwrap();
     let tasks: Vec<_> = (0..6)
         .map(|_| m.add(&program, "idle", Vec::new()).unwrap())
@@ -155,12 +160,7 @@ fn the_children_of_a_cpu_bound_app_spread_over_the_shards() {
     // Eight children of one parent: the placement rule puts every second
     // one on the other shard. (How much faster that makes the app is a
     // benchmark's question, in BENCHMARKS.md.)
-    let mut m = TaskManager::new(Config {
-        threads: 2,
-        cache_dir: Some(support::target_dir().join("mtask-test-cache")),
-        ..Config::default()
-    })
-    .unwrap();
+    let mut m = manager(2);
     let program = m.load(guest("bench")).unwrap().with_args(["8", "20"]);
     let main = m.add(&program, "crunch", Vec::new()).unwrap();
     // One pass of each shard, on this thread: the parent's first steps
@@ -249,12 +249,7 @@ fn an_idle_shard_takes_tasks_from_a_busy_one() {
     // They go on where they stopped, and their parent joins them there.
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let moved = |threads: usize| {
-        let mut m = TaskManager::new(Config {
-            threads,
-            cache_dir: Some(support::target_dir().join("mtask-test-cache")),
-            ..Config::default()
-        })
-        .unwrap();
+        let mut m = manager(threads);
         let program = m.load(guest("bench")).unwrap().with_args(["8", "400", "4"]);
         let main = m.add(&program, "uneven", Vec::new()).unwrap();
         m.run().unwrap();

@@ -7,18 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use mtask_host::{Config, Program, TaskManager};
+mod common;
 
-fn guest() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/bench.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run `just guests`",
-        path.display()
-    );
-    path
-}
+use common::{bench_guest, varint};
+use mtask_host::{Config, Program, TaskManager};
 
 /// One shard, so that figures compare with earlier runs; `--bench shards`
 /// compares thread counts.
@@ -32,19 +24,8 @@ fn manager(max_tasks: u32) -> (TaskManager, Program) {
 
 fn manager_with(config: Config) -> (TaskManager, Program) {
     let manager = TaskManager::new(config).expect("manager");
-    let program = manager.load(guest()).expect("bench.wasm");
+    let program = manager.load(bench_guest()).expect("bench.wasm");
     (manager, program)
-}
-
-/// A `u32` as the guest SDK encodes it (postcard varint).
-fn varint(mut n: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out
 }
 
 /// Runs passes until no task is runnable (all ended or all waiting).
@@ -223,7 +204,7 @@ fn most_live(limit: u32) -> (usize, String) {
         Ok(m) => m,
         Err(e) => return (0, format!("a pool for {limit} tasks cannot be made: {e}")),
     };
-    let program = m.load(guest()).expect("bench.wasm");
+    let program = m.load(bench_guest()).expect("bench.wasm");
     let mut ids = Vec::new();
     loop {
         for _ in 0..1000 {

@@ -11,6 +11,9 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{bench_guest, varint};
 use mtask_host::{Config, Program, TaskManager};
 
 fn manager(threads: usize) -> (TaskManager, Program) {
@@ -20,26 +23,8 @@ fn manager(threads: usize) -> (TaskManager, Program) {
         ..Config::default()
     })
     .expect("manager");
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/bench.wasm");
-    assert!(
-        path.exists(),
-        "{} is missing: run `just guests`",
-        path.display()
-    );
-    let program = manager.load(path).expect("bench.wasm");
+    let program = manager.load(bench_guest()).expect("bench.wasm");
     (manager, program)
-}
-
-/// A `u32` as the guest SDK encodes it (postcard varint).
-fn varint(mut n: u32) -> Vec<u8> {
-    let mut out = Vec::new();
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-    out
 }
 
 /// How long `run` takes for the tasks `add` adds, after one warm-up run of
