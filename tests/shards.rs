@@ -259,3 +259,18 @@ fn an_idle_shard_takes_tasks_from_a_busy_one() {
     assert_eq!(moved(1), 0, "one shard has nobody to give tasks to");
     assert!(moved(2) > 0, "the idle shard took no task");
 }
+
+#[test]
+fn tasks_taken_by_another_shard_sleep_and_use_queues_there() {
+    // Roamers that compute, yield, sleep and pass items through a queue
+    // with deadlines: the long ones get taken by the other shard, and their
+    // timers, queue waits and joins follow them.
+    let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut m = manager(2);
+    let program = m.load(guest("bench")).unwrap().with_args(["8", "60"]);
+    let main = m.add(&program, "roam", Vec::new()).unwrap();
+    m.run().unwrap();
+    assert!(matches!(m.take_outcome(main), Some(Ok(_))));
+    assert!(m.moved_tasks() > 0, "no task moved");
+    assert_eq!(m.live_tasks(), 0);
+}

@@ -142,6 +142,50 @@ fn uneven() -> mtask::Result<()> {
     Ok(())
 }
 
+/// `roam N ROUNDS` (args): N tasks that each, ROUNDS times, compute (the
+/// even ones long, the odd ones briefly), yield, sometimes sleep, and pass
+/// an item through a shared queue with deadlines: the long ones share a
+/// shard at first and get taken by the other, then wait there.
+fn roam() -> mtask::Result<()> {
+    let mut args = std::env::args().skip(1).map(|a| a.parse::<u32>());
+    let (Some(Ok(n)), Some(Ok(rounds))) = (args.next(), args.next()) else {
+        return Err(mtask::Error::Invalid("usage: roam N ROUNDS".into()));
+    };
+    let queue = mtask::Queue::<u32>::new(4)?;
+    let roamers: Vec<mtask::Task<u32>> = (0..n)
+        .map(|i| mtask::spawn_with("roamer", &(i, rounds), vec![queue.clone().into_handle()]))
+        .collect::<Result<_, _>>()?;
+    let mut passed = 0;
+    for roamer in roamers {
+        passed += roamer.join()?;
+    }
+    println!("{passed} items passed by {n} roamers");
+    Ok(())
+}
+
+fn roamer((i, rounds): (u32, u32)) -> mtask::Result<u32> {
+    let Some(mtask::Handle::Queue(raw)) = mtask::take_handles().pop() else {
+        return Err(mtask::Error::Invalid("a queue expected".into()));
+    };
+    let queue = mtask::Queue::<u32>::from_raw(raw);
+    let spins = if i % 2 == 0 { 300_000u64 } else { 1_000 };
+    let mut x: u64 = 1;
+    let mut passed = 0;
+    for round in 0..rounds {
+        for k in 0..spins {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(k));
+        }
+        mtask::yield_now();
+        if round % 5 == 0 {
+            mtask::sleep(Duration::from_millis(1));
+        }
+        queue.put_timeout(&(i * 1000 + round), Duration::from_secs(10))?;
+        queue.get_timeout(Duration::from_secs(10))?;
+        passed += 1;
+    }
+    Ok(passed)
+}
+
 /// Runs for `millis` without waiting (preempted only by its time slice).
 fn busy_ms(millis: u64) {
     let start = std::time::Instant::now();
@@ -224,6 +268,8 @@ mtask::entries!(
     work,
     crunch,
     uneven,
+    roam,
+    roamer,
     busy_ms,
     crowd,
     ticker_main
