@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::{Core, Poller, Shard, TaskFuture, TaskKey, Wait};
+use super::{Core, Holder, Poller, Shard, TaskFuture, TaskKey, Wait};
 use crate::ids::AppId;
 use crate::outcome::{Outcome, TaskError};
 
@@ -131,15 +131,14 @@ impl Core {
             self.start_time += ran;
         }
         let hungry = std::mem::take(&mut self.yielded);
-        if let Some(e) = self.entry(key) {
-            e.waker = waker;
-            e.cpu += ran;
-            e.hungry = hungry;
-            self.hungry_queued += usize::from(hungry && e.queued);
-        }
-        let cancelled = self
-            .entry(key)
-            .is_some_and(|e| std::mem::take(&mut e.cancelled));
+        let e = self.entry(key).expect("a polled task is in the table");
+        e.waker = waker;
+        e.cpu += ran;
+        e.hungry = hungry;
+        let (queued, cancelled) = (e.queued, std::mem::take(&mut e.cancelled));
+        // What a thief could take (see `steal`): the embedder's stay.
+        let movable = hungry && queued && e.holder != Holder::Embedder;
+        self.hungry_queued += usize::from(movable);
         match poll {
             // Cancelled from another shard during the poll: cancelled wins,
             // so that the canceller's join sees what it asked for.
@@ -162,7 +161,6 @@ impl Core {
             Poll::Pending => {
                 let wait = self.pending_wait.take().unwrap_or(Wait::Io);
                 self.entry(key).expect("polled task is in the table").future = Some(future);
-                let queued = self.entry(key).is_some_and(|e| e.queued);
                 if !queued {
                     self.set_wait(key, wait);
                 }

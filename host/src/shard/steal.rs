@@ -10,9 +10,11 @@
 //! unchanged has found it, and its waker follows it. Its sockets stay
 //! registered where they were: their readiness wakes it across shards.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 
 use super::{Core, Entry, Shard};
+use crate::ids::TaskKey;
 
 /// Where a task to give away waits.
 #[derive(Clone, Copy)]
@@ -22,7 +24,6 @@ enum Queue {
     /// The pass under way, not reached yet.
     Batch,
 }
-use crate::ids::TaskKey;
 
 impl Core {
     /// Takes out up to `max` queued tasks that may move, from the back of
@@ -34,15 +35,18 @@ impl Core {
         taken
     }
 
+    fn queue(&mut self, which: Queue) -> &mut VecDeque<TaskKey> {
+        match which {
+            Queue::Next => &mut self.run_queue,
+            Queue::Batch => &mut self.batch,
+        }
+    }
+
     fn give_away_from(&mut self, which: Queue, max: usize) -> Vec<Entry> {
         let mut taken = Vec::new();
         let mut kept = Vec::new();
         while taken.len() < max {
-            let queue = match which {
-                Queue::Next => &mut self.run_queue,
-                Queue::Batch => &mut self.batch,
-            };
-            let Some(key) = queue.pop_back() else {
+            let Some(key) = self.queue(which).pop_back() else {
                 break;
             };
             let movable = self.tasks.get(key.slot).is_some_and(|e| {
@@ -61,11 +65,7 @@ impl Core {
             self.forget_app_task(entry.app);
             taken.push(entry);
         }
-        let queue = match which {
-            Queue::Next => &mut self.run_queue,
-            Queue::Batch => &mut self.batch,
-        };
-        queue.extend(kept.into_iter().rev());
+        self.queue(which).extend(kept.into_iter().rev());
         self.publish_load();
         taken.reverse();
         taken
