@@ -257,12 +257,7 @@ impl TaskManager {
     pub fn cancel(&mut self, task: TaskId) {
         let _tokio = tokio_runtime().enter();
         // The task's store drops here, and with it the handles it held.
-        let doomed = {
-            let mut core = self.shards.of(task.0).core();
-            core.cancel(task.0);
-            core.take_doomed()
-        };
-        drop(doomed);
+        self.shards.of(task.0).cancel_now(task.0);
     }
 
     /// The engine, to share compiled modules or inspect settings.

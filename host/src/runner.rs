@@ -156,12 +156,7 @@ pub(crate) fn cancel_all(shard: &Shard) {
         .map(|(key, _, _)| key)
         .collect();
     for key in keys {
-        let doomed = {
-            let mut core = shard.core();
-            core.cancel(key);
-            core.take_doomed()
-        };
-        drop(doomed);
+        shard.cancel_now(key);
     }
 }
 

@@ -179,21 +179,21 @@ impl TaskState {
     /// Where this task runs and its table, borrowed apart (a wait holds
     /// the one while the other is used).
     pub(crate) fn parts(&mut self) -> wasmtime::Result<(&TaskCtx, &mut ResourceTable)> {
-        match &self.ctx {
-            Some(ctx) => Ok((ctx, &mut self.table)),
-            None => wasmtime::bail!("mtask calls are not available while a component starts"),
-        }
+        let ctx = self.ctx.as_ref().ok_or_else(not_a_task)?;
+        Ok((ctx, &mut self.table))
     }
 
     /// Where this task runs; an error (a trap for the guest) in the
     /// instance that lists entries: a component's start-up code may not
     /// use the scheduler.
     pub(crate) fn ctx(&self) -> wasmtime::Result<&TaskCtx> {
-        match &self.ctx {
-            Some(ctx) => Ok(ctx),
-            None => wasmtime::bail!("mtask calls are not available while a component starts"),
-        }
+        self.ctx.as_ref().ok_or_else(not_a_task)
     }
+}
+
+/// Why a host call in the instance that lists entries traps.
+fn not_a_task() -> wasmtime::Error {
+    wasmtime::Error::msg("mtask calls are not available while a component starts")
 }
 
 /// Starts a task that runs `entry(payload)` of `program` on shard `shard`,

@@ -70,9 +70,19 @@ impl Shard {
     /// Its scheduler state. Never held across a poll, nor while taking
     /// another shard's.
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
-        // A panic while the lock was held (a bug) leaves the state as the
-        // panic found it; the shard carries on rather than every task trap.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.core)
+    }
+
+    /// Ends `key` (a task of this shard) with `cancelled` now; its store,
+    /// and the handles in it, drop here with no lock held. For a caller on
+    /// no task's fiber: the embedder, or the shard's own loop.
+    pub(crate) fn cancel_now(&self, key: TaskKey) {
+        let doomed = {
+            let mut core = self.core();
+            core.cancel(key);
+            core.take_doomed()
+        };
+        drop(doomed);
     }
 }
 
@@ -445,7 +455,9 @@ impl Core {
     }
 }
 
-/// Takes `mutex` whatever a panic left in it (see [`Shard::core`]).
+/// Takes `mutex` whatever a panic left in it: a panic while the lock was
+/// held (a bug) leaves the state as the panic found it, and the host
+/// carries on rather than every task trap.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
