@@ -267,7 +267,7 @@ fn tasks_taken_by_another_shard_sleep_and_use_queues_there() {
     // timers, queue waits and joins follow them.
     let _heavy = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
     let mut m = manager(2);
-    let program = m.load(guest("bench")).unwrap().with_args(["8", "60"]);
+    let program = m.load(guest("bench")).unwrap().with_args(["8", "200"]);
     let main = m.add(&program, "roam", Vec::new()).unwrap();
     m.run().unwrap();
     assert!(matches!(m.take_outcome(main), Some(Ok(_))));
