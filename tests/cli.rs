@@ -113,7 +113,7 @@ fn absurd_sizes_name_the_flag() {
     );
     refused(
         &["--max-tasks", "4294967295"],
-        "--max-tasks 4294967295 tasks with --max-memory 64 MiB each need 517 PiB of address \
+        "--max-tasks 4294967295 tasks with --max-memory 64 MiB each need 516 PiB of address \
          space; the pool may reserve at most 64 TiB: lower one of them",
     );
     refused(

@@ -328,13 +328,13 @@ fn a_spawn_flood_up_to_the_task_limit_does_not_hold_up_the_others() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_on_schedule(&run);
     assert!(
-        run.lines()[1].starts_with("spawn_bomb: spawned 999"),
+        run.lines()[1].starts_with("spawn_bomb: spawned 9999"),
         "{}",
         run.stdout
     );
     assert!(
         run.lines()[1].ends_with(
-            "then: limit reached: the app may have at most 10000 tasks (running, or ended and \
+            "then: limit reached: the app may have at most 100000 tasks (running, or ended and \
              not yet joined)"
         ),
         "{}",

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Engine, InstanceAllocationStrategy};
+
+use crate::arena::{Memories, Stacks};
 
 /// Limits and settings of a host. `Config::default()` suits a command-line run.
 #[derive(Clone, Debug)]
@@ -45,6 +47,19 @@ pub struct Config {
     pub threads: usize,
 }
 
+/// The most tasks alive at once unless told otherwise.
+pub const DEFAULT_MAX_TASKS: u32 = 100_000;
+
+/// [`DEFAULT_MAX_TASKS`], or fewer if tasks of `max_memory` each would not
+/// fit in the address space the host may reserve.
+pub fn default_max_tasks(max_memory: u64) -> u32 {
+    let fits =
+        (ADDRESS_BUDGET / task_reservation(max_memory)).saturating_sub(SPARE_INSTANCES.into());
+    DEFAULT_MAX_TASKS
+        .min(fits.try_into().unwrap_or(u32::MAX))
+        .max(1)
+}
+
 /// The most scheduler threads a host may have.
 pub const MAX_THREADS: usize = 256;
 
@@ -56,7 +71,7 @@ pub fn default_threads() -> usize {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_tasks: 10_000,
+            max_tasks: DEFAULT_MAX_TASKS,
             max_memory: 64 << 20,
             max_app_memory: physical_memory(),
             max_queue_bytes: 64 << 20,
@@ -109,17 +124,14 @@ pub fn physical_memory() -> u64 {
 /// Instances that are not tasks: the one that lists a component's entries.
 const SPARE_INSTANCES: u32 = 4;
 
-/// Core instances, memories and tables one component may have: a Rust or C
+/// Core instances, memories and tables one task may have: a Rust or C
 /// guest needs one to three of each; the slack covers other toolchains.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const TABLES_PER_COMPONENT: u32 = 4;
+pub(crate) const CORE_INSTANCES_PER_TASK: usize = 16;
+pub(crate) const MEMORIES_PER_TASK: usize = 2;
+pub(crate) const TABLES_PER_TASK: usize = 4;
 
 /// The most elements of a table.
-const TABLE_ELEMENTS: usize = 10_000;
-
-/// The guard after each linear memory.
-const MEMORY_GUARD: u64 = 64 << 10;
+pub(crate) const TABLE_ELEMENTS: usize = 10_000;
 
 /// The unit of linear memory.
 const WASM_PAGE: u64 = 64 << 10;
@@ -131,9 +143,6 @@ const MAX_LINEAR_MEMORY: u64 = 4 << 30;
 /// a process (128 TiB), leaving the rest to the host and the kernel's
 /// fragmentation.
 const ADDRESS_BUDGET: u128 = 64 << 40;
-
-/// Dirty linear memory zeroed in place, rather than released, when a task ends.
-const KEEP_RESIDENT: usize = 256 << 10;
 
 /// Host stack of a task's fiber, and how much of it wasm may use.
 const FIBER_STACK: usize = 1 << 20;
@@ -181,6 +190,7 @@ impl Config {
                 self.threads
             ));
         }
+        check_mappings(self.max_tasks, crate::arena::mappings_per_task(), &name)?;
         if self.cpu_budget.is_some() && !self.preempt {
             return Err(format!("{} needs preemption on", name("cpu_budget")));
         }
@@ -188,17 +198,51 @@ impl Config {
     }
 }
 
-/// The address space the pool reserves for `max_tasks` tasks of
-/// `max_memory` each: linear memories, tables and fiber stacks.
+/// Mappings the host keeps besides its tasks': code, libraries, threads'
+/// stacks, compiled components, a margin.
+const HOST_MAPPINGS: u64 = 2_000;
+
+/// Checks that `max_tasks` tasks of `per_task` memory mappings each fit
+/// under the kernel's `vm.max_map_count`, so that the limit is met at start
+/// with the `sysctl` that lifts it, not as a failed mmap under load.
+fn check_mappings(
+    max_tasks: u32,
+    per_task: usize,
+    name: &impl Fn(&str) -> String,
+) -> Result<(), String> {
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let needed = u64::from(max_tasks) * per_task as u64 + HOST_MAPPINGS;
+    if needed <= limit {
+        return Ok(());
+    }
+    Err(format!(
+        "{} {max_tasks} needs about {needed} memory mappings ({per_task} per task: this \
+         kernel has no MADV_GUARD_INSTALL, Linux 6.13+), more than vm.max_map_count = \
+         {limit}: run `sysctl -w vm.max_map_count={}` as root, or lower it to {}",
+        name("max_tasks"),
+        needed.next_multiple_of(65_536),
+        (limit.saturating_sub(HOST_MAPPINGS) / per_task.max(1) as u64),
+    ))
+}
+
+/// The address space reserved for `max_tasks` tasks of `max_memory` each.
 fn pool_reservation(max_tasks: u32, max_memory: u64) -> u128 {
-    let slots = u128::from(max_tasks) + u128::from(SPARE_INSTANCES);
-    let memory = u128::from(MEMORIES_PER_COMPONENT) * u128::from(max_memory + MEMORY_GUARD);
-    let tables = u128::from(TABLES_PER_COMPONENT) * TABLE_ELEMENTS as u128 * 8;
-    slots * (memory + tables + FIBER_STACK as u128)
+    (u128::from(max_tasks) + u128::from(SPARE_INSTANCES)) * task_reservation(max_memory)
+}
+
+/// The address space one task of `max_memory` takes (`arena`): its linear
+/// memories' slots, its fiber stack and the stack's guard page.
+fn task_reservation(max_memory: u64) -> u128 {
+    MEMORIES_PER_TASK as u128 * u128::from(max_memory) + FIBER_STACK as u128 + 4096
 }
 
 /// `123 MiB`, `64 TiB`: a size in the largest unit it fills.
-fn show_size(bytes: u128) -> String {
+pub(crate) fn show_size(bytes: u128) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut shown = bytes;
     let mut unit = 0;
@@ -211,31 +255,12 @@ fn show_size(bytes: u128) -> String {
     format!("{shown} {}", units[unit])
 }
 
-/// Builds the engine for `config`.
+/// Builds the engine for `config`, with its memories and stacks in the arena.
 pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
-    let instances = config.max_tasks.saturating_add(SPARE_INSTANCES);
-    let mut pool = PoolingAllocationConfig::new();
-    // Every task may use as many core instances, memories and tables as any
-    // component may have: then the only shared resource a task can take is
-    // its one instance slot, which its app's `max_tasks` reserves, and no
-    // app can run the pool out of memories for another (core instances are
-    // only counted; memories and tables cost address space, not memory).
-    pool.total_component_instances(instances)
-        .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
-        .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
-        .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
-        .total_stacks(instances)
-        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
-        .max_memories_per_component(MEMORIES_PER_COMPONENT)
-        .max_tables_per_component(TABLES_PER_COMPONENT)
-        .max_memory_size(config.max_memory as usize)
-        .table_elements(TABLE_ELEMENTS)
-        // A finished task's dirty pages (found with the PAGEMAP_SCAN ioctl on
-        // Linux 6.7+) are zeroed in place rather than unmapped, so the next
-        // task does not fault them in again: spawn + join takes half the time.
-        .linear_memory_keep_resident(KEEP_RESIDENT)
-        .table_keep_resident(4 << 10)
-        .pagemap_scan(Enabled::Auto);
+    let instances = config.max_tasks.saturating_add(SPARE_INSTANCES) as usize;
+    let memories = Memories::new(instances * MEMORIES_PER_TASK, config.max_memory as usize)
+        .map_err(wasmtime::Error::msg)?;
+    let stacks = Stacks::new(instances, FIBER_STACK).map_err(wasmtime::Error::msg)?;
 
     let mut wasm = wasmtime::Config::new();
     wasm.concurrency_support(false)
@@ -244,16 +269,22 @@ pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
         .epoch_interruption(config.preempt)
         .async_stack_size(FIBER_STACK)
         .max_wasm_stack(MAX_WASM_STACK)
-        // Small reservations let 100k memories fit in the address space;
-        // bounds checks are then explicit instead of guard-page based.
+        // A memory's slot holds its whole reservation, and no guard pages
+        // follow it: compiled code checks every access against the
+        // memory's size, so nothing past it need fault (see `arena`).
         .memory_reservation(config.max_memory)
-        .memory_guard_size(MEMORY_GUARD)
+        .memory_guard_size(0)
         .memory_reservation_for_growth(0)
-        // Copy-on-write images map each task's data segment separately: two
-        // more memory mappings per task, against Linux's default limit of
-        // 65530, for no measurable gain on small guests (BENCHMARKS.md).
+        .memory_may_move(false)
+        // Copy-on-write images would map each task's data over its slot:
+        // two more mappings per task (BENCHMARKS.md).
         .memory_init_cow(false)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        .with_host_memory(std::sync::Arc::new(memories))
+        .with_host_stack(std::sync::Arc::new(stacks))
+        // Instances, tables and their limits per task are the store's
+        // (`MemoryWatch` in `program::task`); memories and stacks come
+        // from the arena.
+        .allocation_strategy(InstanceAllocationStrategy::OnDemand);
     Engine::new(&wasm)
 }
 
@@ -301,4 +332,37 @@ pub(crate) fn tokio_runtime() -> &'static tokio::runtime::Runtime {
             .build()
             .expect("cannot start the Tokio runtime")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_mappings_are_refused_with_the_sysctl_that_lifts_the_limit() {
+        let name = |key: &str| format!("--{key}");
+        // No mapping per task (MADV_GUARD_INSTALL): any count fits.
+        assert_eq!(check_mappings(u32::MAX, 0, &name), Ok(()));
+        // Two per task (an older kernel): more than any default limit.
+        let e = check_mappings(1 << 30, 2, &name).unwrap_err();
+        assert!(
+            e.starts_with(
+                "--max_tasks 1073741824 needs about 2147485648 memory mappings (2 per task"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("run `sysctl -w vm.max_map_count=2147549184` as root"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_default_task_count_shrinks_to_what_the_address_space_holds() {
+        assert_eq!(default_max_tasks(64 << 20), DEFAULT_MAX_TASKS);
+        let big = default_max_tasks(4 << 30);
+        assert!(big < DEFAULT_MAX_TASKS, "{big}");
+        assert!(pool_reservation(big, 4 << 30) <= ADDRESS_BUDGET);
+        assert!(pool_reservation(big + 1, 4 << 30) > ADDRESS_BUDGET);
+    }
 }

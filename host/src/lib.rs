@@ -29,8 +29,9 @@
 //! - `handles`: what a guest's WIT resources stand for (a child task, a
 //!   queue, a socket), each letting go of it when dropped.
 //! - [`cache`]: compiled code kept on disk between runs, checked before use.
-//! - [`engine`]: the wasmtime engine, the limits that size its pool, and
-//!   the checks that they fit.
+//! - [`engine`]: the wasmtime engine, the limits that size it, and the
+//!   checks that they fit; `arena`: every task's linear memories and fiber
+//!   stack, slots of two large mappings.
 //! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
 //! - `ids` and `wit_types`: the ids and WIT types shared by the modules
@@ -59,6 +60,7 @@
 #![warn(missing_docs)]
 
 mod apps;
+mod arena;
 mod bindings;
 pub mod cache;
 pub mod cli;

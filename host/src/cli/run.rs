@@ -17,10 +17,10 @@ pub(super) struct RunArgs {
     #[arg(long, default_value = "main", value_name = "NAME")]
     entry: String,
 
-    /// The most tasks alive at once; the instance pool is sized for it.
-    #[arg(long, default_value_t = Config::default().max_tasks, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
-    max_tasks: u32,
+    /// The most tasks alive at once [default: 100000, or as many as the
+    /// address space holds with --max-memory].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_tasks: Option<u32>,
 
     /// The most linear memory per task, in bytes or with a KiB/MiB/GiB suffix.
     #[arg(long, default_value = "64MiB", value_name = "SIZE", value_parser = parse_size)]
@@ -131,12 +131,15 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         Some(n) => n,
         None => Config::default().max_sockets.min(file_budget),
     };
-    let dir_files = u64::from(args.max_tasks) * (args.dirs.len() + args.dirs_rw.len()) as u64;
+    let max_tasks = args
+        .max_tasks
+        .unwrap_or_else(|| crate::engine::default_max_tasks(args.max_memory));
+    let dir_files = u64::from(max_tasks) * (args.dirs.len() + args.dirs_rw.len()) as u64;
     crate::files::reserve_table(
         (max_sockets as u64 + dir_files + crate::files::HOST_FILES).min(open_files),
     );
     let config = Config {
-        max_tasks: args.max_tasks,
+        max_tasks,
         max_memory: args.max_memory,
         max_app_memory: args
             .max_app_memory

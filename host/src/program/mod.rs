@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
+use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::TaskPre;
@@ -282,8 +282,7 @@ impl Program {
 
     /// Instantiates once, outside any scheduler, to ask for the entry names.
     fn list_entries(&self) -> Result<Vec<String>, Error> {
-        let state = TaskState::new(self);
-        let mut store = Store::new(self.engine(), state);
+        let mut store = TaskState::store(self.engine(), TaskState::new(self));
         // No scheduler runs here to preempt it: a start-up that loops is
         // stopped after a while instead of hanging the load.
         let started = std::time::Instant::now();

@@ -8,6 +8,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::engine::{CORE_INSTANCES_PER_TASK, MEMORIES_PER_TASK, TABLE_ELEMENTS, TABLES_PER_TASK};
 use crate::handles::{
     QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
 };
@@ -128,10 +129,25 @@ impl wasmtime::ResourceLimiter for MemoryWatch {
     fn table_growing(
         &mut self,
         _current: usize,
-        _desired: usize,
-        _maximum: Option<usize>,
+        desired: usize,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(true)
+        // Tables live on the host's heap: held to a size that any guest we
+        // know of fits in.
+        Ok(desired <= maximum.unwrap_or(usize::MAX).min(TABLE_ELEMENTS))
+    }
+
+    // What one task may instantiate: wasmtime asks before it allocates.
+    fn instances(&self) -> usize {
+        CORE_INSTANCES_PER_TASK
+    }
+
+    fn tables(&self) -> usize {
+        TABLES_PER_TASK
+    }
+
+    fn memories(&self) -> usize {
+        MEMORIES_PER_TASK
     }
 }
 
@@ -174,6 +190,13 @@ impl TaskState {
                 counted: 0,
             },
         }
+    }
+
+    /// A store for `state`, held to its limits.
+    pub(crate) fn store(engine: &wasmtime::Engine, state: TaskState) -> Store<TaskState> {
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.memory);
+        store
     }
 
     /// Where this task runs and its table, borrowed apart (a wait holds
@@ -237,10 +260,11 @@ fn task_future(
         handover,
         ..TaskState::of_task(program, Some(ctx))
     };
+    // Made before the future, so the future holds the store (a pointer),
+    // not the state moved into it: a smaller future for every live task.
+    let mut store = TaskState::store(program.engine(), state);
     let program = program.clone();
     Box::pin(async move {
-        let mut store = Store::new(program.engine(), state);
-        store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         // A component's own start-up (a Python runtime's takes tens of ms)
         // runs to its end: preempting it would reorder the first steps of

@@ -333,7 +333,7 @@ mod tests {
         assert!(
             e.starts_with(
                 "[host] `max_tasks` 4294967295 tasks with the largest `max_memory` 64 MiB each \
-                 need 517 PiB of address space; the pool may reserve at most 64 TiB"
+                 need 516 PiB of address space; the pool may reserve at most 64 TiB"
             ),
             "{e}"
         );

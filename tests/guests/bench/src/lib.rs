@@ -253,7 +253,24 @@ fn crunch() -> mtask::Result<()> {
     Ok(())
 }
 
+/// Waits for one item on the queue named `gate`: a task that stays alive
+/// until `open_gate` lets it end.
+fn gate() -> mtask::Result<()> {
+    mtask::Queue::<()>::open("gate", 0)?.get()
+}
+
+/// Lets `n` tasks waiting in [`gate`] end.
+fn open_gate(n: u32) -> mtask::Result<()> {
+    let gate = mtask::Queue::<()>::open("gate", 0)?;
+    for _ in 0..n {
+        gate.put(&())?;
+    }
+    Ok(())
+}
+
 mtask::entries!(
+    gate,
+    open_gate,
     yielder,
     spawner,
     nothing,

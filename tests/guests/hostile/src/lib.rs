@@ -348,7 +348,63 @@ fn spawn_bomb_main() -> mtask::Result<()> {
     Ok(())
 }
 
+/// Bytes of the shadow stack below the caller that `scribble` fills and
+/// `peek` reads; and wasm pages each grows its memory by.
+const BELOW_STACK: usize = 256 << 10;
+const GROWN_PAGES: usize = 16;
+
+/// The address just below this function's frame: the shadow stack's top.
+#[inline(never)]
+fn stack_top() -> usize {
+    let marker = 0u8;
+    black_box(&marker) as *const u8 as usize
+}
+
+/// Grows linear memory by `pages` wasm pages: the address of the first new byte.
+#[cfg(target_arch = "wasm32")]
+fn grow(pages: usize) -> usize {
+    let old = core::arch::wasm32::memory_grow(0, pages);
+    assert!(old != usize::MAX, "memory.grow refused");
+    old << 16
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn grow(_pages: usize) -> usize {
+    unreachable!("guests run as wasm32")
+}
+
+/// Fills the unused shadow stack below its frame and 16 freshly grown
+/// pages of linear memory with 0xA5, for the next task in its slot to look
+/// for (`peek`).
+fn scribble() -> mtask::Result<u32> {
+    let top = stack_top() - 4096;
+    let grown = grow(GROWN_PAGES);
+    // SAFETY: linear memory this task owns and nothing else uses: the
+    // shadow stack below every live frame, and the pages just grown.
+    unsafe {
+        std::ptr::write_bytes((top - BELOW_STACK) as *mut u8, 0xA5, BELOW_STACK);
+        std::ptr::write_bytes(grown as *mut u8, 0xA5, GROWN_PAGES << 16);
+    }
+    Ok(black_box(grown as u32))
+}
+
+/// Counts the bytes that are not zero where `scribble` writes: in a fresh
+/// instance they never were written, so any is another task's.
+fn peek() -> mtask::Result<u64> {
+    let top = stack_top() - 4096;
+    let grown = grow(GROWN_PAGES);
+    let count = |start: usize, len: usize| {
+        (start..start + len)
+            // SAFETY: as in `scribble`; volatile so that no read is assumed zero.
+            .filter(|&at| unsafe { std::ptr::read_volatile(at as *const u8) } != 0)
+            .count() as u64
+    };
+    Ok(count(top - BELOW_STACK, BELOW_STACK) + count(grown, GROWN_PAGES << 16))
+}
+
 mtask::entries!(
+    scribble,
+    peek,
     spin,
     steady,
     memory_bomb,
