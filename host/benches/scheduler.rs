@@ -316,7 +316,7 @@ fn main() {
     }
     if wants("idle") {
         let (rss, maps) = idle_cost(10_000);
-        let theirs = tokio_baseline::idle_rss(10_000, rss_bytes);
+        let theirs = tokio_baseline::idle_heap(10_000);
         println!(
             "| RSS per idle task, 10,000 alive | {:.1} KiB | {:.2} KiB | {:.0} |",
             rss / 1024.0,

@@ -71,18 +71,20 @@ pub fn ping_pong(rounds: u32) -> f64 {
     })
 }
 
-/// Bytes of RSS per idle (sleeping) task with `tasks` alive.
-pub fn idle_rss(tasks: u32, rss_bytes: fn() -> u64) -> f64 {
+/// Bytes of heap per idle (sleeping) task with `tasks` alive: a Tokio
+/// task lives wholly on the heap, so the allocator's count is exact where
+/// RSS would show the allocator's reuse of freed memory.
+pub fn idle_heap(tasks: u32) -> f64 {
+    let heap = || unsafe { libc::mallinfo2() }.uordblks as f64;
     let rt = runtime();
     rt.block_on(async {
-        let before = rss_bytes();
+        let before = heap();
         let handles: Vec<_> = (0..tasks)
             .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_secs(3600))))
             .collect();
         // Let every task run to its sleep.
-        tokio::task::yield_now().await;
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let per_task = (rss_bytes() - before) as f64 / f64::from(tasks);
+        let per_task = (heap() - before) / f64::from(tasks);
         for handle in handles {
             handle.abort();
         }

@@ -57,8 +57,10 @@ pub(crate) struct TaskState {
     /// Its shard; `None` in the instance that lists a program's entries,
     /// which is nobody's task and may not use the scheduler.
     ctx: Option<TaskCtx>,
-    /// stdio, clocks, random, args and env; no files, no network.
-    wasi: WasiCtx,
+    /// stdio, clocks, random, args, env and directories; no network. Made
+    /// at the task's first WASI call: most tasks make none, and each costs
+    /// memory and an open file per directory granted.
+    wasi: Option<WasiCtx>,
     /// The task's resources: WASI's and its task handles.
     pub(crate) table: ResourceTable,
     /// The component it runs, to spawn children from.
@@ -158,8 +160,9 @@ fn task_limit(max: usize) -> String {
 
 impl WasiView for TaskState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let program = &self.program;
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| program.wasi_ctx()),
             table: &mut self.table,
         }
     }
@@ -177,7 +180,7 @@ impl TaskState {
         let shards = ctx.as_ref().map(|ctx| ctx.shards.clone());
         Self {
             ctx,
-            wasi: program.wasi_ctx(),
+            wasi: None,
             table: ResourceTable::new(),
             program: program.clone(),
             handover: Vec::new(),
