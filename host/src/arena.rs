@@ -105,6 +105,11 @@ impl Region {
                 std::io::Error::last_os_error()
             ));
         }
+        // A task touches a few scattered pages of its slots: a huge page
+        // (where transparent huge pages are on for every mapping) would
+        // make each of them 2 MiB resident. Best effort.
+        // SAFETY: the mapping just made.
+        unsafe { libc::madvise(base, len.max(1), libc::MADV_NOHUGEPAGE) };
         Ok(Region {
             base: NonNull::new(base.cast()).expect("mmap returned null"),
             stride,
@@ -279,8 +284,8 @@ impl Drop for SlotMemory {
     }
 }
 
-/// Zeroes the `len` bytes at `start` for the next owner: the pages written
-/// to in place, up to [`KEEP_RESIDENT`] bytes of them (a write to a
+/// Zeroes the `len` bytes at `start` for the next owner: the pages that may
+/// hold data in place, up to [`KEEP_RESIDENT`] bytes of them (a write to a
 /// resident page costs less than the fault that would map it again), and
 /// gives the rest back to the kernel.
 fn zero(start: *mut u8, len: usize) {
@@ -339,15 +344,16 @@ struct ScanArg {
 /// `_IOWR('f', 16, struct pm_scan_arg)`.
 const PAGEMAP_SCAN: libc::c_ulong = 0xC060_6610;
 /// Page categories of `PAGEMAP_SCAN`.
-const PAGE_IS_WRITTEN: u64 = 1 << 1;
 const PAGE_IS_FILE: u64 = 1 << 2;
 const PAGE_IS_PRESENT: u64 = 1 << 3;
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
 const PAGE_IS_PFNZERO: u64 = 1 << 5;
 
-/// Finds the pages in `len` bytes from `start` that were written to (present,
-/// not the shared zero page), at most `max_pages` of them, into `regions`:
-/// how many regions it filled and where the walk stopped. `None` if the
-/// kernel cannot tell (before Linux 6.7).
+/// Finds the pages in `len` bytes from `start` that may hold data: present
+/// and not the shared zero page (written to), or swapped out; at most
+/// `max_pages` of them, into `regions`: how many regions it filled and
+/// where the walk stopped. `None` if the kernel cannot tell (before Linux
+/// 6.7).
 fn scan_written(
     start: *mut u8,
     len: usize,
@@ -368,10 +374,11 @@ fn scan_written(
         vec: regions.as_mut_ptr() as u64,
         vec_len: regions.len() as u64,
         max_pages: max_pages as u64,
-        // Not the zero page nor a file's: pages the task wrote.
+        // Neither the zero page nor a file's, and present or in swap: a
+        // page in swap holds data too (writing zeros brings it back).
         category_inverted: PAGE_IS_PFNZERO | PAGE_IS_FILE,
-        category_mask: PAGE_IS_WRITTEN | PAGE_IS_PRESENT | PAGE_IS_PFNZERO | PAGE_IS_FILE,
-        category_anyof_mask: 0,
+        category_mask: PAGE_IS_PFNZERO | PAGE_IS_FILE,
+        category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
         return_mask: 0,
     };
     // SAFETY: `arg` describes `regions`, which outlives the call.
