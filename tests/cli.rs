@@ -473,3 +473,52 @@ fn serve_help_says_what_tenants_get() {
         );
     }
 }
+
+#[test]
+fn env_gives_tasks_the_variables_named_and_no_others() {
+    let app = guest("conformance");
+    let mut cmd = support::host();
+    cmd.args(["run", "--entry", "print_env"])
+        .args(["--env", "GREETING=hello=world", "--env", "EMPTY="])
+        .args(["--env", "FROM_HOST", "--env-inherit", "ALSO_FROM_HOST"])
+        .args(["--env", "GREETING=hi"])
+        .arg(&app)
+        .env("FROM_HOST", "one")
+        .env("ALSO_FROM_HOST", "two")
+        .env("NOT_PASSED", "secret");
+    let run: Run = support::output_within_deadline(&mut cmd).into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "ALSO_FROM_HOST=two",
+            "EMPTY=",
+            "FROM_HOST=one",
+            "GREETING=hi"
+        ]
+    );
+
+    // Without flags, a task sees no variable at all.
+    let bare = run_guest("conformance", "print_env", &[], &[]);
+    assert_eq!(bare.code, 0, "{}", bare.stderr);
+    assert_eq!(bare.stdout, "");
+}
+
+#[test]
+fn env_names_that_cannot_be_given_are_refused_at_start() {
+    let refused = |flags: &[&str], expected: &str| {
+        let run = run_guest("conformance", "print_env", flags, &[]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    };
+    refused(&["--env", "=x"], "a variable's name cannot be empty");
+    refused(
+        &["--env-inherit", "A=B"],
+        "a variable's name cannot contain `=`",
+    );
+    refused(
+        &["--env", "MTASK_TEST_SURELY_UNSET"],
+        "mtask-host: --env MTASK_TEST_SURELY_UNSET: mtask-host's environment has no \
+         `MTASK_TEST_SURELY_UNSET` to pass on",
+    );
+}

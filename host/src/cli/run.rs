@@ -74,6 +74,15 @@ pub(super) struct RunArgs {
     #[arg(long = "dir-rw", value_name = "HOST_PATH[::GUEST_PATH]")]
     dirs_rw: Vec<DirGrant>,
 
+    /// Give tasks the environment variable NAME, set to VALUE; NAME alone
+    /// passes on mtask-host's own value. Repeatable; tasks see no other.
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
+    env: Vec<(String, Option<String>)>,
+
+    /// Give tasks mtask-host's own value of NAME (like `--env NAME`). Repeatable.
+    #[arg(long = "env-inherit", value_name = "NAME", value_parser = parse_env_name)]
+    env_inherit: Vec<String>,
+
     /// Let tasks bind (TCP listen, UDP bind) to addresses this rule grants:
     /// `IP[/PREFIX]:PORTS`, IPv6 in brackets, PORTS one port, `A-B` or `*`
     /// (e.g. `127.0.0.1:8080`, `10.0.0.0/8:*`, `[::1]:9000-9010`). Repeatable;
@@ -107,6 +116,53 @@ pub(super) struct RunArgs {
 
 fn parse_rule(text: &str) -> Result<NetRule, String> {
     text.parse()
+}
+
+/// `NAME=VALUE`, or `NAME` for the host's own value.
+fn parse_env(text: &str) -> Result<(String, Option<String>), String> {
+    match text.split_once('=') {
+        Some((name, value)) => Ok((parse_env_name(name)?, Some(value.to_string()))),
+        None => Ok((parse_env_name(text)?, None)),
+    }
+}
+
+/// A variable's name: not empty, no `=` (it would end the name).
+fn parse_env_name(name: &str) -> Result<String, String> {
+    if name.is_empty() {
+        return Err("a variable's name cannot be empty".into());
+    }
+    if name.contains('=') {
+        return Err(format!("`{name}`: a variable's name cannot contain `=`"));
+    }
+    Ok(name.to_string())
+}
+
+/// The variables tasks get: those given, the host's values looked up, in
+/// the order given; a name given twice keeps its last value. A name to
+/// inherit that the host does not have (or not as UTF-8) is an error: the
+/// task would otherwise start without what it was promised.
+fn guest_env(
+    given: Vec<(String, Option<String>)>,
+    inherit: Vec<String>,
+) -> Result<Vec<(String, String)>, String> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    let inherited = inherit.into_iter().map(|name| (name, None));
+    for (name, value) in given.into_iter().chain(inherited) {
+        let value = match value {
+            Some(value) => value,
+            None => std::env::var(&name).map_err(|e| match e {
+                std::env::VarError::NotPresent => {
+                    format!("--env {name}: mtask-host's environment has no `{name}` to pass on")
+                }
+                std::env::VarError::NotUnicode(_) => {
+                    format!("--env {name}: mtask-host's value of `{name}` is not UTF-8")
+                }
+            })?,
+        };
+        env.retain(|(known, _)| *known != name);
+        env.push((name, value));
+    }
+    Ok(env)
 }
 
 /// Runs one app to its end; returns the process's exit status.
@@ -159,6 +215,10 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     if let Err(e) = config.check(|key| format!("--{}", key.replace('_', "-"))) {
         return fail(e, 2);
     }
+    let env = match guest_env(args.env, args.env_inherit) {
+        Ok(env) => env,
+        Err(e) => return fail(e, 2),
+    };
     let start = Instant::now();
     let mut manager = match TaskManager::new(config) {
         Ok(m) => m,
@@ -167,6 +227,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     let program = match manager.load(&args.app) {
         Ok(p) => p
             .with_args(args.args)
+            .with_env(env)
             .with_network(NetPolicy::new(&args.listen, &args.connect)),
         Err(e) => return fail(e.to_string(), 2),
     };

@@ -328,7 +328,17 @@ fn echo_args() {
     println!("args: {:?}", std::env::args().collect::<Vec<_>>());
 }
 
+/// Prints the environment it was given, a `NAME=VALUE` line each, sorted.
+fn print_env() {
+    let mut vars: Vec<_> = std::env::vars().collect();
+    vars.sort();
+    for (name, value) in vars {
+        println!("{name}={value}");
+    }
+}
+
 mtask::entries!(
+    print_env,
     order_main,
     printer,
     starve_main,
