@@ -522,3 +522,85 @@ fn env_names_that_cannot_be_given_are_refused_at_start() {
          `MTASK_TEST_SURELY_UNSET` to pass on",
     );
 }
+
+#[test]
+fn compile_fills_the_cache_that_run_then_starts_from() {
+    let cache = support::target_dir()
+        .join("compile-cache")
+        .join(std::process::id().to_string());
+    let _ = std::fs::remove_dir_all(&cache);
+    let printer = guest("printer");
+    let compile = || {
+        host_run([
+            Path::new("compile"),
+            Path::new("--cache-dir"),
+            &cache,
+            &printer,
+        ])
+    };
+    let first = compile();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(
+        first
+            .stdout
+            .contains("printer.wasm: compiled into the cache"),
+        "{}",
+        first.stdout
+    );
+    let again = compile();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("printer.wasm: already in the cache"),
+        "{}",
+        again.stdout
+    );
+    let run = host_run([
+        Path::new("run"),
+        Path::new("-v"),
+        Path::new("--cache-dir"),
+        &cache,
+        &printer,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("printer.wasm loaded from the cache"),
+        "{}",
+        run.stderr
+    );
+    // Code compiled for other settings is another entry: a run with
+    // preemption off compiles again.
+    let other = host_run([
+        Path::new("run"),
+        Path::new("-v"),
+        Path::new("--no-preempt"),
+        Path::new("--cache-dir"),
+        &cache,
+        &printer,
+    ]);
+    assert!(
+        other.stderr.contains("printer.wasm compiled in"),
+        "{}",
+        other.stderr
+    );
+    let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn compile_refuses_what_is_not_a_component() {
+    let cache = support::target_dir().join("compile-cache-refused");
+    let not_wasm = support::target_dir().join("not-a-component.wasm");
+    std::fs::write(&not_wasm, "hello").unwrap();
+    let run = host_run([
+        Path::new("compile"),
+        Path::new("--cache-dir"),
+        &cache,
+        &not_wasm,
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("mtask-host: not-a-component.wasm is not"),
+        "{}",
+        run.stderr
+    );
+}

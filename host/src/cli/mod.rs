@@ -1,10 +1,13 @@
-//! The `mtask-host` command: `run` (one app, `cli::run`) and `serve`
-//! (tenants, `cli::serve`); `cli::units` parses the durations, sizes and
-//! thread counts both take.
+//! The `mtask-host` command: `run` (one app, `cli::run`), `serve`
+//! (tenants, `cli::serve`) and `compile` (fill the cache, `cli::compile`);
+//! `cli::units` parses the durations, sizes and thread counts they take;
+//! `cli::progress` says on stderr that a slow compile is under way.
 //!
 //! Exit status: 0 when the main task succeeded, 1 when it failed, 2 for a
 //! usage error or a component that cannot be used.
 
+mod compile;
+mod progress;
 mod run;
 pub(crate) mod serve;
 pub(crate) mod units;
@@ -14,6 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use compile::CompileArgs;
 use run::RunArgs;
 use units::parse_threads;
 
@@ -55,6 +59,13 @@ enum Command {
         #[arg(long, value_name = "N", value_parser = parse_threads)]
         threads: Option<usize>,
     },
+
+    /// Compile a component into the cache ahead of its first run.
+    ///
+    /// Compiled code depends on --max-memory and --no-preempt: give the
+    /// values the runs will use. Exits 2 when the component cannot be used
+    /// or its code cannot be kept.
+    Compile(CompileArgs),
 }
 
 /// Runs the command line; returns the process's exit status.
@@ -67,5 +78,6 @@ pub fn main() -> ExitCode {
             summary,
             threads,
         } => serve::serve(&config, summary, threads),
+        Command::Compile(args) => compile::compile(args),
     }
 }

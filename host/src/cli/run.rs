@@ -224,7 +224,8 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return fail(e.to_string(), 2),
     };
-    let program = match manager.load(&args.app) {
+    let loading = format!("compiling {}", args.app.display());
+    let program = match super::progress::while_slow(&loading, || manager.load(&args.app)) {
         Ok(p) => p
             .with_args(args.args)
             .with_env(env)

@@ -71,9 +71,10 @@ fn start(
 ) -> Result<(String, Program, TaskId), String> {
     let name = tenant.table.name.clone();
     let label = format!("tenant `{name}`");
-    let program = manager
-        .load(dir.join(&tenant.table.app))
-        .map_err(|e| format!("{label}: {e}"))?;
+    let loading = format!("{label}: compiling {}", tenant.table.app.display());
+    let program =
+        super::progress::while_slow(&loading, || manager.load(dir.join(&tenant.table.app)))
+            .map_err(|e| format!("{label}: {e}"))?;
     let mut program = program
         .with_name(name.clone())
         .with_args(tenant.table.args)
