@@ -604,3 +604,95 @@ fn compile_refuses_what_is_not_a_component() {
         run.stderr
     );
 }
+
+#[test]
+fn the_main_task_reads_stdin_to_its_end_while_the_others_run() {
+    use std::io::{BufRead, Read, Write};
+    let app = guest("conformance");
+    let mut child = support::host()
+        .args(["run", "--entry", "read_stdin"])
+        .arg(&app)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A watchdog: the test fails rather than hangs (told when the host
+    // has ended, so that it never signals a reused pid).
+    let pid = child.id();
+    let (ended, watch) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
+        }
+    });
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    // A child has no stdin: it reads nothing, and leaves it all to main,
+    // which then starts reading.
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "child read 0 bytes\n");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"first\n").unwrap();
+    input.flush().unwrap();
+    // While the main task waits for more, its ticker keeps ticking.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    input.write_all(b"second\n").unwrap();
+    drop(input);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let _ = ended.send(());
+    watchdog.join().unwrap();
+    assert!(status.success(), "{status:?}: {rest}");
+    let lines: Vec<&str> = rest.lines().collect();
+    let at = |text: &str| lines.iter().position(|l| *l == text).expect(text);
+    let (first, second, eof) = (at("got first"), at("got second"), at("eof"));
+    assert!(first < second && second < eof, "{rest}");
+    let ticks = lines[first..second]
+        .iter()
+        .filter(|l| **l == "tick")
+        .count();
+    assert!(ticks >= 3, "{ticks} ticks while main waited:\n{rest}");
+}
+
+#[test]
+fn the_main_task_reads_a_file_given_as_stdin() {
+    let input = support::target_dir().join("stdin-input.txt");
+    std::fs::write(&input, "one\ntwo\nthree").unwrap();
+    let app = guest("conformance");
+    let mut cmd = support::host();
+    cmd.args(["run", "--entry", "read_stdin"]).arg(&app);
+    let mut child = cmd
+        .stdin(std::fs::File::open(&input).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("mtask-host did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let run: Run = child.wait_with_output().unwrap().into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let got: Vec<_> = run.lines().into_iter().filter(|l| *l != "tick").collect();
+    assert_eq!(
+        got,
+        [
+            "child read 0 bytes",
+            "got one",
+            "got two",
+            "got three",
+            "eof"
+        ]
+    );
+}

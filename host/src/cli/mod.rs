@@ -33,8 +33,10 @@ pub struct Cli {
 enum Command {
     /// Run a component's main task, and every task it starts, to the end.
     ///
-    /// Exits 0 when the main task succeeded, 1 when it failed (its error
-    /// and wasm backtrace go to stderr), 2 when the component cannot be used.
+    /// The main task reads mtask-host's stdin (a read waits in that task
+    /// only); the tasks it starts read nothing. Exits 0 when the main task
+    /// succeeded, 1 when it failed (its error and wasm backtrace go to
+    /// stderr), 2 when the component cannot be used.
     Run(Box<RunArgs>),
 
     /// Run several apps (tenants) in one host, as a tenants.toml file

@@ -229,6 +229,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         Ok(p) => p
             .with_args(args.args)
             .with_env(env)
+            .with_stdin(true)
             .with_network(NetPolicy::new(&args.listen, &args.connect)),
         Err(e) => return fail(e.to_string(), 2),
     };

@@ -54,6 +54,8 @@ struct Inner {
     dirs: Vec<DirGrant>,
     /// Its own limits; `None`: the host's defaults.
     limits: Option<AppLimits>,
+    /// Whether the tasks the embedder adds read the host's stdin.
+    stdin: bool,
 }
 
 /// A host directory that tasks see at a path of their own.
@@ -137,6 +139,7 @@ impl Program {
             max_memory,
             dirs: Vec::new(),
             limits: None,
+            stdin: false,
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -202,6 +205,20 @@ impl Program {
         self
     }
 
+    /// The same program with the host process's stdin given to the tasks
+    /// added with [`TaskManager::add`](crate::TaskManager::add) (not to
+    /// the children they spawn, which read nothing). A read waits in its
+    /// own task only: the others keep running.
+    pub fn with_stdin(mut self, stdin: bool) -> Self {
+        Arc::make_mut(&mut self.inner).stdin = stdin;
+        self
+    }
+
+    /// Whether the tasks the embedder adds read the host's stdin.
+    pub(crate) fn stdin(&self) -> bool {
+        self.inner.stdin
+    }
+
     pub(crate) fn limits(&self) -> Option<AppLimits> {
         self.inner.limits
     }
@@ -259,9 +276,13 @@ impl Program {
     }
 
     /// A fresh WASI context: stdout and stderr inherited, args, env and
-    /// directories as configured, no stdin, no WASI network.
-    pub(crate) fn wasi_ctx(&self) -> WasiCtx {
+    /// directories as configured, the host's stdin if `stdin` (else none:
+    /// a read finds its end), no WASI network.
+    pub(crate) fn wasi_ctx(&self, stdin: bool) -> WasiCtx {
         let mut builder = WasiCtxBuilder::new();
+        if stdin {
+            builder.inherit_stdin();
+        }
         builder
             .inherit_stdout()
             .inherit_stderr()

@@ -67,6 +67,8 @@ pub(crate) struct TaskState {
     pub(crate) program: Program,
     /// Handles given at spawn that the task has not taken yet.
     pub(crate) handover: Vec<Handover>,
+    /// Whether it reads the host's stdin (`Program::with_stdin`).
+    stdin: bool,
     /// The panic message the guest reported before trapping.
     pub(crate) panic: Option<String>,
     /// Notes refused memory growth, to tell a memory limit from other traps.
@@ -160,9 +162,9 @@ fn task_limit(max: usize) -> String {
 
 impl WasiView for TaskState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let program = &self.program;
+        let (program, stdin) = (&self.program, self.stdin);
         WasiCtxView {
-            ctx: self.wasi.get_or_insert_with(|| program.wasi_ctx()),
+            ctx: self.wasi.get_or_insert_with(|| program.wasi_ctx(stdin)),
             table: &mut self.table,
         }
     }
@@ -184,6 +186,7 @@ impl TaskState {
             table: ResourceTable::new(),
             program: program.clone(),
             handover: Vec::new(),
+            stdin: false,
             panic: None,
             memory: MemoryWatch {
                 max: program.max_memory(),
@@ -243,7 +246,8 @@ pub(crate) fn spawn(
         shards: shards.clone(),
         cell: cell.clone(),
     };
-    let future = task_future(program, ctx, entry.clone(), payload, handover);
+    let stdin = holder == Holder::Embedder && program.stdin();
+    let future = task_future(program, ctx, entry.clone(), payload, handover, stdin);
     core.spawn(cell.clone(), app, entry, holder, future);
     drop(core);
     // A shard asleep in its poll would not see the new task until then.
@@ -258,9 +262,11 @@ fn task_future(
     entry: Arc<str>,
     payload: Vec<u8>,
     handover: Vec<Handover>,
+    stdin: bool,
 ) -> TaskFuture {
     let state = TaskState {
         handover,
+        stdin,
         ..TaskState::of_task(program, Some(ctx))
     };
     // Made before the future, so the future holds the store (a pointer),

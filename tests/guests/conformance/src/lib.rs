@@ -337,7 +337,38 @@ fn print_env() {
     }
 }
 
+/// Reads stdin to its end, a line at a time, printing each, while a child
+/// ticks beside it (the read waits in this task only); a child that reads
+/// stdin first finds nothing (only the main task has it).
+fn read_stdin() -> mtask::Result<()> {
+    let reader: mtask::Task<u64> = mtask::spawn("count_stdin", &())?;
+    println!("child read {} bytes", reader.join()?);
+    let ticker: mtask::Task<()> = mtask::spawn("stdin_ticker", &())?;
+    for line in std::io::stdin().lines() {
+        println!("got {}", line.map_err(|e| Error::Io(e.to_string()))?);
+    }
+    println!("eof");
+    ticker.cancel();
+    Ok(())
+}
+
+/// Counts the bytes stdin gives until its end.
+fn count_stdin() -> mtask::Result<u64> {
+    std::io::copy(&mut std::io::stdin(), &mut std::io::sink()).map_err(|e| Error::Io(e.to_string()))
+}
+
+/// Prints `tick` every 20 ms, 100 times at most.
+fn stdin_ticker() {
+    for _ in 0..100 {
+        mtask::sleep(Duration::from_millis(20));
+        println!("tick");
+    }
+}
+
 mtask::entries!(
+    read_stdin,
+    count_stdin,
+    stdin_ticker,
     print_env,
     order_main,
     printer,
