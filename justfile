@@ -6,7 +6,7 @@ wasm := "target/wasm32-wasip2/release"
 host := "target/release/mtask-host"
 
 # Guest components: examples, then the ones the tests and benchmarks run.
-guests := "printer children sleepers pingpong pipeline echo-server echo-client conformance queueing netting hostile foreign plain early bench"
+guests := "printer children sleepers pingpong pipeline echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench"
 
 # Run the demo (the default).
 default: demo

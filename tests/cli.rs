@@ -181,8 +181,67 @@ fn a_component_with_imports_the_host_lacks_is_refused() {
 }
 
 #[test]
-fn a_plain_wasi_command_is_not_a_task() {
-    assert_unusable(&guest("plain"), "plain.wasm is not an mtask task");
+fn a_plain_wasi_command_runs_as_one_task_with_its_args_env_and_status() {
+    let run = run_guest("plain", "main", &["--env", "GREETING=hi"], &["a", "b c"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "hello from a plain command",
+            r#"args: ["a", "b c"]"#,
+            r#"GREETING: Some("hi")"#
+        ]
+    );
+    assert_eq!(run.stderr, "");
+    // Its exit status is mtask-host's, with nothing added. (WASI 0.2's
+    // `exit` says success or failure: Rust's `exit(3)` is a failure, 1.)
+    let exited = run_guest("plain", "main", &[], &["exit", "3"]);
+    assert_eq!(exited.code, 1, "{}", exited.stderr);
+    assert_eq!(exited.stdout, "exiting with 3\n");
+    assert_eq!(exited.stderr, "");
+    let zero = run_guest("plain", "main", &[], &["exit", "0"]);
+    assert_eq!(zero.code, 0, "{}", zero.stderr);
+    // A command has one entry.
+    let other = run_guest("plain", "other", &[], &[]);
+    assert_eq!(other.code, 2);
+    assert!(
+        other.stderr.contains("no entry `other`"),
+        "{}",
+        other.stderr
+    );
+}
+
+#[test]
+fn a_plain_wasi_command_is_sandboxed_like_any_task() {
+    let dir = support::target_dir().join("plain-sandbox");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("note.txt"), "hello").unwrap();
+    let note = dir.join("note.txt");
+    let path = note.to_str().unwrap();
+    // No directory granted: the file does not exist for it.
+    let denied = run_guest("plain", "main", &[], &["read", path]);
+    assert_eq!(denied.code, 0, "{}", denied.stderr);
+    assert_eq!(denied.stdout, format!("cannot read {path}: NotFound\n"));
+    let granted = run_guest(
+        "plain",
+        "main",
+        &["--dir", dir.to_str().unwrap()],
+        &["read", path],
+    );
+    assert_eq!(granted.stdout, "read 5 bytes\n", "{}", granted.stderr);
+    // Its memory is held to --max-memory like a task's.
+    let small = run_guest("plain", "main", &["--max-memory", "64KiB"], &[]);
+    assert_eq!(small.code, 1, "{}", small.stderr);
+    assert!(small.stderr.contains("limit"), "{}", small.stderr);
+}
+
+#[test]
+fn a_component_that_exports_nothing_is_told_to_list_its_entries() {
+    assert_unusable(
+        &guest("noentries"),
+        "noentries.wasm cannot run: it exports nothing: a task built with the mtask SDK \
+         lists its entry functions with `mtask::entries!(...)`",
+    );
 }
 
 #[test]

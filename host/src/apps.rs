@@ -145,7 +145,7 @@ impl Apps {
         let stats = &mut record.stats;
         match outcome {
             Ok(_) => stats.succeeded += 1,
-            Err(TaskError::Failed(_)) => stats.failed += 1,
+            Err(TaskError::Failed(_) | TaskError::Exited(_)) => stats.failed += 1,
             Err(TaskError::Trapped(_)) => stats.trapped += 1,
             Err(TaskError::Limit(_)) => stats.limited += 1,
             Err(TaskError::Cancelled) => stats.cancelled += 1,

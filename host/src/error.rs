@@ -52,7 +52,8 @@ pub enum Error {
         /// What wasmtime said.
         message: String,
     },
-    /// The component does not export mtask's `entries` and `run`.
+    /// The component is neither an mtask task (exports `entries` and
+    /// `run`) nor a `wasi:cli` command (exports `wasi:cli/run`).
     NotATask {
         /// The file name.
         name: String,
@@ -115,10 +116,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::NotATask { name, message } => {
-                write!(
-                    f,
-                    "{name} is not an mtask task (build it with the mtask SDK): {message}"
-                )
+                write!(f, "{name} cannot run: {message}")
             }
             Error::Startup { name, message } => write!(f, "{name} failed to start: {message}"),
             Error::UnknownEntry {

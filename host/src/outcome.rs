@@ -18,6 +18,8 @@ pub enum TaskError {
     Cancelled,
     /// The task went over a limit; the text names it.
     Limit(String),
+    /// A `wasi:cli` command ended with this exit status (not 0).
+    Exited(i32),
 }
 
 /// One phrase that completes "task N (`entry`) ...".
@@ -28,6 +30,7 @@ impl std::fmt::Display for TaskError {
             TaskError::Trapped(message) => write!(f, "trapped: {message}"),
             TaskError::Cancelled => write!(f, "was cancelled"),
             TaskError::Limit(message) => write!(f, "went over a limit: {message}"),
+            TaskError::Exited(status) => write!(f, "exited with status {status}"),
         }
     }
 }
@@ -80,6 +83,27 @@ pub(crate) fn from_call(
                 None => Err(TaskError::Trapped(trap)),
             }
         }
+    }
+}
+
+/// The outcome of a `wasi:cli` command whose `run` returned `result`: its
+/// exit status (`exit(0)` and an `Ok` return are success, an `Err` return
+/// is status 1), or how it trapped.
+pub(crate) fn from_command(
+    result: wasmtime::Result<Result<(), ()>>,
+    memory_limit: Option<String>,
+) -> Outcome {
+    let status = match &result {
+        Ok(Ok(())) => 0,
+        Ok(Err(())) => 1,
+        Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(exit) => exit.0,
+            None => return from_call(result.map(|_| Ok(Vec::new())), None, memory_limit),
+        },
+    };
+    match status {
+        0 => Ok(Vec::new()),
+        status => Err(TaskError::Exited(status)),
     }
 }
 

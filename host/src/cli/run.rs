@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::units::{parse_duration, parse_size, parse_threads};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{CacheNote, CodeOrigin, Config, DirGrant, TaskManager};
+use crate::{CacheNote, CodeOrigin, Config, DirGrant, TaskError, TaskManager};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct RunArgs {
@@ -273,6 +273,9 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     }
     match manager.take_outcome(main) {
         Some(Ok(_)) => ExitCode::SUCCESS,
+        // A command's status is its own to give (it said why, if it had
+        // to); one past 255 still reads as a failure.
+        Some(Err(TaskError::Exited(status))) => ExitCode::from(status.clamp(1, 255) as u8),
         Some(Err(error)) => fail(format!("main task (`{}`) {}", args.entry, error), 1),
         None => fail("the main task did not end".to_string(), 1),
     }

@@ -161,6 +161,8 @@ impl From<outcome::TaskError> for wit::TaskError {
             outcome::TaskError::Trapped(m) => wit::TaskError::Trapped(m),
             outcome::TaskError::Cancelled => wit::TaskError::Cancelled,
             outcome::TaskError::Limit(m) => wit::TaskError::Limit(m),
+            // Commands have no parent to join them; said as a failure.
+            exited @ outcome::TaskError::Exited(_) => wit::TaskError::Failed(exited.to_string()),
         }
     }
 }

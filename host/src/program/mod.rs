@@ -21,6 +21,7 @@ use crate::error::{Error, one_line};
 use crate::ids::AppId;
 use crate::net_policy::NetPolicy;
 use task::TaskState;
+use wasmtime_wasi::p2::bindings::CommandPre;
 
 /// A component ready to run as tasks. Cheap to clone.
 #[derive(Clone)]
@@ -33,7 +34,7 @@ struct Inner {
     /// The file name, for messages.
     name: String,
     /// Linked once; each task instantiates from it.
-    pre: TaskPre<TaskState>,
+    code: Code,
     /// The entries `run` dispatches to.
     entries: Vec<String>,
     /// Where the compiled code came from.
@@ -57,6 +58,18 @@ struct Inner {
     /// Whether the tasks the embedder adds read the host's stdin.
     stdin: bool,
 }
+
+/// What kind of component a program is, linked once.
+#[derive(Clone)]
+pub(crate) enum Code {
+    /// An mtask task: exports `entries` and `run`.
+    Task(TaskPre<TaskState>),
+    /// A `wasi:cli` command: its one entry, `main`, is `wasi:cli/run`.
+    Command(CommandPre<TaskState>),
+}
+
+/// The one entry of a `wasi:cli` command.
+const COMMAND_ENTRY: &str = "main";
 
 /// A host directory that tasks see at a path of their own.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,10 +138,10 @@ impl Program {
                 name: name.clone(),
                 message: one_line(&e),
             })?;
-        let pre = link(&name, linker, &loaded.component)?;
+        let code = link(&name, linker, &loaded.component)?;
         let mut inner = Inner {
             name,
-            pre,
+            code,
             entries: Vec::new(),
             origin: loaded.origin,
             cache_note: loaded.note,
@@ -268,11 +281,14 @@ impl Program {
     }
 
     pub(crate) fn engine(&self) -> &Engine {
-        self.inner.pre.engine()
+        match &self.inner.code {
+            Code::Task(pre) => pre.engine(),
+            Code::Command(pre) => pre.engine(),
+        }
     }
 
-    pub(crate) fn pre(&self) -> &TaskPre<TaskState> {
-        &self.inner.pre
+    pub(crate) fn code(&self) -> &Code {
+        &self.inner.code
     }
 
     /// A fresh WASI context: stdout and stderr inherited, args, env and
@@ -301,8 +317,13 @@ impl Program {
         builder.build()
     }
 
-    /// Instantiates once, outside any scheduler, to ask for the entry names.
+    /// Instantiates once, outside any scheduler, to ask for the entry
+    /// names; a command has one, `main`, and is not started here.
     fn list_entries(&self) -> Result<Vec<String>, Error> {
+        let pre = match &self.inner.code {
+            Code::Task(pre) => pre,
+            Code::Command(_) => return Ok(vec![COMMAND_ENTRY.to_string()]),
+        };
         let mut store = TaskState::store(self.engine(), TaskState::new(self));
         // No scheduler runs here to preempt it: a start-up that loops is
         // stopped after a while instead of hanging the load.
@@ -320,7 +341,7 @@ impl Program {
         // WASI calls made at start-up (a sleep, say) need Tokio's context.
         let _tokio = crate::engine::tokio_runtime().enter();
         let listed = block_on(async {
-            let instance = self.pre().instantiate_async(&mut store).await?;
+            let instance = pre.instantiate_async(&mut store).await?;
             instance.call_entries(&mut store).await
         });
         listed.map_err(|e| Error::Startup {
@@ -395,21 +416,42 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Links `component` against the host's imports and checks its exports.
-fn link(
-    name: &str,
-    linker: &Linker<TaskState>,
-    component: &Component,
-) -> Result<TaskPre<TaskState>, Error> {
+/// Links `component` against the host's imports and tells what it is by
+/// its exports: an mtask task, a `wasi:cli` command, or neither (an error
+/// that says which of the likely cases it is).
+fn link(name: &str, linker: &Linker<TaskState>, component: &Component) -> Result<Code, Error> {
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| Error::MissingImport {
             name: name.to_string(),
             message: one_line(&e),
         })?;
-    TaskPre::new(pre).map_err(|e| Error::NotATask {
+    let as_task = match TaskPre::new(pre.clone()) {
+        Ok(task) => return Ok(Code::Task(task)),
+        Err(e) => e,
+    };
+    if let Ok(command) = CommandPre::new(pre) {
+        return Ok(Code::Command(command));
+    }
+    let engine = component.engine();
+    let exports = component.component_type().exports(engine).count();
+    let message = if exports == 0 {
+        // What a Rust guest built with the SDK looks like without
+        // `mtask::entries!`: the macro is what exports anything.
+        "it exports nothing: a task built with the mtask SDK lists its entry functions \
+         with `mtask::entries!(...)`, and a program with a `main` is built as a \
+         wasm32-wasip2 binary (a `wasi:cli` command)"
+            .to_string()
+    } else {
+        format!(
+            "it is neither an mtask task (exports `entries` and `run`) nor a `wasi:cli` \
+             command (exports `wasi:cli/run`): {}",
+            one_line(&as_task)
+        )
+    };
+    Err(Error::NotATask {
         name: name.to_string(),
-        message: one_line(&e),
+        message,
     })
 }
 

@@ -13,7 +13,7 @@ use crate::handles::{
     QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
 };
 use crate::ids::{AppId, TaskCell, TaskKey};
-use crate::program::Program;
+use crate::program::{Code, Program};
 use crate::shard::{Core, Holder, Shard, TaskFuture};
 use crate::shards::Shards;
 
@@ -279,8 +279,15 @@ fn task_future(
         // runs to its end: preempting it would reorder the first steps of
         // tasks that yield in step with each other.
         store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1)));
-        let instance = match program.pre().instantiate_async(&mut store).await {
-            Ok(instance) => instance,
+        let started = match program.code() {
+            Code::Task(pre) => pre.instantiate_async(&mut store).await.map(Started::Task),
+            Code::Command(pre) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(Started::Command),
+        };
+        let started = match started {
+            Ok(started) => started,
             Err(err) => {
                 return crate::outcome::from_start(err, store.data_mut().memory.refused.take());
             }
@@ -292,8 +299,20 @@ fn task_future(
         if let Some(ctx) = &store.data().ctx {
             ctx.core().restart_slice();
         }
-        let result = instance.call_run(&mut store, &entry, &payload).await;
+        let result = match started {
+            Started::Task(instance) => instance.call_run(&mut store, &entry, &payload).await,
+            Started::Command(command) => {
+                let ran = command.wasi_cli_run().call_run(&mut store).await;
+                return crate::outcome::from_command(ran, store.data_mut().memory.refused.take());
+            }
+        };
         let state = store.data_mut();
         crate::outcome::from_call(result, state.panic.take(), state.memory.refused.take())
     })
+}
+
+/// An instance ready to run its entry.
+enum Started {
+    Task(crate::bindings::Task),
+    Command(wasmtime_wasi::p2::bindings::Command),
 }
