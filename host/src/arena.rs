@@ -100,8 +100,8 @@ impl Region {
         };
         if base == libc::MAP_FAILED {
             return Err(format!(
-                "cannot reserve {} of address space for {slots} {what}: {}",
-                crate::engine::show_size(len as u128),
+                "cannot reserve {} GiB of address space for {slots} {what}: {}",
+                len.div_ceil(1 << 30),
                 std::io::Error::last_os_error()
             ));
         }

@@ -242,7 +242,7 @@ fn task_reservation(max_memory: u64) -> u128 {
 }
 
 /// `123 MiB`, `64 TiB`: a size in the largest unit it fills.
-pub(crate) fn show_size(bytes: u128) -> String {
+fn show_size(bytes: u128) -> String {
     let units = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
     let mut shown = bytes;
     let mut unit = 0;
