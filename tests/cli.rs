@@ -727,21 +727,8 @@ fn the_main_task_reads_a_file_given_as_stdin() {
     let app = guest("conformance");
     let mut cmd = support::host();
     cmd.args(["run", "--entry", "read_stdin"]).arg(&app);
-    let mut child = cmd
-        .stdin(std::fs::File::open(&input).unwrap())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("mtask-host did not end");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let run: Run = child.wait_with_output().unwrap().into();
+    let file = std::fs::File::open(&input).unwrap();
+    let run: Run = support::output_within_deadline_from(&mut cmd, file.into()).into();
     assert_eq!(run.code, 0, "{}", run.stderr);
     let got: Vec<_> = run.lines().into_iter().filter(|l| *l != "tick").collect();
     assert_eq!(

@@ -105,8 +105,13 @@ const RUN_DEADLINE: Duration = Duration::from_secs(120);
 /// Runs `cmd` to its end, like `Command::output`, but kills it and panics
 /// past [`RUN_DEADLINE`].
 pub fn output_within_deadline(cmd: &mut Command) -> Output {
+    output_within_deadline_from(cmd, Stdio::null())
+}
+
+/// [`output_within_deadline`], with `stdin` as the child's stdin.
+pub fn output_within_deadline_from(cmd: &mut Command, stdin: Stdio) -> Output {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
