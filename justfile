@@ -98,6 +98,10 @@ c-guests: c-toolchain
 build: guests
     cargo build --release -p mtask-host
 
+# Install `mtask-host` into cargo's bin directory (~/.cargo/bin), on PATH.
+install:
+    cargo install --locked --path host
+
 # Run the bundled examples under `mtask-host run`: the echo server with a
 # real client against it, then the seed's other programs.
 demo: build
