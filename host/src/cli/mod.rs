@@ -40,7 +40,8 @@ enum Command {
     Run(Box<RunArgs>),
 
     /// Run several apps (tenants) in one host, as a tenants.toml file
-    /// describes; see examples/tenants.toml for the format.
+    /// describes (every key: `serve --help`; an example:
+    /// examples/tenants.toml).
     ///
     /// Tenants share nothing but the host: no queues, no handles; one's
     /// traps and limits end only its own tasks. Each tenant's limits are
@@ -49,6 +50,7 @@ enum Command {
     /// is refused. SIGINT or SIGTERM cancels every task, closes every
     /// socket, and exits 0; SIGUSR1 lists the live tasks on stderr (both
     /// are handled from the start, also while tenants load).
+    #[command(after_long_help = serve::REFERENCE)]
     Serve {
         /// The tenants file.
         config: PathBuf,

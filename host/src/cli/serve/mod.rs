@@ -18,37 +18,43 @@
 //! that the others leave. A file whose reservations do not fit is refused
 //! at start.
 //!
-//! ```toml
-//! [host]                      # optional; every key optional
-//! max_tasks = 10000           # the pool the tenants share out
-//! time_slice = "10ms"
-//! threads = 4                 # scheduler threads; default one per core
-//! cpu_budget = "30s"          # per task, for every tenant
-//! max_sockets = 1000          # per tenant
-//! max_queue_bytes = "16MiB"   # per tenant
-//! max_app_memory = "4GiB"     # per tenant
-//!
-//! [[tenant]]
-//! name = "echo"               # required, unique
-//! app = "echo_server.wasm"    # required; relative to this file's folder
-//! entry = "main"              # default "main"
-//! args = ["127.0.0.1:7878"]
-//! env = { GREETING = "hi" }
-//! listen = ["127.0.0.1:7878"] # network rules, as for `run --listen`
-//! connect = []
-//! dirs = ["data::/data"]      # read-only, as for `run --dir`
-//! dirs_rw = []
-//! max_memory = "64MiB"        # per task of this tenant
-//! max_app_memory = "2GiB"     # all its tasks' memory, reserved for it
-//! max_tasks = 1000            # live tasks of this tenant, reserved for it
-//! max_sockets = 100           # these three override [host]'s
-//! max_queue_bytes = "1MiB"
-//! cpu_budget = "2s"           # per task of this tenant
-//! ```
+//! Every key of the file is in [`REFERENCE`], which `serve --help`
+//! prints (a test holds it to what the parser accepts).
 //!
 //! `tenants` reads and checks the file (`tenant`: one tenant's table);
 //! `shares` reserves each tenant's share of the host; this file loads the
 //! tenants and runs them.
+
+/// Every key a tenants file may have, with its meaning: printed by
+/// `mtask-host serve --help`, and checked against the parser by a test.
+pub(crate) const REFERENCE: &str = r#"The tenants file (TOML), every key:
+
+[host]                      # optional; every key optional
+max_tasks = 10000           # the pool the tenants share out
+time_slice = "10ms"         # a busy task is preempted after this
+threads = 4                 # scheduler threads; default one per core
+cpu_budget = "30s"          # per task, for every tenant
+max_sockets = 1000          # per tenant
+max_queue_bytes = "16MiB"   # per tenant
+max_app_memory = "4GiB"     # per tenant
+
+[[tenant]]
+name = "echo"               # required, unique
+app = "echo_server.wasm"    # required; relative to this file's folder
+entry = "main"              # default "main"
+args = ["127.0.0.1:7878"]   # the guest's arguments after its name
+env = { GREETING = "hi" }   # its environment variables (no others)
+listen = ["127.0.0.1:7878"] # network rules, as for `run --listen`
+connect = []                # as for `run --connect`
+dirs = ["data::/data"]      # read-only, as for `run --dir`
+dirs_rw = []                # writable, as for `run --dir-rw`
+max_memory = "64MiB"        # per task of this tenant
+max_app_memory = "2GiB"     # all its tasks' memory, reserved for it
+max_tasks = 1000            # live tasks of this tenant, reserved for it
+max_sockets = 100           # these three override [host]'s
+max_queue_bytes = "1MiB"
+cpu_budget = "2s"           # per task of this tenant
+"#;
 
 mod shares;
 mod tenant;

@@ -211,6 +211,47 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// The keys a table type accepts, as serde's refusal of an unknown
+    /// one lists them.
+    fn accepted<T: serde::de::DeserializeOwned>(required: &str) -> Vec<String> {
+        let refusal = match toml::from_str::<T>(&format!("{required}\nno_such_key = 1")) {
+            Ok(_) => panic!("an unknown key was accepted"),
+            Err(e) => e.to_string(),
+        };
+        let listed = refusal
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("{refusal}"))
+            .1;
+        let mut keys: Vec<String> = listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The keys of `table` in the reference.
+    fn documented(table: &toml::Value) -> Vec<String> {
+        let mut keys: Vec<String> = table.as_table().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    #[test]
+    fn the_reference_lists_every_key_the_parser_accepts() {
+        let text = crate::cli::serve::REFERENCE.split_once("\n\n").unwrap().1;
+        let reference: toml::Table = text.parse().expect("the reference is TOML");
+        assert_eq!(documented(&reference["host"]), accepted::<HostTable>(""));
+        assert_eq!(
+            documented(&reference["tenant"][0]),
+            accepted::<TenantTable>("name = \"a\"\napp = \"a.wasm\"")
+        );
+        // And the reference itself is a file the parser takes.
+        assert!(parse(text, BIG).is_ok(), "{:?}", parse(text, BIG).err());
+    }
+
     fn error(text: &str) -> String {
         parse(text, BIG).err().expect("the file is refused")
     }
