@@ -95,8 +95,13 @@ app = "{printer}"
         .read_to_string(&mut stderr)
         .unwrap();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    // The connection was closed by the stop.
-    assert_eq!(conn.read(&mut back).unwrap_or(0), 0);
+    // The connection ended in an orderly close: end of stream, not a
+    // reset, an error or the read timing out. (From outside, a close by
+    // the stop and one by the process's exit look alike.)
+    match conn.read(&mut back) {
+        Ok(0) => {}
+        other => panic!("the connection did not end cleanly: {other:?}"),
+    }
     assert!(
         stderr.contains("live tasks"),
         "SIGUSR1 lists tasks: {stderr}"
