@@ -9,9 +9,11 @@
 //!
 //! - A linear memory is a slot of one read-write mapping. Nothing past a
 //!   memory's current size needs to fault, because compiled code checks
-//!   every access against that size (`memory_guard_size(0)` in `engine`);
-//!   when a memory is dropped its pages are given back to the kernel
-//!   (`MADV_DONTNEED`), so the next task to get the slot reads zeros.
+//!   every access against that size (`memory_guard_size(0)` in `engine`).
+//!   When a memory is dropped, the pages that may hold data (found with
+//!   `PAGEMAP_SCAN`) are zeroed in place, up to [`KEEP_RESIDENT`], and the
+//!   rest given back to the kernel (`MADV_DONTNEED`): the next task to get
+//!   the slot reads zeros, mostly without a page fault.
 //! - A fiber stack is a slot of another read-write mapping, its lowest page
 //!   made a guard with `MADV_GUARD_INSTALL` (Linux 6.13+), which marks the
 //!   page tables without splitting the mapping. On an older kernel the
@@ -19,8 +21,11 @@
 //!   [`mappings_per_task`] reports so the start-up check counts them.
 //!
 //! Slots are handed out last-freed first, so a new task reuses the pages
-//! (and caches) its predecessor warmed; a stack slot's guard is installed
-//! the first time the slot is used, so start-up costs nothing per slot.
+//! (and caches) its predecessor warmed; past [`WARM_SLOTS`] free slots, the
+//! oldest give their pages back, so an idle host holds little. A stack
+//! slot's guard is installed the first time the slot is used, so start-up
+//! costs nothing per slot. BENCHMARKS.md ("Light tasks") has the figures
+//! behind each choice.
 
 use std::collections::VecDeque;
 use std::ops::Range;
