@@ -55,7 +55,8 @@ pub(super) struct RunArgs {
     threads: Option<usize>,
 
     /// Never preempt: a task runs until it waits. Slightly faster code, but
-    /// a task that loops holds every other task up.
+    /// a task that loops holds every other task up. Not with --cpu-budget,
+    /// which needs preemption.
     #[arg(long, conflicts_with = "cpu_budget")]
     no_preempt: bool,
 
