@@ -237,7 +237,6 @@ unsafe impl MemoryCreator for Memories {
             region: self.region.clone(),
             slot,
             size: minimum,
-            touched: minimum,
         }))
     }
 }
@@ -248,10 +247,9 @@ struct SlotMemory {
     region: Arc<Region>,
     /// Which slot.
     slot: usize,
-    /// Its size in bytes: what compiled code may access.
+    /// Its size in bytes: what compiled code may access, and (a wasm
+    /// memory never shrinks) all it may have written.
     size: usize,
-    /// The most it ever had: what to zero when it is dropped.
-    touched: usize,
 }
 
 unsafe impl LinearMemory for SlotMemory {
@@ -273,7 +271,6 @@ unsafe impl LinearMemory for SlotMemory {
         // The pages are mapped already, and zero: the slot was released
         // when its last memory was dropped.
         self.size = new_size;
-        self.touched = self.touched.max(new_size);
         Ok(())
     }
 
@@ -284,7 +281,7 @@ unsafe impl LinearMemory for SlotMemory {
 
 impl Drop for SlotMemory {
     fn drop(&mut self) {
-        zero(self.as_ptr(), self.touched);
+        zero(self.as_ptr(), self.size);
         self.region.give_back(self.slot);
     }
 }
@@ -296,12 +293,12 @@ impl Drop for SlotMemory {
 fn zero(start: *mut u8, len: usize) {
     let page = page_size();
     let len = len.next_multiple_of(page);
-    let mut written = [PageRegion::default(); 32];
-    let Some((found, walked)) = scan_written(start, len, KEEP_RESIDENT / page, &mut written) else {
+    let mut holding = [PageRegion::default(); 32];
+    let Some((found, walked)) = scan_data(start, len, KEEP_RESIDENT / page, &mut holding) else {
         Region::release(start, len);
         return;
     };
-    for region in &written[..found] {
+    for region in &holding[..found] {
         // SAFETY: pages of the slot being dropped, which nobody uses now.
         unsafe {
             std::ptr::write_bytes(
@@ -359,7 +356,7 @@ const PAGE_IS_PFNZERO: u64 = 1 << 5;
 /// `max_pages` of them, into `regions`: how many regions it filled and
 /// where the walk stopped. `None` if the kernel cannot tell (before Linux
 /// 6.7).
-fn scan_written(
+fn scan_data(
     start: *mut u8,
     len: usize,
     max_pages: usize,
