@@ -53,7 +53,7 @@ pub(super) fn compile(args: CompileArgs) -> ExitCode {
         cache_dir: Some(cache_dir.clone()),
         ..Config::default()
     };
-    if let Err(e) = config.check(|key| format!("--{}", key.replace('_', "-"))) {
+    if let Err(e) = config.check(super::flag) {
         return fail(e);
     }
     let manager = match TaskManager::new(config) {

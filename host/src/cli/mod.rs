@@ -72,6 +72,12 @@ enum Command {
     Compile(CompileArgs),
 }
 
+/// The command-line flag that sets `Config`'s field `key` (`--max-tasks`),
+/// to name it in an error.
+fn flag(key: &str) -> String {
+    format!("--{}", key.replace('_', "-"))
+}
+
 /// Runs the command line; returns the process's exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -213,7 +213,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             args.cache_dir.or_else(crate::cache::default_dir)
         },
     };
-    if let Err(e) = config.check(|key| format!("--{}", key.replace('_', "-"))) {
+    if let Err(e) = config.check(super::flag) {
         return fail(e, 2);
     }
     let env = match guest_env(args.env, args.env_inherit) {
