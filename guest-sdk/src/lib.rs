@@ -326,9 +326,26 @@ pub fn spawn_with<A: Serialize + ?Sized, R: DeserializeOwned>(
     arg: &A,
     handles: Vec<Handle>,
 ) -> Result<Task<R>> {
+    spawn_at(Placement::Here, entry, arg, handles)
+}
+
+/// Where a child task may run: [`Placement::Here`], or
+/// [`Placement::Anywhere`] in the host's cluster (this host outside one).
+pub use wit::Placement;
+
+/// Like [`spawn_with`], placed as `placement` says. A child placed
+/// anywhere in a cluster runs on some host that runs this same component;
+/// it runs at least once (again from its entry if its host dies: see
+/// [`spawn_key`]), and only queues opened by name can be handed to it.
+pub fn spawn_at<A: Serialize + ?Sized, R: DeserializeOwned>(
+    placement: Placement,
+    entry: &str,
+    arg: &A,
+    handles: Vec<Handle>,
+) -> Result<Task<R>> {
     let payload = encode(arg)?;
     let handles: Vec<wit::Handle> = handles.into_iter().map(Handle::into_wit).collect();
-    let handle = wit::spawn(entry, &payload, handles)?;
+    let handle = wit::spawn_at(entry, &payload, handles, placement)?;
     Ok(Task {
         raw: RawTask {
             handle,
@@ -369,6 +386,39 @@ where
     F::Value: DeserializeOwned,
 {
     spawn_with(fn_name::<F>(), arg, handles)
+}
+
+/// Like [`spawn_fn`], for a child that may run on any host of the
+/// cluster (see [`spawn_at`]); on this host outside a cluster.
+pub fn spawn_fn_anywhere<M, F>(entry: F, arg: &F::Arg) -> Result<Task<F::Value>>
+where
+    F: EntryFn<M>,
+    F::Arg: Serialize,
+    F::Value: DeserializeOwned,
+{
+    spawn_fn_anywhere_with(entry, arg, Vec::new())
+}
+
+/// Like [`spawn_fn_anywhere`], and hands `handles` (queues opened by
+/// name) to the child.
+pub fn spawn_fn_anywhere_with<M, F>(
+    _entry: F,
+    arg: &F::Arg,
+    handles: Vec<Handle>,
+) -> Result<Task<F::Value>>
+where
+    F: EntryFn<M>,
+    F::Arg: Serialize,
+    F::Value: DeserializeOwned,
+{
+    spawn_at(Placement::Anywhere, fn_name::<F>(), arg, handles)
+}
+
+/// The key of the spawn that started this task, if it was placed anywhere
+/// in a cluster: the same each time that spawn runs (a host died and
+/// another ran it again), to make the task's effects idempotent.
+pub fn spawn_key() -> Option<String> {
+    wit::spawn_key()
 }
 
 /// Runs the entry function `entry` as a child task and waits for its value,

@@ -62,6 +62,10 @@ pub(crate) struct Apps {
     live_seen: Arc<AtomicUsize>,
     /// The most tasks that may be alive at once in the host.
     max_live: usize,
+    /// Tasks the embedder added (the mains) that have not ended, for
+    /// readers that take no lock: a host that is no cluster worker takes
+    /// remote spawns only while it has one (docs/design.md §10).
+    mains: Arc<AtomicUsize>,
 }
 
 impl Apps {
@@ -72,12 +76,39 @@ impl Apps {
             live: 0,
             live_seen: Arc::default(),
             max_live,
+            mains: Arc::default(),
         }
     }
 
     /// The count of live tasks, kept up to date for readers with no lock.
     pub(crate) fn live_seen(&self) -> Arc<AtomicUsize> {
         self.live_seen.clone()
+    }
+
+    /// The count of mains alive, kept up to date for readers with no lock.
+    pub(crate) fn mains(&self) -> Arc<AtomicUsize> {
+        self.mains.clone()
+    }
+
+    /// Counts a task the embedder added (its place was reserved already).
+    pub(crate) fn main_added(&mut self) {
+        self.mains.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a place among `app`'s tasks for a child placed anywhere in
+    /// the cluster (docs/design.md §10), as for an ended task whose
+    /// outcome is kept, until [`Apps::outcome_taken`]: it is not alive
+    /// here, but its handle and outcome are host memory.
+    pub(crate) fn reserve_remote(&mut self, app: AppId) -> Result<(), String> {
+        let max = self.limits(app).max_tasks;
+        let record = self.apps.entry(app).or_default();
+        if record.live + record.held >= max {
+            return Err(format!(
+                "the app may have at most {max} tasks (running, or ended and not yet joined)"
+            ));
+        }
+        record.held += 1;
+        Ok(())
     }
 
     fn set_live(&mut self, live: usize) {
@@ -136,9 +167,13 @@ impl Apps {
     }
 
     /// Counts the end of a task of `app`; `held` if its outcome is kept for
-    /// a joiner. Gives the tasks of every app still alive.
-    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, held: bool) -> usize {
+    /// a joiner, `main` if the embedder added it. Gives the tasks of every
+    /// app still alive.
+    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, held: bool, main: bool) -> usize {
         self.set_live(self.live - 1);
+        if main {
+            self.mains.fetch_sub(1, Ordering::SeqCst);
+        }
         let record = self.apps.entry(app).or_default();
         record.live -= 1;
         record.held += usize::from(held);

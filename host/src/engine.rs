@@ -45,6 +45,10 @@ pub struct Config {
     /// (docs/design.md §4); with more, the orders of docs/design.md §3
     /// hold. Defaults to [`default_threads`]: one per available core.
     pub threads: usize,
+    /// The cluster to join (docs/design.md §10): named queues shared with
+    /// the other hosts of a tenant, and spawns that may run on any of them.
+    /// `None` (the default): this host alone, and nothing of NATS runs.
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 /// The most tasks alive at once unless told otherwise.
@@ -81,6 +85,7 @@ impl Default for Config {
             cpu_budget: None,
             cache_dir: crate::cache::default_dir(),
             threads: default_threads(),
+            cluster: None,
         }
     }
 }
@@ -191,6 +196,15 @@ impl Config {
             ));
         }
         check_mappings(self.max_tasks, crate::arena::mappings_per_task(), &name)?;
+        if let Some(cluster) = &self.cluster
+            && cluster.lease < std::time::Duration::from_millis(300)
+        {
+            return Err(format!(
+                "{} {:?} is too short: progress acks go every third of it (at least 300ms)",
+                name("cluster_lease"),
+                cluster.lease
+            ));
+        }
         if self.cpu_budget.is_some() && !self.preempt {
             return Err(format!("{} needs preemption on", name("cpu_budget")));
         }

@@ -82,6 +82,9 @@ pub enum Error {
     Limit(String),
     /// The engine or the event loop failed.
     Host(String),
+    /// The host cannot join its cluster (docs/design.md §10): the NATS
+    /// server cannot be reached, refuses the credentials, or has no JetStream.
+    Cluster(String),
 }
 
 impl fmt::Display for Error {
@@ -133,6 +136,7 @@ impl fmt::Display for Error {
             Error::Config(message) => f.write_str(message),
             Error::Limit(message) => write!(f, "limit reached: {message}"),
             Error::Host(message) => write!(f, "host error: {message}"),
+            Error::Cluster(message) => f.write_str(message),
         }
     }
 }

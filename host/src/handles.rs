@@ -3,37 +3,107 @@
 //! the guest dropped it (a task's end drops its whole table), so each holds
 //! the way to the shard or the state that keeps it.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use crate::cluster::Names;
+use crate::cluster::queue::ClusterHandle;
+use crate::cluster::remote::Slot;
 use crate::ids::{AppId, TaskCell};
 use crate::queue::QueueKey;
 use crate::shard::reactor::SourceKey;
 use crate::shards::Shards;
 
-/// A guest's handle on a child task. Dropping it detaches the child.
-pub struct TaskHandle {
+/// A guest's handle on a child task: one of this host, or one placed
+/// anywhere in the cluster. Dropping it detaches the child.
+pub enum TaskHandle {
+    /// A task of this host.
+    Local(LocalTask),
+    /// A task placed anywhere in the cluster.
+    Remote(RemoteTask),
+}
+
+/// A handle on a task of this host.
+pub struct LocalTask {
     /// The child, wherever it runs.
     pub(crate) task: Arc<TaskCell>,
     /// The shards it may run on.
     pub(crate) shards: Arc<Shards>,
 }
 
-impl Drop for TaskHandle {
+/// A child placed anywhere in the cluster, as its parent's host knows it
+/// (docs/design.md §10).
+pub struct RemoteTask {
+    /// Its id on this host (`task.id`).
+    pub(crate) id: u64,
+    /// Its job id in the cluster (its `spawn-key`).
+    pub(crate) job: String,
+    /// Its request's place on the tenant's spawn stream.
+    pub(crate) seq: u64,
+    /// Where its outcome lands.
+    pub(crate) slot: Arc<Mutex<Slot>>,
+    /// Its tenant's streams and subjects.
+    pub(crate) names: Names,
+    /// The app whose place among its tasks it holds here.
+    pub(crate) app: AppId,
+    /// Where that place and the cluster are.
+    pub(crate) shards: Arc<Shards>,
+}
+
+impl Drop for RemoteTask {
+    fn drop(&mut self) {
+        if let Some(cluster) = self.shards.cluster() {
+            cluster.waiting.forget(&self.job);
+        }
+        self.shards.apps().outcome_taken(self.app);
+    }
+}
+
+impl Drop for LocalTask {
     fn drop(&mut self) {
         self.shards
             .with_task(&self.task, |core, key| core.release(key));
     }
 }
 
-/// A guest's handle on a queue. Dropping the last handle frees the queue.
-pub struct QueueHandle {
+/// A guest's handle on a queue: one of this host, or, in cluster mode, a
+/// named queue that every host of the tenant shares.
+pub enum QueueHandle {
+    /// A queue in this host's memory.
+    Local(LocalQueue),
+    /// A named queue in the cluster.
+    Cluster {
+        /// The queue, and the item taken last.
+        handle: ClusterHandle,
+        /// What the handle costs its app here, given back when it goes.
+        _charge: Charge,
+    },
+}
+
+/// Bytes counted against an app's queue bytes while a handle lives.
+pub struct Charge {
+    /// Where the count is kept.
+    pub(crate) shards: Arc<Shards>,
+    /// The app charged.
+    pub(crate) app: AppId,
+    /// How much.
+    pub(crate) bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.shards.queues().refund(self.app, self.bytes);
+    }
+}
+
+/// A handle on a queue of this host. Dropping the last handle frees the queue.
+pub struct LocalQueue {
     /// The queue.
     pub(crate) key: QueueKey,
     /// Where the queues are kept.
     pub(crate) shards: Arc<Shards>,
 }
 
-impl Drop for QueueHandle {
+impl Drop for LocalQueue {
     fn drop(&mut self) {
         self.shards.queues().release(self.key);
     }

@@ -64,6 +64,7 @@ mod arena;
 mod bindings;
 pub mod cache;
 pub mod cli;
+mod cluster;
 pub mod engine;
 mod error;
 mod files;
@@ -84,6 +85,7 @@ mod wit_types;
 
 pub use apps::AppStats;
 pub use cache::{CacheNote, CodeOrigin};
+pub use cluster::{ClusterConfig, DEFAULT_LEASE};
 pub use engine::{AppLimits, Config};
 pub use error::Error;
 pub use manager::{StopHandle, TaskId, TaskManager};

@@ -9,11 +9,13 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::apps::AppStats;
+use crate::cluster::Cluster;
+use crate::cluster::worker::{self, Taking};
 use crate::engine::{AppLimits, Config, Ticker, new_engine, tokio_runtime};
 use crate::error::{Error, one_line};
 use crate::ids::{AppId, TaskKey};
 use crate::program::Program;
-use crate::program::task::{TaskState, spawn};
+use crate::program::task::{Start, TaskState, spawn};
 use crate::shard::{self, Holder, Outcome, Poller};
 use crate::shards::Shards;
 
@@ -101,8 +103,9 @@ impl TaskManager {
             |state| state,
         )
         .map_err(|e| Error::Host(one_line(&e)))?;
-        let (shards, pollers) =
-            Shards::new(&config, config.threads).map_err(|e| Error::Host(e.to_string()))?;
+        let cluster = config.cluster.as_ref().map(Cluster::connect).transpose()?;
+        let (shards, pollers) = Shards::new(&config, config.threads, cluster)
+            .map_err(|e| Error::Host(e.to_string()))?;
         let ticker = config.preempt.then(|| Ticker::start(&engine));
         Ok(Self {
             engine,
@@ -163,16 +166,47 @@ impl TaskManager {
         shards.apps().reserve(program.app()).map_err(Error::Limit)?;
         let shard = shards.place_new();
         let entry = entry.into();
-        let cell = spawn(
-            shards,
-            shard,
-            program,
+        let start = Start {
             entry,
             payload,
-            Vec::new(),
-            Holder::Embedder,
-        );
+            handover: Vec::new(),
+            holder: Holder::Embedder,
+            job: None,
+        };
+        shards.apps().main_added();
+        let cell = spawn(shards, shard, program, start);
         Ok(TaskId(cell.key()))
+    }
+
+    /// Runs, besides its own tasks, the tasks that hosts of the cluster
+    /// (docs/design.md §10) spawn anywhere from `program`'s component, for
+    /// its tenant: at most `ClusterConfig::jobs` at once. With `for_good`,
+    /// until the run stops (see [`keep_running`](Self::keep_running));
+    /// else only while a task this manager added is alive. Nothing outside
+    /// cluster mode.
+    pub fn take_remote_spawns(&mut self, program: &Program, for_good: bool) {
+        let Some(cluster) = &self.config.cluster else {
+            return;
+        };
+        self.names
+            .entry(program.app())
+            .or_insert_with(|| program.name().to_string());
+        let limits = program.limits().unwrap_or(AppLimits::from(&self.config));
+        self.shards.register_app(program.app(), limits);
+        let slots = cluster.jobs.unwrap_or(self.config.threads);
+        let taking = if for_good {
+            Taking::UntilStopped
+        } else {
+            Taking::WhileMainsRun
+        };
+        worker::start(self.shards.clone(), program.clone(), slots, taking);
+    }
+
+    /// Makes [`run`](Self::run) go on when no task is alive, until
+    /// stopped ([`StopHandle::stop`]): for a host that waits for work from
+    /// its cluster.
+    pub fn keep_running(&mut self) {
+        self.shards.keep_open();
     }
 
     /// Runs passes until every task has ended.

@@ -121,7 +121,7 @@ fn run_shard(
         if run.over.load(Ordering::SeqCst) {
             return;
         }
-        if run.shards.live() == 0 {
+        if run.shards.live() == 0 && !run.shards.kept_open() {
             return run.end(None);
         }
         if shard.remote.stop_requested() {

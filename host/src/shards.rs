@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::apps::{AppStats, Apps};
+use crate::cluster::Cluster;
 use crate::engine::{AppLimits, Config};
 use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::queue::Queues;
@@ -29,12 +30,21 @@ pub(crate) struct Shards {
     next_id: AtomicU64,
     /// Tasks of every shard that have not ended (kept by `apps`).
     live: Arc<AtomicUsize>,
+    /// The cluster this host joined, if any (docs/design.md §10).
+    cluster: Option<Arc<Cluster>>,
+    /// Runs go on with no task alive, until stopped: the host waits for
+    /// work from its cluster.
+    keep_open: std::sync::atomic::AtomicBool,
 }
 
 impl Shards {
     /// `count` shards (at least one) set up by `config`, and the poller of
     /// each, for the thread that will run it.
-    pub(crate) fn new(config: &Config, count: usize) -> std::io::Result<(Arc<Self>, Vec<Poller>)> {
+    pub(crate) fn new(
+        config: &Config,
+        count: usize,
+        cluster: Option<Arc<Cluster>>,
+    ) -> std::io::Result<(Arc<Self>, Vec<Poller>)> {
         let reactors = (0..count.max(1))
             .map(|_| Reactor::new())
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -68,6 +78,8 @@ impl Shards {
             apps,
             queues: Mutex::new(Queues::new(config.max_queue_bytes)),
             next_id: AtomicU64::new(1),
+            cluster,
+            keep_open: Default::default(),
         });
         Ok((this, pollers))
     }
@@ -108,6 +120,22 @@ impl Shards {
     /// The queues: a leaf lock (nothing else is taken under it).
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
         lock(&self.queues)
+    }
+
+    /// The cluster this host joined, if any.
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Lets runs go on with no task alive (until stopped): work may come
+    /// from the cluster.
+    pub(crate) fn keep_open(&self) {
+        self.keep_open.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether runs go on with no task alive.
+    pub(crate) fn kept_open(&self) -> bool {
+        self.keep_open.load(Ordering::SeqCst)
     }
 
     /// Gives `app` limits of its own (a tenant's).
@@ -171,6 +199,10 @@ impl Shards {
     /// stuck with no wake pending, and none ran a pass between two looks
     /// (so no task ran that could have woken another).
     pub(crate) fn deadlocked(&self) -> bool {
+        if self.kept_open() {
+            // Work may come from the cluster at any moment.
+            return false;
+        }
         let look = || {
             self.shards
                 .iter()

@@ -7,9 +7,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use tokio::sync::oneshot;
+
+use crate::cluster::remote::{Found, Slot, poll_slot};
 use crate::ids::TaskCell;
 use crate::program::task::TaskCtx;
 use crate::shard::reactor::TimerKey;
@@ -201,6 +205,101 @@ impl Drop for Join<'_> {
         if !self.done {
             let shards = &self.ctx.shards;
             shards.with_task(self.child, |core, child| core.withdraw_join(child));
+        }
+    }
+}
+
+/// Work that a host call handed to the cluster's runtime
+/// (`Cluster::start`): the task waits for its result as for I/O, and a
+/// drop tells the work that nobody waits any more.
+pub(crate) struct Outside<'a, T> {
+    /// The waiting task.
+    ctx: &'a TaskCtx,
+    /// Where the result comes.
+    result: oneshot::Receiver<T>,
+}
+
+impl<'a, T> Outside<'a, T> {
+    pub(crate) fn new(ctx: &'a TaskCtx, result: oneshot::Receiver<T>) -> Self {
+        Self { ctx, result }
+    }
+}
+
+impl<T> Future for Outside<'_, T> {
+    /// The result; `None` if the work ended without one (the host is
+    /// stopping).
+    type Output = Option<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match Pin::new(&mut self.result).poll(cx) {
+            Poll::Ready(result) => Poll::Ready(result.ok()),
+            Poll::Pending => {
+                self.ctx.core().set_pending_wait(Wait::Io);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs `work` on the cluster's runtime and waits for its result as
+/// for I/O; `io` if the host stops meanwhile.
+pub(crate) async fn outside<T: Send + 'static, F>(
+    ctx: &TaskCtx,
+    work: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> F,
+) -> wasmtime::Result<Result<T, Error>>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let cluster = ctx
+        .shards
+        .cluster()
+        .expect("a cluster queue in cluster mode");
+    let result = Outside::new(ctx, cluster.start(work)).await;
+    Ok(result.unwrap_or_else(|| Err(Error::Io("the host is stopping".into()))))
+}
+
+/// `task.join` of a child placed anywhere in the cluster: waits for its
+/// outcome to come back, or for the deadline.
+pub(crate) struct RemoteJoin<'a> {
+    /// The joining task.
+    ctx: &'a TaskCtx,
+    /// Where the child's outcome lands.
+    slot: &'a Mutex<Slot>,
+    /// When to give up.
+    deadline: Deadline<'a>,
+}
+
+impl<'a> RemoteJoin<'a> {
+    pub(crate) fn new(ctx: &'a TaskCtx, slot: &'a Mutex<Slot>, timeout: Option<u64>) -> Self {
+        Self {
+            ctx,
+            slot,
+            deadline: Deadline::after_nanos(&ctx.shards, timeout),
+        }
+    }
+}
+
+impl Future for RemoteJoin<'_> {
+    type Output = Result<Outcome, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let found = poll_slot(this.slot, cx.waker());
+        let mut core = this.ctx.core();
+        match found {
+            Found::Ended(outcome) => {
+                this.deadline.clear(&mut core);
+                Poll::Ready(Ok(outcome))
+            }
+            Found::Gone => Poll::Ready(Err(Error::Invalid("this task was joined already".into()))),
+            Found::Running if this.deadline.expired(&mut core, cx.waker()) => {
+                Poll::Ready(Err(Error::Timeout))
+            }
+            Found::Running => {
+                // The outcome comes over the network.
+                core.set_pending_wait(Wait::Io);
+                Poll::Pending
+            }
         }
     }
 }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own share of these
 
+pub mod nats;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};

@@ -6,6 +6,7 @@
 //! Exit status: 0 when the main task succeeded, 1 when it failed, 2 for a
 //! usage error or a component that cannot be used.
 
+mod cluster;
 mod compile;
 mod progress;
 mod run;

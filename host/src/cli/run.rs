@@ -110,6 +110,9 @@ pub(super) struct RunArgs {
     #[arg(short, long)]
     verbose: bool,
 
+    #[command(flatten)]
+    cluster: super::cluster::ClusterArgs,
+
     /// Arguments for the guest: its `std::env::args()` after the app name.
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
@@ -212,6 +215,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         } else {
             args.cache_dir.or_else(crate::cache::default_dir)
         },
+        cluster: args.cluster.config(),
     };
     if let Err(e) = config.check(super::flag) {
         return fail(e, 2);
@@ -231,6 +235,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             .with_args(args.args)
             .with_env(env)
             .with_stdin(true)
+            .with_tenant(args.cluster.tenant.clone())
             .with_network(NetPolicy::new(&args.listen, &args.connect)),
         Err(e) => return fail(e.to_string(), 2),
     };
@@ -259,10 +264,26 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             start.elapsed().as_secs_f64() * 1e3
         );
     }
+    if args.cluster.cluster.is_some() {
+        // A cluster host hands back the remote spawns it runs when stopped,
+        // for another host to run at once.
+        if let Err(e) = stop_on_signals(manager.stop_handle()) {
+            return fail(format!("cannot handle signals: {e}"), 2);
+        }
+    }
+    if args.cluster.worker {
+        manager.keep_running();
+        manager.take_remote_spawns(&program, true);
+        return match manager.run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e.to_string(), 1),
+        };
+    }
     let main = match manager.add(&program, &args.entry, Vec::new()) {
         Ok(id) => id,
         Err(e) => return fail(e.to_string(), 2),
     };
+    manager.take_remote_spawns(&program, false);
     // The run's own time: the load (and any compile) was said above.
     let running = Instant::now();
     if let Err(e) = manager.run() {
@@ -282,4 +303,19 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         Some(Err(error)) => fail(format!("main task (`{}`) {}", args.entry, error), 1),
         None => fail("the main task did not end".to_string(), 1),
     }
+}
+
+/// Stops the run on SIGINT or SIGTERM: every task is cancelled, and the
+/// remote spawns this host runs go back to the cluster.
+fn stop_on_signals(stop: crate::StopHandle) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    std::thread::Builder::new()
+        .name("mtask-signals".into())
+        .spawn(move || {
+            for _ in signals.forever() {
+                stop.stop();
+            }
+        })?;
+    Ok(())
 }

@@ -6,24 +6,124 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::queues::{Host, HostQueue, Item as WitItem};
 use crate::bindings::mtask::task::types::Error;
-use crate::handles::QueueHandle;
+use crate::cluster::Names;
+use crate::cluster::queue::{ClusterHandle, ClusterQueue};
+use crate::handles::{Charge, LocalQueue, QueueHandle};
 use crate::outcome::OverLimit;
 use crate::program::task::TaskCtx;
 use crate::program::task::TaskState;
-use crate::queue::{GetNow, Item, PutNow, QueueKey, WaiterKey, tag_set};
+use crate::queue::{
+    GetNow, HANDLE_COST, Item, MAX_NAME, PutNow, QUEUE_COST, QueueKey, WaiterKey, tag_set,
+};
 use crate::shard::Wait;
-use crate::waits::Deadline;
+use crate::shards::Shards;
+use crate::waits::{Deadline, outside};
 
 impl TaskState {
-    fn queue_key(&self, queue: &Resource<QueueHandle>) -> wasmtime::Result<QueueKey> {
-        Ok(self.table.get(queue)?.key)
+    /// The queue of this host that `queue` names, or `None` for a cluster queue.
+    fn local_key(&self, queue: &Resource<QueueHandle>) -> wasmtime::Result<Option<QueueKey>> {
+        Ok(match self.table.get(queue)? {
+            QueueHandle::Local(local) => Some(local.key),
+            QueueHandle::Cluster { .. } => None,
+        })
     }
+
+    /// The cluster queue `queue` names (it is one: `local_key` said `None`).
+    fn shared(&self, queue: &Resource<QueueHandle>) -> wasmtime::Result<Arc<ClusterQueue>> {
+        match self.table.get(queue)? {
+            QueueHandle::Cluster { handle, .. } => Ok(handle.queue.clone()),
+            QueueHandle::Local(_) => unreachable!("asked for the cluster queue of a local one"),
+        }
+    }
+
+    /// Opens the cluster queue `name` of this task's tenant.
+    async fn open_shared(
+        &mut self,
+        name: String,
+        maxsize: u32,
+    ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
+        let shards = self.ctx()?.shards.clone();
+        let cluster = shards.cluster().expect("cluster mode").clone();
+        let app = self.program.app();
+        if name.len() > MAX_NAME {
+            return Ok(Err(Error::Invalid(format!(
+                "a queue name may be at most {MAX_NAME} bytes, not {}",
+                name.len()
+            ))));
+        }
+        let bytes = name.len() + HANDLE_COST + QUEUE_COST;
+        if let Err(e) = shards.queues().charge(app, bytes) {
+            return Ok(Err(e));
+        }
+        let charge = Charge {
+            shards: shards.clone(),
+            app,
+            bytes,
+        };
+        let names = Names::of(self.program.tenant());
+        let max_bytes = shards.apps().limits(app).max_queue_bytes;
+        let opened = outside(self.ctx()?, move |tx| async move {
+            let opened = ClusterQueue::open(cluster, &names, &name, maxsize, max_bytes).await;
+            let _ = tx.send(opened);
+        })
+        .await?;
+        Ok(match opened {
+            Ok(queue) => {
+                let handle = ClusterHandle::new(queue);
+                Ok(self.table.push(QueueHandle::Cluster {
+                    handle,
+                    _charge: charge,
+                })?)
+            }
+            Err(e) => Err(e),
+        })
+    }
+
+    /// A get from a cluster queue: the item this handle took last is done
+    /// with (acked) first.
+    async fn get_shared(
+        &mut self,
+        queue: Resource<QueueHandle>,
+        timeout: Option<u64>,
+    ) -> wasmtime::Result<Result<WitItem, Error>> {
+        if let QueueHandle::Cluster { handle, .. } = self.table.get_mut(&queue)?
+            && let Some(lease) = handle.held.take()
+        {
+            lease.end(false);
+        }
+        let shared = self.shared(&queue)?;
+        let deadline = deadline_in(timeout);
+        let got = outside(self.ctx()?, move |mut tx| async move {
+            let got = shared.get(deadline, &mut tx).await;
+            // If the task gave up meanwhile, the item goes back at once.
+            if let Err(Ok((_, lease))) = tx.send(got) {
+                lease.end(true);
+            }
+        })
+        .await?;
+        Ok(match got {
+            Ok((item, lease)) => {
+                if let QueueHandle::Cluster { handle, .. } = self.table.get_mut(&queue)? {
+                    handle.held = Some(lease);
+                }
+                Ok(item.into())
+            }
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// When a call with `timeout` nanoseconds gives up, counted from now.
+fn deadline_in(timeout: Option<u64>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(Duration::from_nanos(t)))
 }
 
 impl Host for TaskState {}
@@ -38,36 +138,53 @@ impl HostQueue for TaskState {
         let initial = initial.into_iter().map(Item::from).collect();
         let created = shards.queues().create(self.program.app(), maxsize, initial);
         match created {
-            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key, shards })?)),
+            Ok(key) => Ok(Ok(self.table.push(local(key, shards))?)),
             Err(e) => Ok(Err(e)),
         }
     }
 
-    fn open(
+    async fn open(
         &mut self,
         name: String,
         maxsize: u32,
     ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
         let shards = self.ctx()?.shards.clone();
+        if shards.cluster().is_some() {
+            return self.open_shared(name, maxsize).await;
+        }
         let opened = shards.queues().open(self.program.app(), &name, maxsize);
         match opened {
-            Ok(key) => Ok(Ok(self.table.push(QueueHandle { key, shards })?)),
+            Ok(key) => Ok(Ok(self.table.push(local(key, shards))?)),
             Err(e) => Ok(Err(e)),
         }
     }
 
     fn clone(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<Resource<QueueHandle>> {
         let shards = self.ctx()?.shards.clone();
-        let key = self.queue_key(&queue)?;
+        let app = self.program.app();
         // `clone` has no error value: a handle past the app's bytes ends
         // the task, as memory past its limit does.
-        let retained = shards.queues().retain(key);
-        match retained {
-            Ok(()) => {}
-            Err(Error::Limit(why)) => return Err(wasmtime::Error::new(OverLimit(why))),
-            Err(other) => return Err(wasmtime::Error::msg(format!("{other:?}"))),
-        }
-        Ok(self.table.push(QueueHandle { key, shards })?)
+        let over = |e: Error| match e {
+            Error::Limit(why) => wasmtime::Error::new(OverLimit(why)),
+            other => wasmtime::Error::msg(format!("{other:?}")),
+        };
+        let handle = match self.local_key(&queue)? {
+            Some(key) => {
+                let retained = shards.queues().retain(key);
+                retained.map_err(over)?;
+                local(key, shards)
+            }
+            None => {
+                let bytes = HANDLE_COST;
+                shards.queues().charge(app, bytes).map_err(over)?;
+                let handle = ClusterHandle::new(self.shared(&queue)?);
+                QueueHandle::Cluster {
+                    handle,
+                    _charge: Charge { shards, app, bytes },
+                }
+            }
+        };
+        Ok(self.table.push(handle)?)
     }
 
     async fn put(
@@ -76,7 +193,14 @@ impl HostQueue for TaskState {
         item: WitItem,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        let key = self.queue_key(&queue)?;
+        let Some(key) = self.local_key(&queue)? else {
+            let (shared, deadline) = (self.shared(&queue)?, deadline_in(timeout));
+            return outside(self.ctx()?, move |mut tx| async move {
+                let put = shared.put(item.into(), deadline, &mut tx).await;
+                let _ = tx.send(put);
+            })
+            .await;
+        };
         Ok(
             QueueOp::new(self.ctx()?, key, Op::Put(Some(item.into())), timeout)
                 .await
@@ -89,7 +213,9 @@ impl HostQueue for TaskState {
         queue: Resource<QueueHandle>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<WitItem, Error>> {
-        let key = self.queue_key(&queue)?;
+        let Some(key) = self.local_key(&queue)? else {
+            return self.get_shared(queue, timeout).await;
+        };
         Ok(QueueOp::new(self.ctx()?, key, Op::Get(None), timeout)
             .await
             .map(|item| item.expect("a get yields an item").into()))
@@ -101,19 +227,29 @@ impl HostQueue for TaskState {
         tags: Vec<u64>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<WitItem, Error>> {
-        let key = self.queue_key(&queue)?;
+        let Some(key) = self.local_key(&queue)? else {
+            return Ok(Err(Error::Invalid(
+                "a selective get (get-tagged) is not available on a cluster queue".into(),
+            )));
+        };
         let op = Op::Get(Some(tag_set(tags)));
         Ok(QueueOp::new(self.ctx()?, key, op, timeout)
             .await
             .map(|item| item.expect("a get yields an item").into()))
     }
 
-    fn try_put(
+    async fn try_put(
         &mut self,
         queue: Resource<QueueHandle>,
         item: WitItem,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        let key = self.queue_key(&queue)?;
+        let Some(key) = self.local_key(&queue)? else {
+            let shared = self.shared(&queue)?;
+            return outside(self.ctx()?, move |tx| async move {
+                let _ = tx.send(shared.try_put(&item.into()).await);
+            })
+            .await;
+        };
         let ctx = self.ctx()?;
         let put = ctx.shards.queues().put_now(key, item.into());
         Ok(match put {
@@ -128,11 +264,18 @@ impl HostQueue for TaskState {
         })
     }
 
-    fn try_get(
+    async fn try_get(
         &mut self,
         queue: Resource<QueueHandle>,
     ) -> wasmtime::Result<Result<Option<WitItem>, Error>> {
-        let key = self.queue_key(&queue)?;
+        let Some(key) = self.local_key(&queue)? else {
+            // A get that does not wait: the same path, with no time to wait.
+            return Ok(match self.get_shared(queue, Some(0)).await? {
+                Ok(item) => Ok(Some(item)),
+                Err(Error::Timeout) => Ok(None),
+                Err(e) => Err(e),
+            });
+        };
         let ctx = self.ctx()?;
         let got = ctx.shards.queues().get_now(key, None);
         Ok(match got {
@@ -147,22 +290,47 @@ impl HostQueue for TaskState {
         })
     }
 
-    fn len(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<u32> {
-        let key = self.queue_key(&queue)?;
+    async fn len(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<u32> {
+        let Some(key) = self.local_key(&queue)? else {
+            let shared = self.shared(&queue)?;
+            let len = outside(self.ctx()?, move |tx| async move {
+                let _ = tx.send(shared.len().await);
+            })
+            .await?;
+            // No error value: a cluster that cannot answer knows of nothing.
+            return Ok(len.map_or(0, |n| n.min(u32::MAX.into()) as u32));
+        };
         Ok(self.ctx()?.shards.queues().len(key) as u32)
     }
 
-    fn is_empty(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
-        Ok(self.len(queue)? == 0)
+    async fn is_empty(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
+        Ok(self.len(queue).await? == 0)
     }
 
-    fn is_full(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
-        let key = self.queue_key(&queue)?;
+    async fn is_full(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<bool> {
+        let Some(key) = self.local_key(&queue)? else {
+            let shared = self.shared(&queue)?;
+            let full = outside(self.ctx()?, move |tx| async move {
+                let _ = tx.send(shared.is_full().await);
+            })
+            .await?;
+            return Ok(full.unwrap_or(false));
+        };
         Ok(self.ctx()?.shards.queues().is_full(key))
     }
 
-    fn close(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<()> {
-        let key = self.queue_key(&queue)?;
+    async fn close(&mut self, queue: Resource<QueueHandle>) -> wasmtime::Result<()> {
+        let Some(key) = self.local_key(&queue)? else {
+            let shared = self.shared(&queue)?;
+            let closed = outside(self.ctx()?, move |tx| async move {
+                let _ = tx.send(shared.close().await);
+            })
+            .await?;
+            // `close` has no error value: a close the cluster did not take
+            // ends the task rather than let it believe the queue closed.
+            return closed
+                .map_err(|e| wasmtime::Error::msg(format!("cannot close the queue: {e:?}")));
+        };
         let ctx = self.ctx()?;
         let woken = ctx.shards.queues().close(key);
         let mut core = ctx.core();
@@ -176,6 +344,11 @@ impl HostQueue for TaskState {
         self.table.delete(queue)?;
         Ok(())
     }
+}
+
+/// A handle on the queue `key` of this host.
+fn local(key: QueueKey, shards: Arc<Shards>) -> QueueHandle {
+    QueueHandle::Local(LocalQueue { key, shards })
 }
 
 impl From<WitItem> for Item {

@@ -4,11 +4,16 @@ use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::tasks::{Handle, Host, HostTask, TaskId};
 use crate::bindings::mtask::task::types::{self as wit, Error, TaskError};
-use crate::handles::TaskHandle;
+use std::sync::Arc;
+
+use crate::bindings::mtask::task::tasks::Placement;
+use crate::cluster::remote::{Request, cancel, cancel_slot, publish, results_subject};
+use crate::cluster::{Cluster, Names};
+use crate::handles::{LocalTask, QueueHandle, RemoteTask, TaskHandle};
 use crate::outcome;
-use crate::program::task::{Handover, TaskState, spawn};
+use crate::program::task::{Handover, Start, TaskState, spawn};
 use crate::shard::Holder;
-use crate::waits::{Join, Sleep, YieldNow};
+use crate::waits::{Join, RemoteJoin, Sleep, YieldNow, outside};
 
 impl Host for TaskState {
     fn spawn(
@@ -38,17 +43,38 @@ impl Host for TaskState {
             }
         };
         let shard = shards.place(self.ctx()?.me().shard);
-        let entry = entry.into();
-        let task = spawn(
-            &shards,
-            shard,
-            &self.program,
-            entry,
+        let start = Start {
+            entry: entry.into(),
             payload,
             handover,
-            Holder::Handle,
-        );
-        Ok(Ok(self.table.push(TaskHandle { task, shards })?))
+            holder: Holder::Handle,
+            job: None,
+        };
+        let task = spawn(&shards, shard, &self.program, start);
+        Ok(Ok(self
+            .table
+            .push(TaskHandle::Local(LocalTask { task, shards }))?))
+    }
+
+    async fn spawn_at(
+        &mut self,
+        entry: String,
+        payload: Vec<u8>,
+        handles: Vec<Handle>,
+        placement: Placement,
+    ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
+        let shards = self.ctx()?.shards.clone();
+        match (placement, shards.cluster()) {
+            (Placement::Anywhere, Some(cluster)) => {
+                let cluster = cluster.clone();
+                self.spawn_remote(&cluster, entry, payload, handles).await
+            }
+            _ => self.spawn(entry, payload, handles),
+        }
+    }
+
+    fn spawn_key(&mut self) -> wasmtime::Result<Option<String>> {
+        Ok(self.spawn_key.as_deref().map(str::to_string))
     }
 
     fn take_handles(&mut self) -> wasmtime::Result<Vec<Handle>> {
@@ -96,6 +122,90 @@ impl Host for TaskState {
 }
 
 impl TaskState {
+    /// Spawns `entry(payload)` anywhere in `cluster` (docs/design.md §10),
+    /// handing it `handles`, which must all be named queues.
+    async fn spawn_remote(
+        &mut self,
+        cluster: &Arc<Cluster>,
+        entry: String,
+        payload: Vec<u8>,
+        handles: Vec<Handle>,
+    ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
+        let shards = self.ctx()?.shards.clone();
+        if !self.program.has_entry(&entry) || entry.contains(['\r', '\n']) {
+            return Ok(Err(Error::Invalid(format!(
+                "{} has no entry `{entry}`",
+                self.program.name()
+            ))));
+        }
+        let mut queues = Vec::new();
+        for handle in &handles {
+            match handle {
+                Handle::Queue(queue) => {
+                    match self.table.get(queue)? {
+                        QueueHandle::Cluster { handle, .. } => {
+                            queues.push((handle.queue.name.clone(), handle.queue.maxsize));
+                        }
+                        QueueHandle::Local(_) => return Ok(Err(Error::Invalid(
+                            "a queue made with `create` lives on one host: open a queue by name \
+                         to hand it to a task placed anywhere"
+                                .into(),
+                        ))),
+                    }
+                }
+                other => {
+                    return Ok(Err(Error::Invalid(format!(
+                        "a {} cannot be handed to a task placed anywhere: it lives on one host",
+                        handle_kind(other)
+                    ))));
+                }
+            }
+        }
+        let app = self.program.app();
+        if let Err(limit) = shards.apps().reserve_remote(app) {
+            return Ok(Err(Error::Limit(limit)));
+        }
+        let job = cluster.new_job_id();
+        let slot = cluster.waiting.add(&job);
+        let names = Names::of(self.program.tenant());
+        let request = Request {
+            job: job.clone(),
+            entry,
+            payload,
+            queues,
+            reply: results_subject(cluster.host()),
+        };
+        let (code, work_names, work_cluster) = (
+            self.program.digest().to_string(),
+            names.clone(),
+            cluster.clone(),
+        );
+        let published = outside(self.ctx()?, move |tx| async move {
+            let _ = tx.send(publish(&work_cluster, &work_names, &code, &request).await);
+        })
+        .await?;
+        let seq = match published {
+            Ok(seq) => seq,
+            Err(e) => {
+                cluster.waiting.forget(&job);
+                shards.apps().outcome_taken(app);
+                return Ok(Err(e));
+            }
+        };
+        // The queues went with the request: their handles here go.
+        self.take_for_child(handles)?;
+        let task = RemoteTask {
+            id: shards.next_id(),
+            job,
+            seq,
+            slot,
+            names,
+            app,
+            shards,
+        };
+        Ok(Ok(self.table.push(TaskHandle::Remote(task))?))
+    }
+
     /// Takes `handles` out of this task's table, to hand to a child.
     fn take_for_child(&mut self, handles: Vec<Handle>) -> wasmtime::Result<Vec<Handover>> {
         let table = &mut self.table;
@@ -116,7 +226,10 @@ impl TaskState {
 
 impl HostTask for TaskState {
     fn id(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<TaskId> {
-        Ok(self.table.get(&task)?.task.key().id)
+        Ok(match self.table.get(&task)? {
+            TaskHandle::Local(local) => local.task.key().id,
+            TaskHandle::Remote(remote) => remote.id,
+        })
     }
 
     async fn join(
@@ -125,15 +238,27 @@ impl HostTask for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<Result<Vec<u8>, TaskError>, Error>> {
         let ctx = self.ctx()?;
-        let child = &self.table.get(&task)?.task;
-        Ok(Join::new(ctx, child, timeout)
-            .await
-            .map(|outcome| outcome.map_err(Into::into)))
+        let joined = match self.table.get(&task)? {
+            TaskHandle::Local(local) => Join::new(ctx, &local.task, timeout).await,
+            TaskHandle::Remote(remote) => RemoteJoin::new(ctx, &remote.slot, timeout).await,
+        };
+        Ok(joined.map(|outcome| outcome.map_err(Into::into)))
     }
 
     fn cancel(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
         let shards = &self.ctx()?.shards;
-        let child = &self.table.get(&task)?.task;
+        let child = match self.table.get(&task)? {
+            TaskHandle::Local(local) => &local.task,
+            TaskHandle::Remote(remote) => {
+                cancel_slot(&remote.slot);
+                if let Some(cluster) = shards.cluster() {
+                    let (names, job) = (remote.names.clone(), remote.job.clone());
+                    let work = cancel(cluster.clone(), names, job, remote.seq);
+                    crate::engine::tokio_runtime().spawn(work);
+                }
+                return Ok(());
+            }
+        };
         // Its store (and the handles in it) drops on its shard's thread,
         // with no fiber of a task running: after this poll, or in that
         // shard's next pass.
@@ -164,5 +289,16 @@ impl From<outcome::TaskError> for wit::TaskError {
             // Commands have no parent to join them; said as a failure.
             exited @ outcome::TaskError::Exited(_) => wit::TaskError::Failed(exited.to_string()),
         }
+    }
+}
+
+/// What a handle is, for messages.
+fn handle_kind(handle: &Handle) -> &'static str {
+    match handle {
+        Handle::Task(_) => "task handle",
+        Handle::Queue(_) => "queue",
+        Handle::TcpListener(_) => "TCP listener",
+        Handle::TcpStream(_) => "TCP stream",
+        Handle::UdpSocket(_) => "UDP socket",
     }
 }

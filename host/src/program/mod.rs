@@ -57,6 +57,12 @@ struct Inner {
     limits: Option<AppLimits>,
     /// Whether the tasks the embedder adds read the host's stdin.
     stdin: bool,
+    /// The tenant whose named queues and remote spawns its tasks share in
+    /// cluster mode (docs/design.md §10).
+    tenant: Arc<str>,
+    /// Names the component's bytes across hosts: remote spawns go to hosts
+    /// that run the same component.
+    digest: Arc<str>,
 }
 
 /// What kind of component a program is, linked once.
@@ -101,6 +107,9 @@ impl std::str::FromStr for DirGrant {
 
 /// How long a component may run while its entries are listed.
 const STARTUP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The tenant of a program not given one.
+pub const DEFAULT_TENANT: &str = "default";
 
 /// The id of the next app loaded.
 static NEXT_APP: AtomicU64 = AtomicU64::new(1);
@@ -153,6 +162,8 @@ impl Program {
             dirs: Vec::new(),
             limits: None,
             stdin: false,
+            tenant: DEFAULT_TENANT.into(),
+            digest: crate::cluster::short_hash(&[&blake3::hash(bytes).to_hex()]).into(),
         };
         inner.args = vec![inner.name.clone()];
         let mut program = Program {
@@ -225,6 +236,24 @@ impl Program {
     pub fn with_stdin(mut self, stdin: bool) -> Self {
         Arc::make_mut(&mut self.inner).stdin = stdin;
         self
+    }
+
+    /// The same program in tenant `tenant`'s namespace: in cluster mode,
+    /// its named queues and remote spawns are the tenant's, shared by every
+    /// host that runs the tenant (default: `default`).
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.inner).tenant = tenant.into().into();
+        self
+    }
+
+    /// Its tenant's name (docs/design.md §10).
+    pub fn tenant(&self) -> &str {
+        &self.inner.tenant
+    }
+
+    /// What names its component across hosts: a hash of its bytes.
+    pub(crate) fn digest(&self) -> &str {
+        &self.inner.digest
     }
 
     /// Whether the tasks the embedder adds read the host's stdin.

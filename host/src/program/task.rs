@@ -4,6 +4,7 @@
 
 use std::sync::{Arc, MutexGuard};
 
+use tokio::sync::oneshot;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,6 +14,7 @@ use crate::handles::{
     QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
 };
 use crate::ids::{AppId, TaskCell, TaskKey};
+use crate::outcome::Outcome;
 use crate::program::{Code, Program};
 use crate::shard::{Core, Holder, Shard, TaskFuture};
 use crate::shards::Shards;
@@ -71,6 +73,8 @@ pub(crate) struct TaskState {
     stdin: bool,
     /// The panic message the guest reported before trapping.
     pub(crate) panic: Option<String>,
+    /// The key of the remote spawn that started it, if one did.
+    pub(crate) spawn_key: Option<Arc<str>>,
     /// Notes refused memory growth, to tell a memory limit from other traps.
     memory: MemoryWatch,
 }
@@ -188,6 +192,7 @@ impl TaskState {
             handover: Vec::new(),
             stdin: false,
             panic: None,
+            spawn_key: None,
             memory: MemoryWatch {
                 max: program.max_memory(),
                 refused: None,
@@ -225,17 +230,37 @@ fn not_a_task() -> wasmtime::Error {
     wasmtime::Error::msg("mtask calls are not available while a component starts")
 }
 
-/// Starts a task that runs `entry(payload)` of `program` on shard `shard`,
-/// handed `handover`; it first runs in that shard's next pass. Its place
-/// among the app's tasks was reserved (`Apps::reserve`).
+/// What a new task runs, and who gets its outcome.
+pub(crate) struct Start {
+    /// The entry it runs.
+    pub(crate) entry: Arc<str>,
+    /// Its argument.
+    pub(crate) payload: Vec<u8>,
+    /// The handles it is handed.
+    pub(crate) handover: Vec<Handover>,
+    /// Who takes its outcome.
+    pub(crate) holder: Holder,
+    /// For a remote spawn this host runs: its key, and where its outcome goes.
+    pub(crate) job: Option<Job>,
+}
+
+/// A remote spawn that this host runs (docs/design.md §10).
+pub(crate) struct Job {
+    /// Its spawn key.
+    pub(crate) key: Arc<str>,
+    /// Where its outcome goes when it ends; dropped unsent if the task is
+    /// dropped unended (the host is stopping).
+    pub(crate) report: oneshot::Sender<Outcome>,
+}
+
+/// Starts a task of `program` on shard `shard` as `start` says; it first
+/// runs in that shard's next pass. Its place among the app's tasks was
+/// reserved (`Apps::reserve`).
 pub(crate) fn spawn(
     shards: &Arc<Shards>,
     shard: usize,
     program: &Program,
-    entry: Arc<str>,
-    payload: Vec<u8>,
-    handover: Vec<Handover>,
-    holder: Holder,
+    start: Start,
 ) -> Arc<TaskCell> {
     let app = program.app();
     let id = shards.next_id();
@@ -246,8 +271,27 @@ pub(crate) fn spawn(
         shards: shards.clone(),
         cell: cell.clone(),
     };
-    let stdin = holder == Holder::Embedder && program.stdin();
-    let future = task_future(program, ctx, entry.clone(), payload, handover, stdin);
+    let Start {
+        entry,
+        payload,
+        handover,
+        holder,
+        job,
+    } = start;
+    let state = TaskState {
+        handover,
+        stdin: holder == Holder::Embedder && program.stdin(),
+        spawn_key: job.as_ref().map(|job| job.key.clone()),
+        ..TaskState::of_task(program, Some(ctx))
+    };
+    let mut future = task_future(program, state, entry.clone(), payload);
+    if let Some(job) = job {
+        future = Box::pin(async move {
+            let outcome = future.await;
+            let _ = job.report.send(outcome.clone());
+            outcome
+        });
+    }
     core.spawn(cell.clone(), app, entry, holder, future);
     drop(core);
     // A shard asleep in its poll would not see the new task until then.
@@ -255,20 +299,14 @@ pub(crate) fn spawn(
     cell
 }
 
-/// The future of a new task that runs `entry(payload)` of `program`.
+/// The future of a new task of `program`, with store data `state`, that
+/// runs `entry(payload)`.
 fn task_future(
     program: &Program,
-    ctx: TaskCtx,
+    state: TaskState,
     entry: Arc<str>,
     payload: Vec<u8>,
-    handover: Vec<Handover>,
-    stdin: bool,
 ) -> TaskFuture {
-    let state = TaskState {
-        handover,
-        stdin,
-        ..TaskState::of_task(program, Some(ctx))
-    };
     // Made before the future, so the future holds the store (a pointer),
     // not the state moved into it: a smaller future for every live task.
     let mut store = TaskState::store(program.engine(), state);

@@ -32,10 +32,10 @@ pub(crate) use crate::ids::AppId;
 
 /// What a queue costs its app beyond its items: its entry, its waiting
 /// lines, the name's map entry.
-const QUEUE_COST: usize = 256;
+pub(crate) const QUEUE_COST: usize = 256;
 
 /// What a guest handle on a queue costs its app (its resource table entry).
-const HANDLE_COST: usize = 64;
+pub(crate) const HANDLE_COST: usize = 64;
 
 /// What a waiting operation costs its app, besides the tags it accepts.
 const WAITER_COST: usize = 64;
@@ -150,6 +150,17 @@ impl Queues {
         }
         *held += n;
         Ok(())
+    }
+
+    /// Counts what a handle on a cluster queue costs `app` here (its
+    /// entry, its name), unless that passes the app's limit.
+    pub(crate) fn charge(&mut self, app: AppId, n: usize) -> Result<(), Error> {
+        self.reserve(app, n)
+    }
+
+    /// Gives back what [`Queues::charge`] counted.
+    pub(crate) fn refund(&mut self, app: AppId, n: usize) {
+        self.unreserve(app, n);
     }
 
     fn unreserve(&mut self, app: AppId, n: usize) {

@@ -68,10 +68,11 @@ impl Core {
         e.queued = false;
         // Cancelled before it ever ran.
         let never_ran = !std::mem::replace(&mut e.started, true);
-        let (app, held) = (e.app, e.holder != Holder::Nobody);
+        let (app, holder) = (e.app, e.holder);
         self.unstarted -= usize::from(never_ran);
         self.forget_app_task(app);
-        let left = lock(&self.apps).ended(app, &outcome, held);
+        let main = holder == Holder::Embedder;
+        let left = lock(&self.apps).ended(app, &outcome, holder.keeps_outcome(), main);
         self.publish_load();
         if left == 0 {
             // The host's last task: every shard's loop may stop now.
@@ -81,9 +82,11 @@ impl Core {
         }
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
-        if e.holder == Holder::Nobody {
+        if !e.holder.keeps_outcome() {
             let e: Entry = self.tasks.remove(key.slot);
-            report_unjoined(e.id, &e.entry, &outcome);
+            if e.holder == Holder::Nobody {
+                report_unjoined(e.id, &e.entry, &outcome);
+            }
         } else {
             e.outcome = Some(outcome);
         }

@@ -95,6 +95,16 @@ pub(crate) enum Holder {
     Embedder,
     /// Nobody: a failure is reported on stderr.
     Nobody,
+    /// A host of the cluster ran it for a parent elsewhere: its outcome
+    /// goes there, from its future (docs/design.md §10).
+    Cluster,
+}
+
+impl Holder {
+    /// Whether the task's outcome stays in the table for its holder.
+    pub(crate) fn keeps_outcome(self) -> bool {
+        matches!(self, Holder::Handle | Holder::Embedder)
+    }
 }
 
 /// What a suspended task is waiting for.

@@ -54,6 +54,13 @@ max_tasks = 1000            # live tasks of this tenant, reserved for it
 max_sockets = 100           # these three override [host]'s
 max_queue_bytes = "1MiB"
 cpu_budget = "2s"           # per task of this tenant
+
+[cluster]                   # optional: join a cluster; serve then runs until stopped
+url = "nats://127.0.0.1:4222" # required: a NATS server with JetStream
+creds = "host.creds"        # a NATS credentials file; relative to this file's folder
+tls_ca = "ca.pem"           # a root certificate (PEM); TLS is then required
+lease = "30s"               # what a dead host held goes to another after this
+jobs = 4                    # remote spawns this host runs at once; default one per thread
 "#;
 
 mod shares;
@@ -88,13 +95,17 @@ fn start(
         .with_network(tenant.net)
         .with_dirs(tenant.dirs)
         .map_err(|e| format!("{label}: {e}"))?
-        .with_limits(tenant.limits);
+        .with_limits(tenant.limits)
+        .with_tenant(name.clone());
     if let Some(max) = tenant.max_memory {
         program = program.with_max_memory(max as usize);
     }
     let id = manager
         .add(&program, &tenant.table.entry, Vec::new())
         .map_err(|e| format!("{label}: {e}"))?;
+    // In cluster mode (else nothing): the tenant's remote spawns of this
+    // component may run here.
+    manager.take_remote_spawns(&program, true);
     Ok((name, program, id))
 }
 
@@ -113,7 +124,8 @@ pub(crate) fn serve(path: &Path, summary: bool, threads: Option<usize>) -> ExitC
         open_files: crate::files::raise_limit(),
         memory: crate::engine::physical_memory(),
     };
-    let mut file = match parse(&text, budget) {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = match parse(&text, dir, budget) {
         Ok(file) => file,
         Err(e) => return fail(format!("{shown}: {e}")),
     };
@@ -121,6 +133,7 @@ pub(crate) fn serve(path: &Path, summary: bool, threads: Option<usize>) -> ExitC
         file.config.threads = threads;
     }
     crate::files::reserve_table((file.files() + crate::files::HOST_FILES).min(budget.open_files));
+    let clustered = file.config.cluster.is_some();
     let mut manager = match TaskManager::new(file.config) {
         Ok(m) => m,
         Err(e) => return fail(e.to_string()),
@@ -143,7 +156,10 @@ pub(crate) fn serve(path: &Path, summary: bool, threads: Option<usize>) -> ExitC
         Err(e) => return fail(format!("cannot handle signals: {e}")),
     }
     let stop = manager.stop_handle();
-    let dir = path.parent().unwrap_or(Path::new("."));
+    if clustered {
+        // Remote spawns may come at any time: serve runs until stopped.
+        manager.keep_running();
+    }
     let mut running = Vec::new();
     let mut warned = false;
     for tenant in file.tenants {

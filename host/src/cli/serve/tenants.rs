@@ -2,6 +2,7 @@
 //! checked, each error naming the tenant and the key.
 
 use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -9,7 +10,7 @@ use super::shares::{reserve_files, reserve_memory, reserve_tasks};
 use super::tenant::{Tenant, TenantTable};
 use crate::cli::units::{parse_duration, parse_size, parse_threads};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{AppLimits, Config, DirGrant};
+use crate::{AppLimits, ClusterConfig, Config, DirGrant};
 
 /// The `[host]` table.
 #[derive(Deserialize, Default)]
@@ -22,6 +23,31 @@ struct HostTable {
     max_queue_bytes: Option<String>,
     max_app_memory: Option<String>,
     threads: Option<usize>,
+}
+
+/// The `[cluster]` table (docs/design.md §10).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterTable {
+    url: String,
+    creds: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    lease: Option<String>,
+    jobs: Option<usize>,
+}
+
+impl ClusterTable {
+    /// How the host joins; paths are relative to the file's folder `dir`.
+    fn config(self, dir: &Path) -> Result<ClusterConfig, String> {
+        let mut config = ClusterConfig::new(self.url);
+        config.creds = self.creds.map(|p| dir.join(p));
+        config.tls_ca = self.tls_ca.map(|p| dir.join(p));
+        config.jobs = self.jobs;
+        if let Some(lease) = &self.lease {
+            config.lease = parse_duration(lease).map_err(|e| format!("[cluster] `lease`: {e}"))?;
+        }
+        Ok(config)
+    }
 }
 
 /// The whole file, checked: the host's settings and the tenants.
@@ -49,8 +75,9 @@ pub(super) struct Budget {
     pub(super) memory: u64,
 }
 
-/// Parses `text`; an error names the tenant and the key.
-pub(super) fn parse(text: &str, budget: Budget) -> Result<TenantsFile, String> {
+/// Parses `text`, a file in the folder `dir`; an error names the tenant
+/// and the key.
+pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFile, String> {
     let mut table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
@@ -60,6 +87,13 @@ pub(super) fn parse(text: &str, budget: Budget) -> Result<TenantsFile, String> {
             .map_err(|e: toml::de::Error| format!("[host]: {}", one_line(&e.to_string())))?,
         None => HostTable::default(),
     };
+    let cluster: Option<ClusterTable> =
+        match table.remove("cluster") {
+            Some(value) => Some(value.try_into().map_err(|e: toml::de::Error| {
+                format!("[cluster]: {}", one_line(&e.to_string()))
+            })?),
+            None => None,
+        };
     let tenants = match table.remove("tenant") {
         Some(toml::Value::Array(tenants)) => tenants,
         Some(_) => return Err("`tenant` must be an array of tables ([[tenant]])".into()),
@@ -67,10 +101,13 @@ pub(super) fn parse(text: &str, budget: Budget) -> Result<TenantsFile, String> {
     };
     if let Some(key) = table.keys().next() {
         return Err(format!(
-            "unknown key `{key}` (expected [host] or [[tenant]])"
+            "unknown key `{key}` (expected [host], [cluster] or [[tenant]])"
         ));
     }
-    let mut config = Config::default();
+    let mut config = Config {
+        cluster: cluster.map(|c| c.config(dir)).transpose()?,
+        ..Config::default()
+    };
     if let Some(t) = &host.time_slice {
         config.time_slice = in_host("time_slice", parse_duration(t))?;
     }
@@ -249,11 +286,19 @@ mod tests {
             accepted::<TenantTable>("name = \"a\"\napp = \"a.wasm\"")
         );
         // And the reference itself is a file the parser takes.
-        assert!(parse(text, BIG).is_ok(), "{:?}", parse(text, BIG).err());
+        assert_eq!(
+            documented(&reference["cluster"]),
+            accepted::<ClusterTable>("url = \"nats://h:4222\"")
+        );
+        // And the reference itself is a file the parser takes.
+        let parsed = parse(text, Path::new("."), BIG);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
     }
 
     fn error(text: &str) -> String {
-        parse(text, BIG).err().expect("the file is refused")
+        parse(text, Path::new("."), BIG)
+            .err()
+            .expect("the file is refused")
     }
 
     /// A tenant named `name` with `keys` (TOML lines).
@@ -274,7 +319,7 @@ mod tests {
 
     /// Each tenant's (max_tasks, max_sockets), and the pool size.
     fn shares(text: &str, budget: Budget) -> (Vec<(usize, usize)>, u32) {
-        let file = parse(text, budget).unwrap();
+        let file = parse(text, Path::new("."), budget).unwrap();
         let shares = file
             .tenants
             .iter()
@@ -320,7 +365,7 @@ mod tests {
         assert_eq!(shares(&dirs, files(1064)).0, [(1000, 600), (10, 390)]);
         let over = tenant("a", "max_sockets = 600") + &tenant("b", "max_sockets = 500");
         assert_eq!(
-            parse(&over, files(1064)).err().unwrap(),
+            parse(&over, Path::new("."), files(1064)).err().unwrap(),
             "the tenants may hold 1100 open files (sockets, and a handle per granted directory \
              per task: `a` 600, `b` 500), more than the open-file limit allows (1064, less 64 \
              for the host): lower their `max_sockets` or `max_tasks`, or raise the limit \
@@ -328,7 +373,7 @@ mod tests {
         );
         let full = tenant("a", "max_sockets = 1000") + &tenant("b", "");
         assert!(
-            parse(&full, files(1064))
+            parse(&full, Path::new("."), files(1064))
                 .err()
                 .unwrap()
                 .starts_with("tenant `b` gets no sockets: the others may hold 1000 open files")
@@ -342,7 +387,7 @@ mod tests {
             ..BIG
         };
         let memory_mib = |text: &str| -> Vec<u64> {
-            let file = parse(text, machine).unwrap();
+            let file = parse(text, Path::new("."), machine).unwrap();
             file.tenants
                 .iter()
                 .map(|t| t.limits.max_app_memory >> 20)
@@ -355,7 +400,7 @@ mod tests {
         let over =
             tenant("a", "max_app_memory = \"20GiB\"") + &tenant("b", "max_app_memory = \"4GiB\"");
         assert_eq!(
-            parse(&over, machine).err().unwrap(),
+            parse(&over, Path::new("."), machine).err().unwrap(),
             "the tenants' `max_app_memory` and `max_queue_bytes` add up to 24704 MiB (`a` 20544, \
              `b` 4160), more than the machine's 24576 MiB: lower them"
         );
@@ -383,7 +428,7 @@ mod tests {
     #[test]
     fn errors_name_the_tenant_and_the_key() {
         let one = "[[tenant]]\nname = \"a\"\napp = \"a.wasm\"\n";
-        assert!(parse(one, BIG).is_ok());
+        assert!(parse(one, Path::new("."), BIG).is_ok());
         assert!(
             error("[[tenant]]\nname = \"a\"\napp = \"a.wasm\"\ncolour = 1\n")
                 .starts_with("tenant `a`: unknown field `colour`")
@@ -410,7 +455,7 @@ mod tests {
         );
         assert_eq!(
             error(&format!("{one}[other]\n")),
-            "unknown key `other` (expected [host] or [[tenant]])"
+            "unknown key `other` (expected [host], [cluster] or [[tenant]])"
         );
     }
 }

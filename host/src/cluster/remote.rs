@@ -1,0 +1,294 @@
+//! A parent's side of a remote spawn (docs/design.md §10).
+//!
+//! The request goes on the tenant's spawn stream (work-queue retention),
+//! on a subject of the component's digest, so only hosts that run the same
+//! component take it. It names the subject this host listens on for
+//! results; the host that ran the child sends its outcome there as a
+//! request, and acks the job only once this host has answered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::stream::{self, RetentionPolicy};
+use futures_util::StreamExt;
+
+use super::{Cluster, Names, io_error};
+use crate::outcome::{Outcome, TaskError};
+use crate::shard::lock;
+use crate::wit_types::Error;
+
+/// Headers of a spawn request and of its answer.
+const JOB: &str = "Mtask-Job";
+const ENTRY: &str = "Mtask-Entry";
+const REPLY: &str = "Mtask-Reply";
+const QUEUES: &str = "Mtask-Queues";
+const OUTCOME: &str = "Mtask-Outcome";
+
+/// A child to run anywhere: what the spawn stream carries.
+#[derive(Debug)]
+pub(crate) struct Request {
+    /// Its job id: the same each time it is run (its spawn key).
+    pub(crate) job: String,
+    /// The entry it runs.
+    pub(crate) entry: String,
+    /// Its argument.
+    pub(crate) payload: Vec<u8>,
+    /// The named queues handed to it, with the `maxsize` each was opened with.
+    pub(crate) queues: Vec<(String, u32)>,
+    /// Where its outcome goes.
+    pub(crate) reply: String,
+}
+
+impl Request {
+    /// The message's headers and body.
+    fn encode(&self) -> (HeaderMap, Vec<u8>) {
+        let mut headers = HeaderMap::new();
+        headers.insert(JOB, self.job.as_str());
+        headers.insert(ENTRY, self.entry.as_str());
+        headers.insert(REPLY, self.reply.as_str());
+        let queues = serde_json::to_string(&self.queues).expect("names and sizes encode");
+        headers.insert(QUEUES, queues.as_str());
+        (headers, self.payload.clone())
+    }
+
+    /// The request a message carries, or why it is not one.
+    pub(crate) fn decode(headers: Option<&HeaderMap>, payload: &[u8]) -> Result<Self, String> {
+        let headers = headers.ok_or("a spawn request without headers")?;
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .map(|v| v.as_str().to_string())
+                .ok_or(format!("a spawn request without {name}"))
+        };
+        let queues = serde_json::from_str(&get(QUEUES)?).map_err(|e| e.to_string())?;
+        Ok(Self {
+            job: get(JOB)?,
+            entry: get(ENTRY)?,
+            payload: payload.to_vec(),
+            queues,
+            reply: get(REPLY)?,
+        })
+    }
+}
+
+/// The tenant's spawn stream, made on first use.
+pub(crate) async fn jobs_stream(
+    cluster: &Cluster,
+    names: &Names,
+) -> Result<stream::Stream, String> {
+    let config = stream::Config {
+        name: names.jobs_stream(),
+        description: Some("mtask spawn requests".into()),
+        subjects: vec![names.jobs_subject("*")],
+        retention: RetentionPolicy::WorkQueue,
+        ..Default::default()
+    };
+    let js = cluster.js();
+    match js.get_stream(&config.name).await {
+        Ok(stream) => Ok(stream),
+        Err(_) => match js.create_stream(config.clone()).await {
+            Ok(stream) => Ok(stream),
+            Err(_) => js.get_stream(&config.name).await.map_err(|e| e.to_string()),
+        },
+    }
+}
+
+/// Puts `request` on the spawn stream for component `code`; returns its
+/// sequence number there (to withdraw it on cancel).
+pub(crate) async fn publish(
+    cluster: &Cluster,
+    names: &Names,
+    code: &str,
+    request: &Request,
+) -> Result<u64, Error> {
+    jobs_stream(cluster, names)
+        .await
+        .map_err(|e| io_error("spawn", e))?;
+    let (headers, body) = request.encode();
+    let ack = cluster
+        .js()
+        .publish_with_headers(names.jobs_subject(code), headers, body.into())
+        .await
+        .map_err(|e| io_error("spawn", e))?
+        .await
+        .map_err(|e| io_error("spawn", e))?;
+    Ok(ack.sequence)
+}
+
+/// Withdraws job `job` (at `seq` on the spawn stream) if no host took it
+/// yet, and tells a host that runs it to cancel it.
+pub(crate) async fn cancel(cluster: Arc<Cluster>, names: Names, job: String, seq: u64) {
+    if let Ok(stream) = jobs_stream(&cluster, &names).await {
+        let _ = stream.delete_message(seq).await;
+    }
+    let _ = cluster
+        .client()
+        .publish(names.cancel_subject(&job), Vec::new().into())
+        .await;
+}
+
+/// Sends `outcome` of job `job` to `reply` and waits for the parent's host
+/// to have it; `false` if that host is gone (nobody will join).
+pub(crate) async fn answer(cluster: &Cluster, reply: &str, job: &str, outcome: &Outcome) -> bool {
+    let mut headers = HeaderMap::new();
+    headers.insert(JOB, job);
+    let (kind, body) = match outcome {
+        Ok(bytes) => ("ok".to_string(), bytes.clone()),
+        Err(TaskError::Failed(m)) => ("failed".into(), m.clone().into_bytes()),
+        Err(TaskError::Trapped(m)) => ("trapped".into(), m.clone().into_bytes()),
+        Err(TaskError::Cancelled) => ("cancelled".into(), Vec::new()),
+        Err(TaskError::Limit(m)) => ("limit".into(), m.clone().into_bytes()),
+        Err(TaskError::Exited(status)) => (format!("exited {status}"), Vec::new()),
+    };
+    headers.insert(OUTCOME, kind.as_str());
+    // A few tries: a reconnect may be under way.
+    for _ in 0..5 {
+        let asked = cluster
+            .client()
+            .request_with_headers(reply.to_string(), headers.clone(), body.clone().into())
+            .await;
+        match asked {
+            Ok(_) => return true,
+            Err(e) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
+                return false;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
+    false
+}
+
+/// The outcome an answer carries.
+fn outcome_of(headers: Option<&HeaderMap>, body: &[u8]) -> Option<(String, Outcome)> {
+    let headers = headers?;
+    let job = headers.get(JOB)?.as_str().to_string();
+    let text = || String::from_utf8_lossy(body).into_owned();
+    let outcome = match headers.get(OUTCOME)?.as_str() {
+        "ok" => Ok(body.to_vec()),
+        "failed" => Err(TaskError::Failed(text())),
+        "trapped" => Err(TaskError::Trapped(text())),
+        "cancelled" => Err(TaskError::Cancelled),
+        "limit" => Err(TaskError::Limit(text())),
+        other => Err(TaskError::Exited(
+            other.strip_prefix("exited ")?.parse().ok()?,
+        )),
+    };
+    Some((job, outcome))
+}
+
+/// Where one remote child's outcome lands.
+#[derive(Default)]
+pub(crate) struct Slot {
+    /// The outcome, once it came; `None` again once taken.
+    outcome: Option<Outcome>,
+    /// Taken by a join already.
+    taken: bool,
+    /// The joiner to wake when it comes.
+    waker: Option<Waker>,
+}
+
+/// What a join of a remote child finds.
+pub(crate) enum Found {
+    Ended(Outcome),
+    Running,
+    Gone,
+}
+
+/// The remote children of this host's tasks that have not answered.
+pub(crate) struct Waiting {
+    slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+}
+
+impl Waiting {
+    /// Listens for answers on this host's results subject.
+    pub(crate) async fn listen(
+        client: &async_nats::Client,
+        host: &str,
+    ) -> Result<Arc<Self>, String> {
+        let mut answers = client
+            .subscribe(results_subject(host))
+            .await
+            .map_err(|e| format!("cannot listen for results: {e}"))?;
+        let waiting = Arc::new(Self {
+            slots: Mutex::new(HashMap::new()),
+        });
+        let (weak, client) = (Arc::downgrade(&waiting), client.clone());
+        tokio::spawn(async move {
+            while let Some(answer) = answers.next().await {
+                let Some(waiting) = weak.upgrade() else {
+                    return;
+                };
+                if let Some((job, outcome)) = outcome_of(answer.headers.as_ref(), &answer.payload) {
+                    waiting.arrived(&job, outcome);
+                }
+                if let Some(reply) = answer.reply {
+                    let _ = client.publish(reply, Vec::new().into()).await;
+                }
+            }
+        });
+        Ok(waiting)
+    }
+
+    /// A slot for job `job`'s outcome.
+    pub(crate) fn add(&self, job: &str) -> Arc<Mutex<Slot>> {
+        let slot = Arc::new(Mutex::new(Slot::default()));
+        lock(&self.slots).insert(job.to_string(), slot.clone());
+        slot
+    }
+
+    /// Forgets job `job`: its handle is gone.
+    pub(crate) fn forget(&self, job: &str) {
+        lock(&self.slots).remove(job);
+    }
+
+    /// Job `job` ended with `outcome` (a second answer, from a run again
+    /// after its first host seemed dead, is dropped).
+    fn arrived(&self, job: &str, outcome: Outcome) {
+        let Some(slot) = lock(&self.slots).get(job).cloned() else {
+            return;
+        };
+        let mut slot = lock(&slot);
+        if slot.outcome.is_some() || slot.taken {
+            return;
+        }
+        slot.outcome = Some(outcome);
+        if let Some(waker) = slot.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Looks at a remote child's slot for a join: its outcome, or `waker` is
+/// woken when it comes.
+pub(crate) fn poll_slot(slot: &Mutex<Slot>, waker: &Waker) -> Found {
+    let mut slot = lock(slot);
+    if slot.taken {
+        return Found::Gone;
+    }
+    match slot.outcome.take() {
+        Some(outcome) => {
+            slot.taken = true;
+            Found::Ended(outcome)
+        }
+        None => {
+            slot.waker = Some(waker.clone());
+            Found::Running
+        }
+    }
+}
+
+/// Ends a slot as cancelled (the parent cancelled the child), unless its
+/// outcome came already.
+pub(crate) fn cancel_slot(slot: &Mutex<Slot>) {
+    let mut slot = lock(slot);
+    if slot.outcome.is_none() && !slot.taken {
+        slot.outcome = Some(Err(TaskError::Cancelled));
+    }
+}
+
+/// The subject host `host`'s results come to.
+pub(crate) fn results_subject(host: &str) -> String {
+    format!("mtask.host.{host}.results")
+}
