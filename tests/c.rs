@@ -211,3 +211,49 @@ fn c_libc_sleep_suspends_only_its_task() {
 fn c_udp_echo_answers_a_native_client() {
     support::assert_udp_echo_serves_two_datagrams(&c_guest("udp_echo"));
 }
+
+#[test]
+fn c_children_placed_anywhere_run_on_another_host_of_the_cluster() {
+    let nats = support::nats::NatsServer::start();
+    let app = c_guest("c_conformance");
+    let url = nats.url();
+    let mut worker = host()
+        .args(["run", "--cluster", &url, "--worker", "--env", "HOST=B"])
+        .arg(&app)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the worker");
+    support::watchdog(worker.id());
+    // The parent's host runs none of them: each child crosses to the worker.
+    let flags = ["--cluster", &url, "--cluster-jobs", "0", "--env", "HOST=A"];
+    let cluster = host_run(
+        ["run", "--entry", "anywhere"]
+            .iter()
+            .chain(&flags)
+            .map(Path::new)
+            .chain([app.as_path()]),
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(cluster.code, 0, "{}", cluster.stderr);
+    assert_eq!(
+        cluster.lines(),
+        [
+            "child ran on B keyed",
+            "child ran on B keyed",
+            "my key: none"
+        ]
+    );
+    // Outside a cluster, the same code runs its children here.
+    let alone = run("c_conformance", "anywhere");
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert_eq!(
+        alone.lines(),
+        [
+            "child ran on ? unkeyed",
+            "child ran on ? unkeyed",
+            "my key: none"
+        ]
+    );
+}

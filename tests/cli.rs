@@ -742,3 +742,18 @@ fn the_main_task_reads_a_file_given_as_stdin() {
         ]
     );
 }
+
+#[test]
+fn a_component_built_for_wit_0_1_0_still_runs() {
+    let app = guest("legacy");
+    // It imports the interfaces at 0.1.0, and the host defines 0.1.1.
+    let bytes = std::fs::read(&app).unwrap();
+    let imports = |version: &str| {
+        let name = format!("mtask:task/tasks@{version}");
+        bytes.windows(name.len()).any(|w| w == name.as_bytes())
+    };
+    assert!(imports("0.1.0") && !imports("0.1.1"));
+    let r = run(&app);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "child said: from 0.1.0\n");
+}

@@ -423,3 +423,22 @@ fn a_cluster_that_cannot_be_reached_is_one_clear_line() {
         r.stderr
     );
 }
+
+#[test]
+fn credentials_in_the_url_are_used_and_never_shown() {
+    let nats = NatsServer::start_with(&["--user", "mtask", "--pass", "s3cret"]);
+    let port = nats.port();
+    let wrong = format!("nats://mtask:wrong@127.0.0.1:{port}");
+    let mut cmd = cluster_cmd(&["--cluster", &wrong, "--entry", "peek"], &[]);
+    let refused: Run = output_within_deadline(&mut cmd).into();
+    assert_eq!(refused.code, 2);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    let shown = format!("mtask-host: cannot join the cluster at nats://***@127.0.0.1:{port}: ");
+    assert!(refused.stderr.starts_with(&shown), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("wrong"), "{}", refused.stderr);
+    let right = format!("nats://mtask:s3cret@127.0.0.1:{port}");
+    let mut cmd = cluster_cmd(&["--cluster", &right, "--entry", "peek"], &[]);
+    let joined: Run = output_within_deadline(&mut cmd).into();
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    assert_eq!(joined.stdout.trim(), "found None");
+}

@@ -163,3 +163,38 @@ fn a_python_component_is_compiled_once() {
 fn python_udp_echo_answers_a_native_client() {
     support::assert_udp_echo_serves_two_datagrams(&python_guest("udp_echo"));
 }
+
+#[test]
+fn python_children_placed_anywhere_run_on_another_host() {
+    let nats = support::nats::NatsServer::start();
+    let app = python_guest("spread");
+    let url = nats.url();
+    let mut worker = host()
+        .args(["run", "--cluster", &url, "--worker"])
+        .arg(&app)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the worker");
+    support::watchdog(worker.id());
+    // The parent's host runs none of them: each child crosses to the worker.
+    let parent = host_run([
+        Path::new("run"),
+        Path::new("--cluster"),
+        Path::new(&url),
+        Path::new("--cluster-jobs"),
+        Path::new("0"),
+        &app,
+    ]);
+    let _ = worker.kill();
+    let _ = worker.wait();
+    assert_eq!(parent.code, 0, "{}", parent.stderr);
+    assert_eq!(
+        parent.lines(),
+        [
+            "squares: [1, 4, 9, 16]",
+            "keys: every child has one",
+            "my key: None"
+        ]
+    );
+}

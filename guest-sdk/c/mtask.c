@@ -372,8 +372,35 @@ static void drop_handle(mtask_handle h) {
     }
 }
 
+/* The spawns of both placements. */
+static int spawn_placed(const char *entry, mtask_bytes arg, const mtask_handle *handles,
+                        size_t count, mtask_task_tasks_placement_t placement, mtask_task *task);
+
 int mtask_spawn_with(const char *entry, mtask_bytes arg, const mtask_handle *handles, size_t count,
                      mtask_task *task) {
+    return spawn_placed(entry, arg, handles, count, MTASK_TASK_TASKS_PLACEMENT_HERE, task);
+}
+
+int mtask_spawn_anywhere(const char *entry, mtask_bytes arg, const mtask_handle *handles,
+                         size_t count, mtask_task *task) {
+    return spawn_placed(entry, arg, handles, count, MTASK_TASK_TASKS_PLACEMENT_ANYWHERE, task);
+}
+
+char *mtask_spawn_key(void) {
+    task_string_t key;
+    if (!mtask_task_tasks_spawn_key(&key))
+        return NULL;
+    char *out = malloc(key.len + 1);
+    if (out) {
+        memcpy(out, key.ptr, key.len);
+        out[key.len] = 0;
+    }
+    task_string_free(&key);
+    return out;
+}
+
+static int spawn_placed(const char *entry, mtask_bytes arg, const mtask_handle *handles,
+                        size_t count, mtask_task_tasks_placement_t placement, mtask_task *task) {
     task->handle = 0;
     task->entry = NULL;
     task_string_t name;
@@ -398,7 +425,7 @@ int mtask_spawn_with(const char *entry, mtask_bytes arg, const mtask_handle *han
     mtask_task_tasks_list_handle_t list = {moved, count};
     mtask_task_tasks_own_task_t own;
     mtask_task_tasks_error_t err;
-    if (!mtask_task_tasks_spawn(&name, &payload, &list, &own, &err))
+    if (!mtask_task_tasks_spawn_at(&name, &payload, &list, placement, &own, &err))
         return from_error(&err);
     task->handle = own.__handle;
     task->entry = strdup(entry);

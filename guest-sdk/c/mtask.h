@@ -199,6 +199,19 @@ mtask_handle mtask_give_udp(struct mtask_udp *socket);
 int mtask_spawn_with(const char *entry, mtask_bytes arg, const mtask_handle *handles, size_t count,
                      mtask_task *task);
 
+/* mtask_spawn_with, for a child that may run on any host of the cluster
+ * that runs this same component (on this host outside a cluster). It runs
+ * at least once: again from its entry if its host dies (see
+ * mtask_spawn_key). Only queues opened by name can be handed to it; any
+ * other handle gives MTASK_INVALID. */
+int mtask_spawn_anywhere(const char *entry, mtask_bytes arg, const mtask_handle *handles,
+                         size_t count, mtask_task *task);
+
+/* The key of the remote spawn that started this task, the same each time
+ * it runs, as a string to free(); NULL if it was not placed anywhere in a
+ * cluster. */
+char *mtask_spawn_key(void);
+
 /* In a child: the `index`th handle its parent gave it, if it is of that kind
  * (MTASK_INVALID otherwise). Each can be taken once. */
 int mtask_taken_queue(size_t index, struct mtask_queue *queue);

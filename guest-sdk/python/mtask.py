@@ -158,6 +158,23 @@ def spawn(entry, arg=None, handles=()):
     return Task(_call(_tasks.spawn, entry, json.dumps(arg).encode(), wit_handles), entry)
 
 
+def spawn_anywhere(entry, arg=None, handles=()):
+    """Like `spawn`, for a child that may run on any host of the cluster
+    that runs this same component (on this host outside a cluster). It
+    runs at least once: again from its entry if its host dies (see
+    `spawn_key`); only queues opened by name can be handed to it."""
+    wit_handles = [h._to_wit() for h in handles]
+    payload = json.dumps(arg).encode()
+    anywhere = _tasks.Placement.ANYWHERE
+    return Task(_call(_tasks.spawn_at, entry, payload, wit_handles, anywhere), entry)
+
+
+def spawn_key():
+    """The key of the remote spawn that started this task (the same each
+    time it runs), or None if it was not placed anywhere in a cluster."""
+    return _tasks.spawn_key()
+
+
 def call(entry, arg=None, timeout=None):
     """Runs `entry(arg)` as a child task and returns its value: multitask's
     `yield child()`."""

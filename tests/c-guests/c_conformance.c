@@ -236,7 +236,42 @@ static int libc_sleep(mtask_bytes arg, mtask_bytes *result) {
     return MTASK_OK;
 }
 
-MTASK_ENTRIES({"libc_sleep", libc_sleep}, {"libc_napper", libc_napper}, {"handover", handover}, {"taker", taker}, {"sockets", sockets},
+/* Placed anywhere --------------------------------------------------------- */
+
+/* A child that says where it ran (the HOST variable each host is given)
+ * and whether it has a spawn key. */
+static int where(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg;
+    const char *host = getenv("HOST");
+    char *key = mtask_spawn_key();
+    int status = mtask_return_fmt(result, "%s %s", host ? host : "?", key ? "keyed" : "unkeyed");
+    free(key);
+    return status;
+}
+
+/* Children placed anywhere: on another host in a cluster, here outside one. */
+static int anywhere(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    for (int i = 0; i < 2; i++) {
+        mtask_task child;
+        int status = mtask_spawn_anywhere("where", mtask_str(""), NULL, 0, &child);
+        if (status != MTASK_OK)
+            return mtask_fail("%s", mtask_error());
+        mtask_bytes ran;
+        status = mtask_join(&child, MTASK_FOREVER, &ran);
+        if (status != MTASK_OK)
+            return mtask_fail("%s", mtask_error());
+        printf("child ran on %.*s\n", (int)ran.len, (const char *)ran.data);
+        mtask_bytes_free(&ran);
+    }
+    char *key = mtask_spawn_key();
+    printf("my key: %s\n", key ? key : "none");
+    free(key);
+    return MTASK_OK;
+}
+
+MTASK_ENTRIES({"anywhere", anywhere}, {"where", where},
+              {"libc_sleep", libc_sleep}, {"libc_napper", libc_napper}, {"handover", handover}, {"taker", taker}, {"sockets", sockets},
               {"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},
               {"queues", queues}, {"sleeper", sleeper}, {"echo", echo}, {"panics", panics},
               {"aborts", aborts}, {"inner", inner}, {"outer", outer}, {"summer", summer})

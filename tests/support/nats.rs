@@ -55,6 +55,8 @@ pub struct NatsServer {
     monitor_port: u16,
     /// This server's own directory: its store and its log.
     dir: PathBuf,
+    /// Arguments given besides the defaults (`--user`, say).
+    extra: Vec<String>,
 }
 
 /// How one try to start a server ended.
@@ -69,6 +71,11 @@ impl NatsServer {
     /// JetStream ready; panics, with the tail of its log, if it does not
     /// within 10 s.
     pub fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// [`NatsServer::start`], with `extra` arguments for nats-server.
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let binary = server_binary();
         let n = SERVERS.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("mtask-nats-{}-{n}", std::process::id()));
@@ -83,6 +90,7 @@ impl NatsServer {
                 port,
                 monitor_port,
                 dir: dir.clone(),
+                extra: extra.iter().map(|a| a.to_string()).collect(),
             };
             server.spawn(&binary);
             match server.wait_ready() {
@@ -161,6 +169,7 @@ impl NatsServer {
             .args(["-a", "127.0.0.1"])
             .args(["-p", &self.port.to_string()])
             .args(["-m", &self.monitor_port.to_string()])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_too)

@@ -52,6 +52,8 @@ pub(crate) struct Cluster {
     pub(crate) leases: Arc<leases::Leases>,
     /// Remote children of this host's tasks that have not answered yet.
     pub(crate) waiting: Arc<remote::Waiting>,
+    /// Streams this host knows exist (made or seen): no need to ask again.
+    known: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// How long joining may take before the host gives up.
@@ -60,7 +62,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 impl Cluster {
     /// Joins the cluster `config` names, or says in one line why not.
     pub(crate) fn connect(config: &ClusterConfig) -> Result<Arc<Self>, Error> {
-        let url = config.url.clone();
+        let url = without_secrets(&config.url);
         let fail =
             move |why: String| Error::Cluster(format!("cannot join the cluster at {url}: {why}"));
         tokio_runtime().block_on(async {
@@ -75,10 +77,22 @@ impl Cluster {
                     ))
                 })?;
             }
+            // A user and password, or a token, in the URL.
+            let addr: async_nats::ServerAddr = config
+                .url
+                .parse()
+                .map_err(|e| fail(format!("not a NATS URL: {e}")))?;
+            match (addr.username(), addr.password()) {
+                (Some(user), Some(pass)) => {
+                    options = options.user_and_password(user.into(), pass.into());
+                }
+                (Some(token), None) => options = options.token(token.into()),
+                _ => {}
+            }
             if let Some(ca) = &config.tls_ca {
                 options = options.add_root_certificates(ca.clone()).require_tls(true);
             }
-            let connecting = options.connect(config.url.as_str());
+            let connecting = options.connect(addr);
             let client = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
                 Ok(Ok(client)) => client,
                 Ok(Err(e)) => return Err(fail(e.to_string())),
@@ -108,6 +122,7 @@ impl Cluster {
                 next_job: AtomicU64::new(1),
                 leases,
                 waiting,
+                known: Default::default(),
             }))
         })
     }
@@ -138,6 +153,15 @@ impl Cluster {
         )
     }
 
+    /// Whether stream `name` is known to exist; `seen` records that it does.
+    pub(crate) fn knows(&self, name: &str, seen: bool) -> bool {
+        let mut known = crate::shard::lock(&self.known);
+        if seen {
+            known.insert(name.to_string());
+        }
+        known.contains(name)
+    }
+
     pub(crate) fn js(&self) -> &jetstream::Context {
         &self.js
     }
@@ -152,6 +176,14 @@ impl Cluster {
 
     pub(crate) fn lease(&self) -> Duration {
         self.lease
+    }
+}
+
+impl Drop for Cluster {
+    /// The connection closes with the host (its listeners' tasks end).
+    fn drop(&mut self) {
+        let client = self.client.clone();
+        tokio_runtime().spawn(async move { client.drain().await });
     }
 }
 
@@ -203,9 +235,24 @@ impl Names {
         format!("mtask.{}.cancel.{job}", self.tenant)
     }
 
+    /// The subject where getters of queue `name` say there is room.
+    pub(crate) fn room_subject(&self, name: &str) -> String {
+        format!("mtask.{}.room.{}", self.tenant, short_hash(&[name]))
+    }
+
     /// Every cancel of the tenant's jobs.
     pub(crate) fn cancels(&self) -> String {
         format!("mtask.{}.cancel.*", self.tenant)
+    }
+}
+
+/// `url` with any user, password or token in it replaced by `***`, to show.
+fn without_secrets(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    match rest.rsplit_once('@') {
+        Some((_, host)) if scheme.is_empty() => format!("***@{host}"),
+        Some((_, host)) => format!("{scheme}://***@{host}"),
+        None => url.to_string(),
     }
 }
 
@@ -223,4 +270,37 @@ pub(crate) fn short_hash(parts: &[&str]) -> String {
 /// An error of NATS as the guest sees it: `io`, naming the cluster.
 pub(crate) fn io_error(what: &str, e: impl std::fmt::Display) -> crate::wit_types::Error {
     crate::wit_types::Error::Io(format!("cluster: {what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_in_a_url_are_not_shown() {
+        assert_eq!(without_secrets("nats://u:p@h:4222"), "nats://***@h:4222");
+        assert_eq!(without_secrets("tls://token@h:4222"), "tls://***@h:4222");
+        assert_eq!(without_secrets("nats://h:4222"), "nats://h:4222");
+        assert_eq!(without_secrets("u:p@h"), "***@h");
+    }
+
+    #[test]
+    fn names_keep_tenants_apart_and_follow_nats_rules() {
+        let (a, b) = (Names::of("a"), Names::of("b"));
+        assert_ne!(a.queue_stream("q"), b.queue_stream("q"));
+        assert_ne!(a.queue_subject("q"), a.queue_subject("r"));
+        // Parts are length-prefixed: ("ab", "c") and ("a", "bc") differ.
+        assert_ne!(short_hash(&["ab", "c"]), short_hash(&["a", "bc"]));
+        for hostile in ["a.b", "*", ">", "a b", "\n", &"x".repeat(1024)] {
+            let stream = a.queue_stream(hostile);
+            assert!(
+                stream
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{stream}"
+            );
+            let subject = a.queue_subject(hostile);
+            assert_eq!(subject.split('.').count(), 4, "{subject}");
+        }
+    }
 }

@@ -41,8 +41,9 @@ const GETTERS: &str = "getters";
 /// How long one pull waits before the getter looks whether the queue closed.
 const CLOSE_CHECK: Duration = Duration::from_millis(200);
 
-/// The longest pause between two tries of a put on a full queue.
-const MAX_BACKOFF: Duration = Duration::from_millis(20);
+/// The longest pause between two tries of a put on a full queue, when no
+/// word of room came (a getter's host died, a task ended).
+const MAX_BACKOFF: Duration = Duration::from_millis(50);
 
 /// One named queue of a tenant.
 pub(crate) struct ClusterQueue {
@@ -60,9 +61,13 @@ pub(crate) struct ClusterQueue {
     closed_subject: String,
     /// The getters' shared consumer.
     consumer: PullConsumer,
+    /// Where a getter that acked an item says there is room, for putters
+    /// waiting on a full queue; `None` for a queue with no bound.
+    room: Option<String>,
 }
 
-/// A task's handle on a cluster queue.
+/// A task's handle on a cluster queue; the item it holds is done with when
+/// it goes.
 pub struct ClusterHandle {
     /// The queue.
     pub(crate) queue: Arc<ClusterQueue>,
@@ -75,6 +80,15 @@ impl ClusterHandle {
     /// A handle on `queue` that holds nothing.
     pub(crate) fn new(queue: Arc<ClusterQueue>) -> Self {
         Self { queue, held: None }
+    }
+}
+
+impl Drop for ClusterHandle {
+    fn drop(&mut self) {
+        if let Some(lease) = self.held.take() {
+            let queue = self.queue.clone();
+            crate::engine::tokio_runtime().spawn(async move { queue.done_with(lease).await });
+        }
     }
 }
 
@@ -129,7 +143,9 @@ impl ClusterQueue {
             )
             .await
             .map_err(|e| io_error("cannot open the queue", e))?;
+        let bounded = stream.cached_info().config.max_messages > 0;
         Ok(Arc::new(Self {
+            room: bounded.then(|| names.room_subject(name)),
             closed_subject: names.closed_subject(name),
             cluster,
             name: name.to_string(),
@@ -140,8 +156,9 @@ impl ClusterQueue {
         }))
     }
 
-    /// Adds `item`, trying again while the queue is full, until `deadline`.
-    /// Gives up if `tx`'s receiver goes (its task no longer waits).
+    /// Adds `item`, trying again while the queue is full, until `deadline`:
+    /// at once when a getter says there is room, else backing off. Gives up
+    /// if `tx`'s receiver goes (its task no longer waits).
     pub(crate) async fn put(
         self: Arc<Self>,
         item: Item,
@@ -149,18 +166,46 @@ impl ClusterQueue {
         tx: &mut oneshot::Sender<Result<(), Error>>,
     ) -> Result<(), Error> {
         let mut pause = Duration::from_millis(1);
+        let mut room = None;
         loop {
             match self.try_put(&item).await? {
                 true => return Ok(()),
                 false if past(deadline) => return Err(Error::Timeout),
                 false => {}
             }
+            if let (Some(subject), None) = (&self.room, &room) {
+                // Listening from now on, so a word of room between this
+                // and the next try is not missed; then try again at once.
+                room = self.cluster.client().subscribe(subject.clone()).await.ok();
+                if room.is_some() {
+                    continue;
+                }
+            }
             let wait = until(deadline).map_or(pause, |left| left.min(pause));
+            let word = async {
+                match &mut room {
+                    Some(room) => drop(room.next().await),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(wait) => pause = (pause * 2).min(MAX_BACKOFF),
+                () = word => {}
                 () = tx.closed() => return Err(Error::Cancelled),
             }
-            pause = (pause * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Acks an item taken from this queue, and says there is room to
+    /// putters waiting on it.
+    pub(crate) async fn done_with(&self, lease: Lease) {
+        let _ = lease.ack_surely().await;
+        if let Some(room) = &self.room {
+            let _ = self
+                .cluster
+                .client()
+                .publish(room.clone(), Vec::new().into())
+                .await;
         }
     }
 

@@ -103,10 +103,20 @@ pub(crate) async fn publish(
     code: &str,
     request: &Request,
 ) -> Result<u64, Error> {
-    jobs_stream(cluster, names)
-        .await
-        .map_err(|e| io_error("spawn", e))?;
+    if !cluster.knows(&names.jobs_stream(), false) {
+        jobs_stream(cluster, names)
+            .await
+            .map_err(|e| io_error("spawn", e))?;
+        cluster.knows(&names.jobs_stream(), true);
+    }
     let (headers, body) = request.encode();
+    let max = cluster.client().server_info().max_payload;
+    if body.len() + 1024 > max {
+        return Err(Error::Limit(format!(
+            "an argument of {} bytes is more than the NATS server takes in one message ({max})",
+            body.len()
+        )));
+    }
     let ack = cluster
         .js()
         .publish_with_headers(names.jobs_subject(code), headers, body.into())
@@ -132,17 +142,19 @@ pub(crate) async fn cancel(cluster: Arc<Cluster>, names: Names, job: String, seq
 /// Sends `outcome` of job `job` to `reply` and waits for the parent's host
 /// to have it; `false` if that host is gone (nobody will join).
 pub(crate) async fn answer(cluster: &Cluster, reply: &str, job: &str, outcome: &Outcome) -> bool {
-    let mut headers = HeaderMap::new();
-    headers.insert(JOB, job);
-    let (kind, body) = match outcome {
-        Ok(bytes) => ("ok".to_string(), bytes.clone()),
-        Err(TaskError::Failed(m)) => ("failed".into(), m.clone().into_bytes()),
-        Err(TaskError::Trapped(m)) => ("trapped".into(), m.clone().into_bytes()),
-        Err(TaskError::Cancelled) => ("cancelled".into(), Vec::new()),
-        Err(TaskError::Limit(m)) => ("limit".into(), m.clone().into_bytes()),
-        Err(TaskError::Exited(status)) => (format!("exited {status}"), Vec::new()),
+    let (headers, body) = encode_outcome(job, outcome);
+    // An outcome too big for one message would never arrive: the parent
+    // learns why instead.
+    let max = cluster.client().server_info().max_payload;
+    let (headers, body) = if body.len() + 1024 > max {
+        let why = format!(
+            "its result of {} bytes is more than the NATS server takes in one message ({max})",
+            body.len()
+        );
+        encode_outcome(job, &Err(TaskError::Limit(why)))
+    } else {
+        (headers, body)
     };
-    headers.insert(OUTCOME, kind.as_str());
     // A few tries: a reconnect may be under way.
     for _ in 0..5 {
         let asked = cluster
@@ -158,6 +170,22 @@ pub(crate) async fn answer(cluster: &Cluster, reply: &str, job: &str, outcome: &
         }
     }
     false
+}
+
+/// The headers and body of an answer carrying `outcome` of job `job`.
+fn encode_outcome(job: &str, outcome: &Outcome) -> (HeaderMap, Vec<u8>) {
+    let mut headers = HeaderMap::new();
+    headers.insert(JOB, job);
+    let (kind, body) = match outcome {
+        Ok(bytes) => ("ok".to_string(), bytes.clone()),
+        Err(TaskError::Failed(m)) => ("failed".into(), m.clone().into_bytes()),
+        Err(TaskError::Trapped(m)) => ("trapped".into(), m.clone().into_bytes()),
+        Err(TaskError::Cancelled) => ("cancelled".into(), Vec::new()),
+        Err(TaskError::Limit(m)) => ("limit".into(), m.clone().into_bytes()),
+        Err(TaskError::Exited(status)) => (format!("exited {status}"), Vec::new()),
+    };
+    headers.insert(OUTCOME, kind.as_str());
+    (headers, body)
 }
 
 /// The outcome an answer carries.
@@ -291,4 +319,43 @@ pub(crate) fn cancel_slot(slot: &Mutex<Slot>) {
 /// The subject host `host`'s results come to.
 pub(crate) fn results_subject(host: &str) -> String {
     format!("mtask.host.{host}.results")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_comes_back_as_it_went() {
+        let request = Request {
+            job: "h-1".into(),
+            entry: "work".into(),
+            payload: vec![0, 1, 255],
+            queues: vec![("odd\nname\"".into(), 7)],
+            reply: "mtask.host.h.results".into(),
+        };
+        let (headers, body) = request.encode();
+        let back = Request::decode(Some(&headers), &body).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{request:?}"));
+        assert!(Request::decode(None, &body).is_err());
+    }
+
+    #[test]
+    fn every_outcome_comes_back_as_it_went() {
+        let outcomes = [
+            Ok(vec![1, 2]),
+            Err(TaskError::Failed("f".into())),
+            Err(TaskError::Trapped("t".into())),
+            Err(TaskError::Cancelled),
+            Err(TaskError::Limit("l".into())),
+            Err(TaskError::Exited(3)),
+        ];
+        for outcome in outcomes {
+            let (headers, body) = encode_outcome("j", &outcome);
+            assert_eq!(
+                outcome_of(Some(&headers), &body),
+                Some(("j".into(), outcome))
+            );
+        }
+    }
 }

@@ -174,8 +174,10 @@ async fn take(
             }
         };
         // The place among the app's tasks only now, with a request in hand:
-        // a place reserved for nothing would count as a task alive.
-        if shards.apps().reserve(app).is_err() || shards.stop_requested() {
+        // a place reserved for nothing would count as a task alive. A host
+        // whose main ended meanwhile hands the request back.
+        let ended = taking == Taking::WhileMainsRun && mains.load(Ordering::SeqCst) == 0;
+        if ended || shards.stop_requested() || shards.apps().reserve(app).is_err() {
             let _ = acker.ack_with(AckKind::Nak(None)).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;

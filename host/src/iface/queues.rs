@@ -94,14 +94,16 @@ impl TaskState {
         queue: Resource<QueueHandle>,
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<WitItem, Error>> {
-        if let QueueHandle::Cluster { handle, .. } = self.table.get_mut(&queue)?
-            && let Some(lease) = handle.held.take()
-        {
-            lease.end(false);
-        }
+        let held = match self.table.get_mut(&queue)? {
+            QueueHandle::Cluster { handle, .. } => handle.held.take(),
+            QueueHandle::Local(_) => None,
+        };
         let shared = self.shared(&queue)?;
         let deadline = deadline_in(timeout);
         let got = outside(self.ctx()?, move |mut tx| async move {
+            if let Some(lease) = held {
+                shared.done_with(lease).await;
+            }
             let got = shared.get(deadline, &mut tx).await;
             // If the task gave up meanwhile, the item goes back at once.
             if let Err(Ok((_, lease))) = tx.send(got) {

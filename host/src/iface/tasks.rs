@@ -133,36 +133,23 @@ impl TaskState {
     ) -> wasmtime::Result<Result<Resource<TaskHandle>, Error>> {
         let shards = self.ctx()?.shards.clone();
         if !self.program.has_entry(&entry) || entry.contains(['\r', '\n']) {
+            self.take_for_child(handles)?;
             return Ok(Err(Error::Invalid(format!(
                 "{} has no entry `{entry}`",
                 self.program.name()
             ))));
         }
-        let mut queues = Vec::new();
-        for handle in &handles {
-            match handle {
-                Handle::Queue(queue) => {
-                    match self.table.get(queue)? {
-                        QueueHandle::Cluster { handle, .. } => {
-                            queues.push((handle.queue.name.clone(), handle.queue.maxsize));
-                        }
-                        QueueHandle::Local(_) => return Ok(Err(Error::Invalid(
-                            "a queue made with `create` lives on one host: open a queue by name \
-                         to hand it to a task placed anywhere"
-                                .into(),
-                        ))),
-                    }
-                }
-                other => {
-                    return Ok(Err(Error::Invalid(format!(
-                        "a {} cannot be handed to a task placed anywhere: it lives on one host",
-                        handle_kind(other)
-                    ))));
-                }
+        let queues = match self.shared_queues(&handles)? {
+            Ok(queues) => queues,
+            Err(e) => {
+                // The handles were given up with the call: they close.
+                self.take_for_child(handles)?;
+                return Ok(Err(e));
             }
-        }
+        };
         let app = self.program.app();
         if let Err(limit) = shards.apps().reserve_remote(app) {
+            self.take_for_child(handles)?;
             return Ok(Err(Error::Limit(limit)));
         }
         let job = cluster.new_job_id();
@@ -189,6 +176,7 @@ impl TaskState {
             Err(e) => {
                 cluster.waiting.forget(&job);
                 shards.apps().outcome_taken(app);
+                self.take_for_child(handles)?;
                 return Ok(Err(e));
             }
         };
@@ -204,6 +192,34 @@ impl TaskState {
             shards,
         };
         Ok(Ok(self.table.push(TaskHandle::Remote(task))?))
+    }
+
+    /// The name and `maxsize` of each queue in `handles`, which a task on
+    /// another host can open; `invalid` if a handle is anything else.
+    fn shared_queues(
+        &self,
+        handles: &[Handle],
+    ) -> wasmtime::Result<Result<Vec<(String, u32)>, Error>> {
+        let mut queues = Vec::new();
+        for handle in handles {
+            let why = match handle {
+                Handle::Queue(queue) => match self.table.get(queue)? {
+                    QueueHandle::Cluster { handle, .. } => {
+                        queues.push((handle.queue.name.clone(), handle.queue.maxsize));
+                        continue;
+                    }
+                    QueueHandle::Local(_) => "a queue made with `create` lives on one host: \
+                                             open a queue by name to hand it to a task placed anywhere"
+                        .to_string(),
+                },
+                other => format!(
+                    "a {} cannot be handed to a task placed anywhere: it lives on one host",
+                    handle_kind(other)
+                ),
+            };
+            return Ok(Err(Error::Invalid(why)));
+        }
+        Ok(Ok(queues))
     }
 
     /// Takes `handles` out of this task's table, to hand to a child.

@@ -106,7 +106,7 @@ fn plant() -> mtask::Result<()> {
 }
 
 /// `spread N WORK`: N children placed anywhere, each doing WORK units of
-/// CPU work (a unit is about a millisecond's);
+/// CPU work (400,000 multiply-adds each);
 /// prints where each ran (its host's pid) and the sum of what they return.
 fn spread() -> mtask::Result<()> {
     let (n, work) = (number(0, 8), number(1, 200));
@@ -248,11 +248,105 @@ fn tally() -> mtask::Result<()> {
     Ok(())
 }
 
+/// `qping N`: N round trips between this task and a child through two
+/// named queues; prints the microseconds per round trip.
+fn qping() -> mtask::Result<()> {
+    let n = number(0, 1000);
+    let (ping, pong) = (
+        Queue::<u64>::open("ping", 1)?,
+        Queue::<u64>::open("pong", 1)?,
+    );
+    let handles = vec![ping.clone().into_handle(), pong.clone().into_handle()];
+    let ponger = mtask::spawn_fn_with(qpong, &n, handles)?;
+    let began = Instant::now();
+    for i in 0..n {
+        ping.put(&i)?;
+        assert_eq!(pong.get()?, i);
+    }
+    let took = began.elapsed();
+    ponger.join()?;
+    println!("qping {n} {:.1}", took.as_secs_f64() * 1e6 / n as f64);
+    Ok(())
+}
+
+fn qpong(n: u64) -> mtask::Result<()> {
+    let mut handles = mtask::take_handles().into_iter();
+    let (Some(mtask::Handle::Queue(a)), Some(mtask::Handle::Queue(b))) =
+        (handles.next(), handles.next())
+    else {
+        return Err(Error::Invalid("two queues expected".into()));
+    };
+    let (ping, pong) = (Queue::<u64>::from_raw(a), Queue::<u64>::from_raw(b));
+    for _ in 0..n {
+        pong.put(&ping.get()?)?;
+    }
+    Ok(())
+}
+
+/// `qflood N P`: P producer tasks put N items in all on one named queue
+/// while P consumer tasks take them; prints items per second.
+fn qflood() -> mtask::Result<()> {
+    let (n, p) = (number(0, 10_000), number(1, 4));
+    let began = Instant::now();
+    let producers = (0..p)
+        .map(|i| mtask::spawn_fn(flood_put, &(i, p, n)))
+        .collect::<mtask::Result<Vec<_>>>()?;
+    let consumers = (0..p)
+        .map(|_| mtask::spawn_fn(flood_get, &(n / p)))
+        .collect::<mtask::Result<Vec<_>>>()?;
+    for task in producers {
+        task.join()?;
+    }
+    let got: u64 = consumers
+        .into_iter()
+        .map(|t| t.join())
+        .sum::<mtask::Result<u64>>()?;
+    assert_eq!(got, n / p * p);
+    println!(
+        "qflood {n} {:.0}",
+        got as f64 / began.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Puts every `p`th number below `n` from `i` on `flood`.
+fn flood_put((i, p, n): (u64, u64, u64)) -> mtask::Result<()> {
+    let queue = Queue::<u64>::open("flood", 0)?;
+    for item in (i..n / p * p).step_by(p as usize) {
+        queue.put(&item)?;
+    }
+    Ok(())
+}
+
+/// Takes `n` items from `flood`.
+fn flood_get(n: u64) -> mtask::Result<u64> {
+    let queue = Queue::<u64>::open("flood", 0)?;
+    for _ in 0..n {
+        queue.get()?;
+    }
+    Ok(n)
+}
+
+/// `rspawn N`: N children placed anywhere, one after another, each joined;
+/// prints the microseconds per spawn and join.
+fn rspawn() -> mtask::Result<()> {
+    let n = number(0, 200);
+    let began = Instant::now();
+    for i in 0..n {
+        assert_eq!(mtask::spawn_fn_anywhere(square, &i)?.join()?, i * i);
+    }
+    println!(
+        "rspawn {n} {:.1}",
+        began.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+    Ok(())
+}
+
 fn ms(since: Instant) -> u128 {
     since.elapsed().as_millis()
 }
 
 mtask::entries!(
     produce, consume, edges, peek, plant, spread, burn, outcomes, square, fails, traps, nap, key,
-    drain_one, jobs, job, tally
+    drain_one, jobs, job, tally, qping, qpong, qflood, flood_put, flood_get, rspawn
 );
