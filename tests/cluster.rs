@@ -6,8 +6,9 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,7 +18,9 @@ use support::{Run, guest, host, output_within_deadline, watchdog};
 /// A `mtask-host` running in the background, its output collected.
 struct Host {
     child: Child,
-    stdout: Option<JoinHandle<String>>,
+    /// Its stdout so far, and the thread that reads it.
+    stdout: Arc<Mutex<String>>,
+    reader: Option<JoinHandle<()>>,
     stderr: Option<JoinHandle<String>>,
 }
 
@@ -37,28 +40,50 @@ impl Host {
             .spawn()
             .expect("start mtask-host");
         watchdog(child.id());
-        let read = |mut pipe: Box<dyn Read + Send>| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = pipe.read_to_string(&mut text);
-                text
-            })
-        };
-        let stdout = Some(read(Box::new(child.stdout.take().unwrap())));
-        let stderr = Some(read(Box::new(child.stderr.take().unwrap())));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let sink = stdout.clone();
+        let reader = std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut out = sink.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+        let mut pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
         Host {
             child,
             stdout,
-            stderr,
+            reader: Some(reader),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// Waits until a line of its stdout is `line` (at most a minute).
+    fn wait_for_line(&self, line: &str) {
+        let began = std::time::Instant::now();
+        while !self.stdout.lock().unwrap().lines().any(|l| l == line) {
+            let out = self.stdout.lock().unwrap().clone();
+            assert!(
+                began.elapsed() < Duration::from_secs(60),
+                "no `{line}` in: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Waits for it to end (the watchdog kills it if it hangs).
     fn finish(mut self) -> Run {
         let status = self.child.wait().expect("wait for mtask-host");
+        self.reader.take().unwrap().join().unwrap();
         Run {
             code: status.code().unwrap_or(-1),
-            stdout: self.stdout.take().unwrap().join().unwrap(),
+            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
             stderr: self.stderr.take().unwrap().join().unwrap(),
         }
     }
@@ -386,7 +411,8 @@ fn a_served_tenant_shares_its_queues_with_the_runs_of_its_name() {
     );
     assert_eq!(produced.code, 0, "{}", produced.stderr);
     // The tenant's main ends with the queue; serve runs on until stopped.
-    std::thread::sleep(Duration::from_millis(500));
+    served.wait_for_line("consumed 50");
+    std::thread::sleep(Duration::from_millis(200));
     let served = served.signal("-TERM");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(served.code, 0, "{}", served.stderr);
@@ -441,4 +467,36 @@ fn credentials_in_the_url_are_used_and_never_shown() {
     let joined: Run = output_within_deadline(&mut cmd).into();
     assert_eq!(joined.code, 0, "{}", joined.stderr);
     assert_eq!(joined.stdout.trim(), "found None");
+}
+
+#[test]
+fn a_host_keeps_the_items_it_holds_by_the_streams_lease_not_its_own() {
+    let nats = NatsServer::start();
+    // The stream is made with a lease of 1 s ...
+    let made = run(
+        &nats,
+        "produce",
+        &["--cluster-lease", "1s"],
+        &["lease", "2", "0"],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    // ... and taken by hosts that would give 30 s: A holds each item 2.5 s.
+    let a = start(&nats, Some("consume"), &[], &["lease", "2500"]);
+    a.wait_for_line("got 0");
+    let b = run(&nats, "consume", &[], &["lease", "0"]);
+    let a = a.finish();
+    assert_eq!((a.code, b.code), (0, 0), "{}\n{}", a.stderr, b.stderr);
+    let mut all = [got(&a), got(&b)].concat();
+    all.sort_unstable();
+    assert_eq!(all, [0, 1], "A: {}B: {}", a.stdout, b.stdout);
+}
+
+#[test]
+fn a_host_at_its_task_limit_still_runs_its_own_remote_children() {
+    let nats = NatsServer::start();
+    // The main task and the two handles fill the app's three places.
+    let flags = ["--max-tasks", "3", "--env", "HOST=A"];
+    let r = run(&nats, "spread", &flags, &["2", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("sum 1 in"), "{}", r.stdout);
 }

@@ -32,6 +32,17 @@ pub struct AppStats {
     pub peak_memory: u64,
 }
 
+/// How a task ended, for [`Apps::ended`].
+#[derive(Clone, Copy)]
+pub(crate) struct Ended {
+    /// Its outcome is kept for a joiner (it keeps its place).
+    pub(crate) held: bool,
+    /// The embedder added it.
+    pub(crate) main: bool,
+    /// It counted among its app's live tasks.
+    pub(crate) counted: bool,
+}
+
 /// What the host keeps per app.
 #[derive(Default)]
 struct App {
@@ -156,6 +167,44 @@ impl Apps {
         Ok(())
     }
 
+    /// Whether the host may start another task now (whatever the app: a
+    /// remote child of this host's own task needs no place of its app).
+    pub(crate) fn host_has_room(&self) -> bool {
+        self.live < self.max_live
+    }
+
+    /// Counts a remote spawn this host is about to run for `app`, like
+    /// [`Apps::reserve`]; one whose parent is on this host (`own`) runs in
+    /// the place its handle holds already (it is not among the app's live
+    /// tasks: `Holder::Cluster { own: true }`), so only the host's own
+    /// limit applies to it.
+    pub(crate) fn reserve_job(&mut self, app: AppId, own: bool) -> Result<(), String> {
+        if !own {
+            return self.reserve(app);
+        }
+        if self.live >= self.max_live {
+            return Err(format!(
+                "at most {} tasks may be alive at once",
+                self.max_live
+            ));
+        }
+        self.apps.entry(app).or_default().stats.started += 1;
+        self.set_live(self.live + 1);
+        Ok(())
+    }
+
+    /// Gives back a place [`Apps::reserve_job`] took for a job that did not
+    /// start after all.
+    pub(crate) fn unreserve_job(&mut self, app: AppId, own: bool) {
+        if !own {
+            return self.unreserve(app);
+        }
+        if let Some(record) = self.apps.get_mut(&app) {
+            record.stats.started -= 1;
+            self.set_live(self.live - 1);
+        }
+    }
+
     /// Gives back a place [`Apps::reserve`] took for a task that did not
     /// start after all.
     pub(crate) fn unreserve(&mut self, app: AppId) {
@@ -166,17 +215,16 @@ impl Apps {
         }
     }
 
-    /// Counts the end of a task of `app`; `held` if its outcome is kept for
-    /// a joiner, `main` if the embedder added it. Gives the tasks of every
-    /// app still alive.
-    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, held: bool, main: bool) -> usize {
+    /// Counts the end of a task of `app`, as `end` says. Gives the tasks of
+    /// every app still alive.
+    pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, end: Ended) -> usize {
         self.set_live(self.live - 1);
-        if main {
+        if end.main {
             self.mains.fetch_sub(1, Ordering::SeqCst);
         }
         let record = self.apps.entry(app).or_default();
-        record.live -= 1;
-        record.held += usize::from(held);
+        record.live -= usize::from(end.counted);
+        record.held += usize::from(end.held);
         let stats = &mut record.stats;
         match outcome {
             Ok(_) => stats.succeeded += 1,

@@ -6,12 +6,13 @@
 use std::sync::{Arc, Mutex};
 
 use crate::cluster::Names;
-use crate::cluster::queue::ClusterHandle;
+use crate::cluster::queue::{ClusterHandle, ClusterQueue};
 use crate::cluster::remote::Slot;
 use crate::ids::{AppId, TaskCell};
-use crate::queue::QueueKey;
+use crate::queue::{HANDLE_COST, QueueKey};
 use crate::shard::reactor::SourceKey;
 use crate::shards::Shards;
+use crate::wit_types::Error;
 
 /// A guest's handle on a child task: one of this host, or one placed
 /// anywhere in the cluster. Dropping it detaches the child.
@@ -37,7 +38,8 @@ pub struct RemoteTask {
     pub(crate) id: u64,
     /// Its job id in the cluster (its `spawn-key`).
     pub(crate) job: String,
-    /// Its request's place on the tenant's spawn stream.
+    /// Its request's place on the tenant's spawn stream; 0 until it is
+    /// there.
     pub(crate) seq: u64,
     /// Where its outcome lands.
     pub(crate) slot: Arc<Mutex<Slot>>,
@@ -51,10 +53,18 @@ pub struct RemoteTask {
 
 impl Drop for RemoteTask {
     fn drop(&mut self) {
-        if let Some(cluster) = self.shards.cluster() {
-            cluster.waiting.forget(&self.job);
+        // Its place among the app's tasks is given back once it ended (as
+        // for a detached local task), or now if it was never sent.
+        let (shards, app) = (Arc::downgrade(&self.shards), self.app);
+        let release = Box::new(move || {
+            if let Some(shards) = shards.upgrade() {
+                shards.apps().outcome_taken(app);
+            }
+        });
+        match self.shards.cluster() {
+            Some(cluster) => cluster.waiting.forget(&self.job, self.seq == 0, release),
+            None => release(),
         }
-        self.shards.apps().outcome_taken(self.app);
     }
 }
 
@@ -87,6 +97,32 @@ pub struct Charge {
     pub(crate) app: AppId,
     /// How much.
     pub(crate) bytes: usize,
+}
+
+/// A handle on the cluster queue `name` of `app`, in the tenant `names`
+/// stands for: the name counts against the app's queue bytes for its life,
+/// the handle while it lives. Runs on the cluster's runtime.
+pub(crate) async fn open_shared_queue(
+    shards: Arc<Shards>,
+    app: AppId,
+    names: Names,
+    name: String,
+    maxsize: u32,
+) -> Result<QueueHandle, Error> {
+    let cluster = shards.cluster().expect("cluster mode").clone();
+    shards.queues().charge_name(app, &name)?;
+    shards.queues().charge(app, HANDLE_COST)?;
+    let charge = Charge {
+        shards: shards.clone(),
+        app,
+        bytes: HANDLE_COST,
+    };
+    let max_bytes = shards.apps().limits(app).max_queue_bytes;
+    let queue = ClusterQueue::open(cluster, &names, &name, maxsize, max_bytes).await?;
+    Ok(QueueHandle::Cluster {
+        handle: ClusterHandle::new(queue),
+        _charge: charge,
+    })
 }
 
 impl Drop for Charge {

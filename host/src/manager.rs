@@ -19,6 +19,10 @@ use crate::program::task::{Start, TaskState, spawn};
 use crate::shard::{self, Holder, Outcome, Poller};
 use crate::shards::Shards;
 
+/// How long a host in a cluster waits, as a run ends, for the acks of what
+/// its tasks held to reach the server.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// A task added by the embedder, to collect its outcome with
 /// [`TaskManager::take_outcome`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -215,7 +219,12 @@ impl TaskManager {
     /// another, and no timer or I/O can wake any of them).
     pub fn run(&mut self) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
-        crate::runner::run(&self.shards, &mut self.pollers, &self.names)
+        let ran = crate::runner::run(&self.shards, &mut self.pollers, &self.names);
+        if let Some(cluster) = self.shards.cluster() {
+            // The acks (and hand-backs) of what the ended tasks held.
+            cluster.settle(SETTLE);
+        }
+        ran
     }
 
     /// A handle that stops [`run`](Self::run) from another thread (a signal
@@ -311,9 +320,14 @@ impl Drop for TaskManager {
     /// with no lock held, for the shards to go too.
     fn drop(&mut self) {
         let _tokio = tokio_runtime().enter();
+        // No more remote spawns taken for a manager that is going.
+        self.shards.request_stop();
         for shard in self.shards.all() {
             let futures = shard.core().take_all_futures();
             drop(futures);
+        }
+        if let Some(cluster) = self.shards.cluster() {
+            cluster.settle(SETTLE);
         }
     }
 }

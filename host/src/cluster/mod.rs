@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //!
-//! - this file: [`ClusterConfig`], the connection ([`Cluster`]), the names
+//! - this file: the connection ([`Cluster`]), the names
 //!   of each tenant's streams and subjects ([`Names`]), and
 //!   [`Cluster::start`], which runs NATS work on the host's Tokio runtime
 //!   for a task to wait on as it waits on I/O.
@@ -23,9 +23,10 @@ pub(crate) mod queue;
 pub(crate) mod remote;
 pub(crate) mod worker;
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -35,6 +36,7 @@ pub use config::{ClusterConfig, DEFAULT_LEASE};
 
 use crate::engine::tokio_runtime;
 use crate::error::Error;
+use crate::shard::lock;
 
 /// The host's connection to its cluster, shared by every task.
 pub(crate) struct Cluster {
@@ -53,7 +55,10 @@ pub(crate) struct Cluster {
     /// Remote children of this host's tasks that have not answered yet.
     pub(crate) waiting: Arc<remote::Waiting>,
     /// Streams this host knows exist (made or seen): no need to ask again.
-    known: std::sync::Mutex<std::collections::HashSet<String>>,
+    known: Mutex<HashSet<String>>,
+    /// The named queues open on this host, by stream: one each, whatever
+    /// the number of handles.
+    queues: Mutex<HashMap<String, Weak<queue::ClusterQueue>>>,
 }
 
 /// How long joining may take before the host gives up.
@@ -110,10 +115,8 @@ impl Cluster {
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            let waiting = remote::Waiting::listen(&client, &host)
-                .await
-                .map_err(fail)?;
-            let leases = leases::Leases::start(config.lease);
+            let waiting = remote::Waiting::new();
+            let leases = leases::Leases::start();
             Ok(Arc::new(Cluster {
                 client,
                 js,
@@ -123,6 +126,7 @@ impl Cluster {
                 leases,
                 waiting,
                 known: Default::default(),
+                queues: Default::default(),
             }))
         })
     }
@@ -153,9 +157,50 @@ impl Cluster {
         )
     }
 
+    /// The stream `config` describes, made unless it exists. Another host
+    /// may make it at the same moment (with other limits, even): then the
+    /// first one's stands.
+    pub(crate) async fn stream(
+        &self,
+        config: jetstream::stream::Config,
+    ) -> Result<jetstream::stream::Stream, String> {
+        let js = &self.js;
+        if let Ok(stream) = js.get_stream(&config.name).await {
+            return Ok(stream);
+        }
+        let name = config.name.clone();
+        match js.create_stream(config).await {
+            Ok(stream) => Ok(stream),
+            Err(_) => js.get_stream(&name).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// The named queue open on this host on stream `stream`, if any.
+    pub(crate) fn queue(&self, stream: &str) -> Option<Arc<queue::ClusterQueue>> {
+        lock(&self.queues).get(stream).and_then(Weak::upgrade)
+    }
+
+    /// Records `queue` as the one on stream `stream` here (forgetting the
+    /// queues no handle holds any more).
+    pub(crate) fn remember_queue(&self, stream: &str, queue: &Arc<queue::ClusterQueue>) {
+        let mut queues = lock(&self.queues);
+        queues.retain(|_, q| q.strong_count() > 0);
+        queues.insert(stream.to_string(), Arc::downgrade(queue));
+    }
+
+    /// Waits (at most `limit`) for what this host held to be acked or
+    /// handed back, and for everything it sent to reach the server: a
+    /// host that stops loses no word it said.
+    pub(crate) fn settle(&self, limit: Duration) {
+        tokio_runtime().block_on(async {
+            self.leases.settle(limit).await;
+            let _ = self.client.flush().await;
+        });
+    }
+
     /// Whether stream `name` is known to exist; `seen` records that it does.
     pub(crate) fn knows(&self, name: &str, seen: bool) -> bool {
-        let mut known = crate::shard::lock(&self.known);
+        let mut known = lock(&self.known);
         if seen {
             known.insert(name.to_string());
         }
@@ -230,9 +275,24 @@ impl Names {
         format!("mtask.{}.j.{code}", self.tenant)
     }
 
+    /// The stream of the outcomes of the tenant's remote spawns.
+    pub(crate) fn results_stream(&self) -> String {
+        format!("MTR_{}", self.tenant)
+    }
+
+    /// The subject of the outcomes for the parent's host `host`.
+    pub(crate) fn results_subject(&self, host: &str) -> String {
+        format!("mtask.{}.r.{host}", self.tenant)
+    }
+
     /// The subject a cancel of job `job` goes to.
     pub(crate) fn cancel_subject(&self, job: &str) -> String {
         format!("mtask.{}.cancel.{job}", self.tenant)
+    }
+
+    /// The subject where a close of queue `name` is announced.
+    pub(crate) fn shut_subject(&self, name: &str) -> String {
+        format!("mtask.{}.shut.{}", self.tenant, short_hash(&[name]))
     }
 
     /// The subject where getters of queue `name` say there is room.

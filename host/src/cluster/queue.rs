@@ -17,7 +17,8 @@
 //! - FIFO per queue, as JetStream delivers; an item delivered again (its
 //!   host died) comes back out of order.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
@@ -38,8 +39,13 @@ const TAG: &str = "Mtask-Tag";
 /// The consumer every getter shares.
 const GETTERS: &str = "getters";
 
-/// How long one pull waits before the getter looks whether the queue closed.
-const CLOSE_CHECK: Duration = Duration::from_millis(200);
+/// How long one pull waits at most, before the getter looks whether the
+/// queue closed.
+const PULL: Duration = Duration::from_millis(250);
+
+/// Every this many empty pulls, a getter asks the server whether the queue
+/// closed even without word of it (a word lost in a reconnect).
+const LOOK_EVERY: u32 = 20;
 
 /// The longest pause between two tries of a put on a full queue, when no
 /// word of room came (a getter's host died, a task ended).
@@ -64,6 +70,14 @@ pub(crate) struct ClusterQueue {
     /// Where a getter that acked an item says there is room, for putters
     /// waiting on a full queue; `None` for a queue with no bound.
     room: Option<String>,
+    /// Where a close is announced to every host's getters.
+    shut: String,
+    /// Word of a close came (or the stream was found closed).
+    closed: AtomicBool,
+    /// The consumer's ack wait, which the leases of its items follow.
+    ack_wait: Duration,
+    /// Stops the task that listens for word of a close, when dropped.
+    _watch: oneshot::Sender<()>,
 }
 
 /// A task's handle on a cluster queue; the item it holds is done with when
@@ -106,6 +120,10 @@ impl ClusterQueue {
         max_bytes: usize,
     ) -> Result<Arc<Self>, Error> {
         let (stream_name, subject) = (names.queue_stream(name), names.queue_subject(name));
+        // One per host: its getters share one watch for a close.
+        if let Some(queue) = cluster.queue(&stream_name) {
+            return Ok(queue);
+        }
         let config = stream::Config {
             name: stream_name.clone(),
             description: Some(format!("mtask queue {name:?}")),
@@ -116,20 +134,11 @@ impl ClusterQueue {
             max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
             ..Default::default()
         };
-        let js = cluster.js();
-        let stream = match js.get_stream(&stream_name).await {
-            Ok(stream) => stream,
-            // Another host may create it at the same moment (with another
-            // maxsize, even): then the first one's stands.
-            Err(_) => match js.create_stream(config).await {
-                Ok(stream) => stream,
-                Err(_) => js
-                    .get_stream(&stream_name)
-                    .await
-                    .map_err(|e| io_error("cannot open the queue", e))?,
-            },
-        };
-        let consumer = stream
+        let stream = cluster
+            .stream(config)
+            .await
+            .map_err(|e| io_error("cannot open the queue", e))?;
+        let consumer: PullConsumer = stream
             .get_or_create_consumer(
                 GETTERS,
                 pull::Config {
@@ -143,17 +152,35 @@ impl ClusterQueue {
             )
             .await
             .map_err(|e| io_error("cannot open the queue", e))?;
-        let bounded = stream.cached_info().config.max_messages > 0;
-        Ok(Arc::new(Self {
+        let info = stream.cached_info();
+        let bounded = info.config.max_messages > 0;
+        let closed_subject = names.closed_subject(name);
+        let closed = info.config.subjects.contains(&closed_subject);
+        let ack_wait = consumer.cached_info().config.ack_wait;
+        let shut = names.shut_subject(name);
+        let notices = cluster
+            .client()
+            .subscribe(shut.clone())
+            .await
+            .map_err(|e| io_error("cannot open the queue", e))?;
+        let (watch, unwatched) = oneshot::channel();
+        let queue = Arc::new(Self {
             room: bounded.then(|| names.room_subject(name)),
-            closed_subject: names.closed_subject(name),
-            cluster,
+            shut,
+            closed: AtomicBool::new(closed),
+            ack_wait,
+            _watch: watch,
+            closed_subject,
+            cluster: cluster.clone(),
             name: name.to_string(),
             maxsize,
             stream,
             subject,
             consumer,
-        }))
+        });
+        tokio::spawn(watch_for_close(Arc::downgrade(&queue), notices, unwatched));
+        cluster.remember_queue(&stream_name, &queue);
+        Ok(queue)
     }
 
     /// Adds `item`, trying again while the queue is full, until `deadline`:
@@ -251,8 +278,8 @@ impl ClusterQueue {
         deadline: Option<Instant>,
         tx: &mut oneshot::Sender<Result<Got, Error>>,
     ) -> Result<Got, Error> {
-        loop {
-            let wait = until(deadline).map_or(CLOSE_CHECK, |left| left.min(CLOSE_CHECK));
+        for pulls in 1.. {
+            let wait = until(deadline).map_or(PULL, |left| left.min(PULL));
             let pulled = tokio::select! {
                 pulled = self.pull(wait) => pulled?,
                 () = tx.closed() => return Err(Error::Cancelled),
@@ -260,13 +287,15 @@ impl ClusterQueue {
             if let Some(got) = pulled {
                 return Ok(got);
             }
-            if self.closed_and_empty().await? {
+            let look = self.closed.load(Ordering::SeqCst) || pulls % LOOK_EVERY == 0;
+            if look && self.closed_and_empty().await? {
                 return Err(Error::Closed);
             }
             if past(deadline) {
                 return Err(Error::Timeout);
             }
         }
+        unreachable!("the pulls go on until one returns")
     }
 
     /// The front item if one comes within `wait` (none waits: only what is
@@ -293,10 +322,12 @@ impl ClusterQueue {
             tag,
             data: message.payload.to_vec(),
         };
-        Ok(Some((item, self.cluster.leases.hold(acker))))
+        Ok(Some((item, self.cluster.leases.hold(acker, self.ack_wait))))
     }
 
-    /// Whether the queue was closed and no item is left to deliver.
+    /// Whether the queue was closed and no item is left in it: none
+    /// queued, and none held by a getter (whose host may die and give it
+    /// back).
     async fn closed_and_empty(&self) -> Result<bool, Error> {
         let info = self
             .stream
@@ -306,7 +337,8 @@ impl ClusterQueue {
         if !info.config.subjects.contains(&self.closed_subject) {
             return Ok(false);
         }
-        Ok(self.len().await? == 0)
+        self.closed.store(true, Ordering::SeqCst);
+        Ok(info.state.messages == 0)
     }
 
     /// Items queued and not yet taken by any getter.
@@ -345,7 +377,27 @@ impl ClusterQueue {
             .update_stream(info.config)
             .await
             .map_err(|e| io_error("close", e))?;
+        // Getters everywhere look at once rather than at their next look.
+        let client = self.cluster.client();
+        let _ = client.publish(self.shut.clone(), Vec::new().into()).await;
         Ok(())
+    }
+}
+
+/// Marks `queue` closed when word of a close comes, until the queue goes.
+async fn watch_for_close(
+    queue: Weak<ClusterQueue>,
+    mut notices: async_nats::Subscriber,
+    mut unwatched: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            notice = notices.next() => match (notice, queue.upgrade()) {
+                (Some(_), Some(queue)) => queue.closed.store(true, Ordering::SeqCst),
+                _ => return,
+            },
+            _ = &mut unwatched => return,
+        }
     }
 }
 

@@ -2,16 +2,20 @@
 //!
 //! The request goes on the tenant's spawn stream (work-queue retention),
 //! on a subject of the component's digest, so only hosts that run the same
-//! component take it. It names the subject this host listens on for
-//! results; the host that ran the child sends its outcome there as a
-//! request, and acks the job only once this host has answered.
+//! component take it. It names this host's subject on the tenant's results
+//! stream; the host that ran the child publishes the outcome there and
+//! acks the job only once JetStream has it. So an outcome survives a
+//! reconnect of either host; one for a host that is gone is dropped with
+//! the results stream's age limit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::task::Waker;
+use std::time::Duration;
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::stream::{self, RetentionPolicy};
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
 use futures_util::StreamExt;
 
 use super::{Cluster, Names, io_error};
@@ -73,26 +77,47 @@ impl Request {
     }
 }
 
+/// The most spawn requests a tenant's stream holds (waiting for a host, or
+/// running); a spawn past it is a `limit` error.
+const MAX_JOBS: i64 = 100_000;
+
+/// How long an outcome waits on the results stream for its parent's host
+/// (one that is gone never takes it).
+const RESULTS_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a host's results consumer outlives the host.
+const RESULTS_IDLE: Duration = Duration::from_secs(3600);
+
 /// The tenant's spawn stream, made on first use.
 pub(crate) async fn jobs_stream(
     cluster: &Cluster,
     names: &Names,
 ) -> Result<stream::Stream, String> {
-    let config = stream::Config {
-        name: names.jobs_stream(),
-        description: Some("mtask spawn requests".into()),
-        subjects: vec![names.jobs_subject("*")],
-        retention: RetentionPolicy::WorkQueue,
-        ..Default::default()
-    };
-    let js = cluster.js();
-    match js.get_stream(&config.name).await {
-        Ok(stream) => Ok(stream),
-        Err(_) => match js.create_stream(config.clone()).await {
-            Ok(stream) => Ok(stream),
-            Err(_) => js.get_stream(&config.name).await.map_err(|e| e.to_string()),
-        },
-    }
+    cluster
+        .stream(stream::Config {
+            name: names.jobs_stream(),
+            description: Some("mtask spawn requests".into()),
+            subjects: vec![names.jobs_subject("*")],
+            retention: RetentionPolicy::WorkQueue,
+            max_messages: MAX_JOBS,
+            discard: DiscardPolicy::New,
+            ..Default::default()
+        })
+        .await
+}
+
+/// The tenant's results stream, made on first use.
+async fn results_stream(cluster: &Cluster, names: &Names) -> Result<stream::Stream, String> {
+    cluster
+        .stream(stream::Config {
+            name: names.results_stream(),
+            description: Some("mtask outcomes of remote spawns".into()),
+            subjects: vec![names.results_subject("*")],
+            retention: RetentionPolicy::WorkQueue,
+            max_age: RESULTS_AGE,
+            ..Default::default()
+        })
+        .await
 }
 
 /// Puts `request` on the spawn stream for component `code`; returns its
@@ -117,14 +142,23 @@ pub(crate) async fn publish(
             body.len()
         )));
     }
-    let ack = cluster
+    let acked = match cluster
         .js()
         .publish_with_headers(names.jobs_subject(code), headers, body.into())
         .await
-        .map_err(|e| io_error("spawn", e))?
-        .await
-        .map_err(|e| io_error("spawn", e))?;
-    Ok(ack.sequence)
+    {
+        Ok(ack) => ack.await,
+        Err(e) => Err(e),
+    };
+    match acked {
+        Ok(ack) => Ok(ack.sequence),
+        // The server's words for a stream at its limit (its error code is
+        // the same for every store failure).
+        Err(e) if e.to_string().contains("maximum messages exceeded") => Err(Error::Limit(
+            format!("the tenant's cluster holds at most {MAX_JOBS} spawn requests"),
+        )),
+        Err(e) => Err(io_error("spawn", e)),
+    }
 }
 
 /// Withdraws job `job` (at `seq` on the spawn stream) if no host took it
@@ -139,8 +173,9 @@ pub(crate) async fn cancel(cluster: Arc<Cluster>, names: Names, job: String, seq
         .await;
 }
 
-/// Sends `outcome` of job `job` to `reply` and waits for the parent's host
-/// to have it; `false` if that host is gone (nobody will join).
+/// Publishes `outcome` of job `job` on the results stream, at `reply`, and
+/// waits until JetStream has it; `false` if it could not (the job is then
+/// run again).
 pub(crate) async fn answer(cluster: &Cluster, reply: &str, job: &str, outcome: &Outcome) -> bool {
     let (headers, body) = encode_outcome(job, outcome);
     // An outcome too big for one message would never arrive: the parent
@@ -156,18 +191,17 @@ pub(crate) async fn answer(cluster: &Cluster, reply: &str, job: &str, outcome: &
         (headers, body)
     };
     // A few tries: a reconnect may be under way.
-    for _ in 0..5 {
-        let asked = cluster
-            .client()
-            .request_with_headers(reply.to_string(), headers.clone(), body.clone().into())
+    for _ in 0..10 {
+        let published = cluster
+            .js()
+            .publish_with_headers(reply.to_string(), headers.clone(), body.clone().into())
             .await;
-        match asked {
-            Ok(_) => return true,
-            Err(e) if e.kind() == async_nats::client::RequestErrorKind::NoResponders => {
-                return false;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        if let Ok(ack) = published
+            && ack.await.is_ok()
+        {
+            return true;
         }
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     false
 }
@@ -215,6 +249,9 @@ pub(crate) struct Slot {
     taken: bool,
     /// The joiner to wake when it comes.
     waker: Option<Waker>,
+    /// Its handle went before it ended: what to do when it does (give its
+    /// place among the app's tasks back, as a detached local task does).
+    orphaned: Option<Box<dyn FnOnce() + Send>>,
 }
 
 /// What a join of a remote child finds.
@@ -226,37 +263,65 @@ pub(crate) enum Found {
 
 /// The remote children of this host's tasks that have not answered.
 pub(crate) struct Waiting {
+    /// Their slots, by job id.
     slots: Mutex<HashMap<String, Arc<Mutex<Slot>>>>,
+    /// The tenants whose results this host takes already.
+    tenants: Mutex<HashSet<String>>,
 }
 
 impl Waiting {
-    /// Listens for answers on this host's results subject.
-    pub(crate) async fn listen(
-        client: &async_nats::Client,
-        host: &str,
-    ) -> Result<Arc<Self>, String> {
-        let mut answers = client
-            .subscribe(results_subject(host))
-            .await
-            .map_err(|e| format!("cannot listen for results: {e}"))?;
-        let waiting = Arc::new(Self {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
             slots: Mutex::new(HashMap::new()),
-        });
-        let (weak, client) = (Arc::downgrade(&waiting), client.clone());
+            tenants: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Makes sure this host takes the outcomes of the tenant `names`
+    /// stands for from its results stream (a consumer of this host's
+    /// subject, which outlives the host by [`RESULTS_IDLE`]).
+    pub(crate) async fn watch(
+        self: &Arc<Self>,
+        cluster: &Cluster,
+        names: &Names,
+    ) -> Result<(), Error> {
+        let stream_name = names.results_stream();
+        if lock(&self.tenants).contains(&stream_name) {
+            return Ok(());
+        }
+        let fail = |e: String| io_error("cannot take remote outcomes", e);
+        let stream = results_stream(cluster, names).await.map_err(fail)?;
+        let name = format!("parent-{}", cluster.host());
+        let config = pull::Config {
+            durable_name: Some(name.clone()),
+            filter_subject: names.results_subject(cluster.host()),
+            ack_policy: AckPolicy::Explicit,
+            inactive_threshold: RESULTS_IDLE,
+            ..Default::default()
+        };
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let mut outcomes = consumer.messages().await.map_err(|e| fail(e.to_string()))?;
+        if !lock(&self.tenants).insert(stream_name) {
+            return Ok(()); // another task of this host got here first
+        }
+        let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            while let Some(answer) = answers.next().await {
+            while let Some(message) = outcomes.next().await {
                 let Some(waiting) = weak.upgrade() else {
                     return;
                 };
-                if let Some((job, outcome)) = outcome_of(answer.headers.as_ref(), &answer.payload) {
+                let Ok(message) = message else { continue };
+                if let Some((job, outcome)) = outcome_of(message.headers.as_ref(), &message.payload)
+                {
                     waiting.arrived(&job, outcome);
                 }
-                if let Some(reply) = answer.reply {
-                    let _ = client.publish(reply, Vec::new().into()).await;
-                }
+                let _ = message.ack().await;
             }
         });
-        Ok(waiting)
+        Ok(())
     }
 
     /// A slot for job `job`'s outcome.
@@ -266,12 +331,23 @@ impl Waiting {
         slot
     }
 
-    /// Forgets job `job`: its handle is gone.
-    pub(crate) fn forget(&self, job: &str) {
-        lock(&self.slots).remove(job);
+    /// Job `job`'s handle went: forgotten now if it ended or `never_sent`,
+    /// else once it ends, when `release` runs.
+    pub(crate) fn forget(&self, job: &str, never_sent: bool, release: Box<dyn FnOnce() + Send>) {
+        let Some(slot) = lock(&self.slots).get(job).cloned() else {
+            return release();
+        };
+        let mut slot = lock(&slot);
+        if never_sent || slot.outcome.is_some() || slot.taken {
+            drop(slot);
+            lock(&self.slots).remove(job);
+            release();
+        } else {
+            slot.orphaned = Some(release);
+        }
     }
 
-    /// Job `job` ended with `outcome` (a second answer, from a run again
+    /// Job `job` ended with `outcome` (a second outcome, from a run again
     /// after its first host seemed dead, is dropped).
     fn arrived(&self, job: &str, outcome: Outcome) {
         let Some(slot) = lock(&self.slots).get(job).cloned() else {
@@ -280,6 +356,11 @@ impl Waiting {
         let mut slot = lock(&slot);
         if slot.outcome.is_some() || slot.taken {
             return;
+        }
+        if let Some(release) = slot.orphaned.take() {
+            drop(slot);
+            lock(&self.slots).remove(job);
+            return release();
         }
         slot.outcome = Some(outcome);
         if let Some(waker) = slot.waker.take() {
@@ -314,11 +395,6 @@ pub(crate) fn cancel_slot(slot: &Mutex<Slot>) {
     if slot.outcome.is_none() && !slot.taken {
         slot.outcome = Some(Err(TaskError::Cancelled));
     }
-}
-
-/// The subject host `host`'s results come to.
-pub(crate) fn results_subject(host: &str) -> String {
-    format!("mtask.host.{host}.results")
 }
 
 #[cfg(test)]

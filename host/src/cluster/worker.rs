@@ -16,23 +16,26 @@ use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::Acker;
 use futures_util::StreamExt;
 use tokio::sync::{Semaphore, oneshot};
 
-use super::queue::{ClusterHandle, ClusterQueue};
 use super::remote::{Request, answer, jobs_stream};
 use super::{Cluster, Names};
-use crate::handles::{Charge, QueueHandle};
+use crate::handles::open_shared_queue;
 use crate::ids::TaskCell;
 use crate::outcome::{Outcome, TaskError};
 use crate::program::Program;
 use crate::program::task::{Handover, Job, Start, spawn};
-use crate::queue::{HANDLE_COST, QUEUE_COST};
 use crate::shard::{Holder, lock};
 use crate::shards::Shards;
 
 /// How long one pull for a request waits before the loop looks around.
 const PULL: Duration = Duration::from_millis(500);
+
+/// How long a request this host cannot take now waits before JetStream
+/// offers it again (to any host).
+const NAK_DELAY: Duration = Duration::from_millis(500);
 
 /// When a host takes requests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,9 +108,13 @@ async fn listen_for_cancels(
     let Ok(mut cancels) = cluster.client().subscribe(names.cancels()).await else {
         return;
     };
-    let (shards, running) = (shards.clone(), running.clone());
+    // Weak: the host's going (its shards dropped) ends this loop.
+    let (shards, running) = (Arc::downgrade(shards), running.clone());
     tokio::spawn(async move {
         while let Some(cancel) = cancels.next().await {
+            let Some(shards) = shards.upgrade() else {
+                return;
+            };
             let job = cancel.subject.rsplit('.').next().unwrap_or_default();
             let cell = match lock(&running).get_mut(job) {
                 Some((cell, cancelled)) => {
@@ -139,6 +146,8 @@ async fn take(
     let room = Arc::new(Semaphore::new(slots));
     let mains = shards.apps().mains();
     let app = program.app();
+    let ack_wait = consumer.cached_info().config.ack_wait;
+    let own_results = Names::of(program.tenant()).results_subject(cluster.host());
     loop {
         let go_on = match taking {
             Taking::UntilStopped => true,
@@ -150,48 +159,37 @@ async fn take(
         let Ok(permit) = room.clone().acquire_owned().await else {
             return;
         };
-        let pulled = match consumer
-            .batch()
-            .max_messages(1)
-            .expires(PULL)
-            .messages()
-            .await
-        {
-            Ok(mut batch) => batch.next().await,
-            Err(_) => {
-                tokio::time::sleep(PULL).await;
-                continue;
-            }
-        };
-        let Some(Ok(message)) = pulled else { continue };
-        let (message, acker) = message.split();
-        let request = match Request::decode(message.headers.as_ref(), &message.payload) {
-            Ok(request) => request,
-            Err(why) => {
-                eprintln!("mtask-host: cluster: dropped a bad spawn request: {why}");
-                let _ = acker.ack_with(AckKind::Term).await;
-                continue;
-            }
-        };
-        // The place among the app's tasks only now, with a request in hand:
-        // a place reserved for nothing would count as a task alive. A host
-        // whose main ended meanwhile hands the request back.
-        let ended = taking == Taking::WhileMainsRun && mains.load(Ordering::SeqCst) == 0;
-        if ended || shards.stop_requested() || shards.apps().reserve(app).is_err() {
-            let _ = acker.ack_with(AckKind::Nak(None)).await;
+        // Only with room for a task: else the request would go straight
+        // back. (One the app has no room for goes back, delayed, below.)
+        if !shards.apps().host_has_room() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
-        let lease = cluster.leases.hold(acker);
+        let Some((request, acker)) = pull(&consumer).await else {
+            continue;
+        };
+        // The place among the app's tasks only now, with a request in hand:
+        // a place reserved for nothing would count as a task alive. A child
+        // of one of this host's own tasks takes the place its handle holds.
+        // A host whose main ended meanwhile hands the request back.
+        let ended = taking == Taking::WhileMainsRun && mains.load(Ordering::SeqCst) == 0;
+        let own = request.reply == own_results;
+        let reserved =
+            !ended && !shards.stop_requested() && shards.apps().reserve_job(app, own).is_ok();
+        if !reserved {
+            let _ = acker.ack_with(AckKind::Nak(Some(NAK_DELAY))).await;
+            continue;
+        }
+        let lease = cluster.leases.hold(acker, ack_wait);
         let (job, reply) = (request.job.clone(), request.reply.clone());
         let (tx, rx) = oneshot::channel();
-        match handover(&cluster, &shards, &program, &request).await {
+        match handover(&shards, &program, &request).await {
             Ok(handover) => {
                 let start = Start {
                     entry: request.entry.into(),
                     payload: request.payload,
                     handover,
-                    holder: Holder::Cluster,
+                    holder: Holder::Cluster { own },
                     job: Some(Job {
                         key: job.as_str().into(),
                         report: tx,
@@ -201,7 +199,7 @@ async fn take(
                 lock(&running).insert(job.clone(), (cell, false));
             }
             Err(why) => {
-                shards.apps().unreserve(app);
+                shards.apps().unreserve_job(app, own);
                 let _ = tx.send(Err(TaskError::Failed(why)));
             }
         }
@@ -214,12 +212,12 @@ async fn take(
                 Err(_) if cancelled => {
                     let _ = lease.ack_surely().await;
                 }
-                Ok(outcome) => {
-                    // Sent (or the parent's host is gone, and nobody will
-                    // join): the request is done with.
-                    answer(&cluster, &reply, &job, &outcome).await;
+                // Done with once its outcome is on the results stream; if
+                // it cannot get there, the child runs again later.
+                Ok(outcome) if answer(&cluster, &reply, &job, &outcome).await => {
                     let _ = lease.ack_surely().await;
                 }
+                Ok(_) => lease.end(true),
                 // Dropped unended: this host stops. Another runs it.
                 Err(_) => lease.end(true),
             }
@@ -228,9 +226,32 @@ async fn take(
     }
 }
 
+/// The next request, if one comes within [`PULL`]; a bad one is dropped
+/// for good.
+async fn pull(consumer: &PullConsumer) -> Option<(Request, Acker)> {
+    let pulled = consumer
+        .batch()
+        .max_messages(1)
+        .expires(PULL)
+        .messages()
+        .await;
+    let Ok(mut batch) = pulled else {
+        tokio::time::sleep(PULL).await;
+        return None;
+    };
+    let (message, acker) = batch.next().await?.ok()?.split();
+    match Request::decode(message.headers.as_ref(), &message.payload) {
+        Ok(request) => Some((request, acker)),
+        Err(why) => {
+            eprintln!("mtask-host: cluster: dropped a bad spawn request: {why}");
+            let _ = acker.ack_with(AckKind::Term).await;
+            None
+        }
+    }
+}
+
 /// The handles a request hands its child: its named queues, opened here.
 async fn handover(
-    cluster: &Arc<Cluster>,
     shards: &Arc<Shards>,
     program: &Program,
     request: &Request,
@@ -242,28 +263,13 @@ async fn handover(
             request.entry
         ));
     }
-    let names = Names::of(program.tenant());
-    let app = program.app();
-    let max_bytes = shards.apps().limits(app).max_queue_bytes;
+    let (names, app) = (Names::of(program.tenant()), program.app());
     let mut handover = Vec::new();
     for (name, maxsize) in &request.queues {
-        let bytes = name.len() + HANDLE_COST + QUEUE_COST;
-        shards
-            .queues()
-            .charge(app, bytes)
-            .map_err(|e| format!("cannot take the queue {name:?}: {e:?}"))?;
-        let charge = Charge {
-            shards: shards.clone(),
-            app,
-            bytes,
-        };
-        let queue = ClusterQueue::open(cluster.clone(), &names, name, *maxsize, max_bytes)
+        let opened = open_shared_queue(shards.clone(), app, names.clone(), name.clone(), *maxsize);
+        let handle = opened
             .await
             .map_err(|e| format!("cannot open the queue {name:?}: {e:?}"))?;
-        let handle = QueueHandle::Cluster {
-            handle: ClusterHandle::new(queue),
-            _charge: charge,
-        };
         handover.push(Handover::Queue(handle));
     }
     Ok(handover)

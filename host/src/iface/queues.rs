@@ -16,13 +16,11 @@ use crate::bindings::mtask::task::queues::{Host, HostQueue, Item as WitItem};
 use crate::bindings::mtask::task::types::Error;
 use crate::cluster::Names;
 use crate::cluster::queue::{ClusterHandle, ClusterQueue};
-use crate::handles::{Charge, LocalQueue, QueueHandle};
+use crate::handles::{Charge, LocalQueue, QueueHandle, open_shared_queue};
 use crate::outcome::OverLimit;
 use crate::program::task::TaskCtx;
 use crate::program::task::TaskState;
-use crate::queue::{
-    GetNow, HANDLE_COST, Item, MAX_NAME, PutNow, QUEUE_COST, QueueKey, WaiterKey, tag_set,
-};
+use crate::queue::{GetNow, HANDLE_COST, Item, PutNow, QueueKey, WaiterKey, tag_set};
 use crate::shard::Wait;
 use crate::shards::Shards;
 use crate::waits::{Deadline, outside};
@@ -51,38 +49,13 @@ impl TaskState {
         maxsize: u32,
     ) -> wasmtime::Result<Result<Resource<QueueHandle>, Error>> {
         let shards = self.ctx()?.shards.clone();
-        let cluster = shards.cluster().expect("cluster mode").clone();
-        let app = self.program.app();
-        if name.len() > MAX_NAME {
-            return Ok(Err(Error::Invalid(format!(
-                "a queue name may be at most {MAX_NAME} bytes, not {}",
-                name.len()
-            ))));
-        }
-        let bytes = name.len() + HANDLE_COST + QUEUE_COST;
-        if let Err(e) = shards.queues().charge(app, bytes) {
-            return Ok(Err(e));
-        }
-        let charge = Charge {
-            shards: shards.clone(),
-            app,
-            bytes,
-        };
-        let names = Names::of(self.program.tenant());
-        let max_bytes = shards.apps().limits(app).max_queue_bytes;
+        let (app, names) = (self.program.app(), Names::of(self.program.tenant()));
         let opened = outside(self.ctx()?, move |tx| async move {
-            let opened = ClusterQueue::open(cluster, &names, &name, maxsize, max_bytes).await;
-            let _ = tx.send(opened);
+            let _ = tx.send(open_shared_queue(shards, app, names, name, maxsize).await);
         })
         .await?;
         Ok(match opened {
-            Ok(queue) => {
-                let handle = ClusterHandle::new(queue);
-                Ok(self.table.push(QueueHandle::Cluster {
-                    handle,
-                    _charge: charge,
-                })?)
-            }
+            Ok(handle) => Ok(self.table.push(handle)?),
             Err(e) => Err(e),
         })
     }

@@ -7,7 +7,7 @@ use crate::bindings::mtask::task::types::{self as wit, Error, TaskError};
 use std::sync::Arc;
 
 use crate::bindings::mtask::task::tasks::Placement;
-use crate::cluster::remote::{Request, cancel, cancel_slot, publish, results_subject};
+use crate::cluster::remote::{Request, cancel, cancel_slot, publish};
 use crate::cluster::{Cluster, Names};
 use crate::handles::{LocalTask, QueueHandle, RemoteTask, TaskHandle};
 use crate::outcome;
@@ -153,43 +153,40 @@ impl TaskState {
             return Ok(Err(Error::Limit(limit)));
         }
         let job = cluster.new_job_id();
-        let slot = cluster.waiting.add(&job);
         let names = Names::of(self.program.tenant());
-        let request = Request {
+        // Made before the request goes out: if this task is cancelled while
+        // it waits, the handle's drop gives the place back.
+        let mut task = RemoteTask {
+            id: shards.next_id(),
             job: job.clone(),
+            seq: 0,
+            slot: cluster.waiting.add(&job),
+            names: names.clone(),
+            app,
+            shards,
+        };
+        let request = Request {
+            job,
             entry,
             payload,
             queues,
-            reply: results_subject(cluster.host()),
+            reply: names.results_subject(cluster.host()),
         };
-        let (code, work_names, work_cluster) = (
-            self.program.digest().to_string(),
-            names.clone(),
-            cluster.clone(),
-        );
+        let (code, cluster) = (self.program.digest().to_string(), cluster.clone());
         let published = outside(self.ctx()?, move |tx| async move {
-            let _ = tx.send(publish(&work_cluster, &work_names, &code, &request).await);
+            let sent = match cluster.waiting.watch(&cluster, &names).await {
+                Ok(()) => publish(&cluster, &names, &code, &request).await,
+                Err(e) => Err(e),
+            };
+            let _ = tx.send(sent);
         })
         .await?;
-        let seq = match published {
-            Ok(seq) => seq,
-            Err(e) => {
-                cluster.waiting.forget(&job);
-                shards.apps().outcome_taken(app);
-                self.take_for_child(handles)?;
-                return Ok(Err(e));
-            }
-        };
-        // The queues went with the request: their handles here go.
+        // The handles were given up with the call: they close here (the
+        // queues went with the request).
         self.take_for_child(handles)?;
-        let task = RemoteTask {
-            id: shards.next_id(),
-            job,
-            seq,
-            slot,
-            names,
-            app,
-            shards,
+        task.seq = match published {
+            Ok(seq) => seq,
+            Err(e) => return Ok(Err(e)),
         };
         Ok(Ok(self.table.push(TaskHandle::Remote(task))?))
     }

@@ -100,6 +100,9 @@ pub(crate) struct Queues {
     max_bytes: usize,
     /// Apps with a cap of their own.
     app_max_bytes: HashMap<AppId, usize>,
+    /// The names of the cluster queues each app opened here: each counts
+    /// for the app's life, as the stream it made stays on the server.
+    cluster_names: std::collections::HashSet<(AppId, String)>,
 }
 
 /// What an attempt to put found.
@@ -131,6 +134,7 @@ impl Queues {
             bytes: HashMap::new(),
             max_bytes,
             app_max_bytes: HashMap::new(),
+            cluster_names: Default::default(),
         }
     }
 
@@ -156,6 +160,24 @@ impl Queues {
     /// entry, its name), unless that passes the app's limit.
     pub(crate) fn charge(&mut self, app: AppId, n: usize) -> Result<(), Error> {
         self.reserve(app, n)
+    }
+
+    /// Counts the name of a cluster queue that `app` opens, the first time
+    /// it does, for as long as the app runs (a queue and its name cost as
+    /// much as a named queue here), unless that passes its limit.
+    pub(crate) fn charge_name(&mut self, app: AppId, name: &str) -> Result<(), Error> {
+        if name.len() > MAX_NAME {
+            return Err(Error::Invalid(format!(
+                "a queue name may be at most {MAX_NAME} bytes, not {}",
+                name.len()
+            )));
+        }
+        let key = (app, name.to_string());
+        if !self.cluster_names.contains(&key) {
+            self.reserve(app, name.len() + QUEUE_COST)?;
+            self.cluster_names.insert(key);
+        }
+        Ok(())
     }
 
     /// Gives back what [`Queues::charge`] counted.

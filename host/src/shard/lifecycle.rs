@@ -2,6 +2,7 @@
 //! (a handle let go of), and the outcomes the embedder takes.
 
 use super::{Core, Entry, Holder, JoinState, TaskFuture, Wait, lock, report_unjoined};
+use crate::apps::Ended;
 use crate::ids::TaskKey;
 use crate::outcome::{Outcome, TaskError};
 
@@ -72,7 +73,12 @@ impl Core {
         self.unstarted -= usize::from(never_ran);
         self.forget_app_task(app);
         let main = holder == Holder::Embedder;
-        let left = lock(&self.apps).ended(app, &outcome, holder.keeps_outcome(), main);
+        let end = Ended {
+            held: holder.keeps_outcome(),
+            main,
+            counted: holder.counted(),
+        };
+        let left = lock(&self.apps).ended(app, &outcome, end);
         self.publish_load();
         if left == 0 {
             // The host's last task: every shard's loop may stop now.

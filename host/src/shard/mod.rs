@@ -95,15 +95,22 @@ pub(crate) enum Holder {
     Embedder,
     /// Nobody: a failure is reported on stderr.
     Nobody,
-    /// A host of the cluster ran it for a parent elsewhere: its outcome
-    /// goes there, from its future (docs/design.md §10).
-    Cluster,
+    /// This host runs it for a parent placed anywhere in the cluster: its
+    /// outcome goes there, from its future (docs/design.md §10). `own`: the
+    /// parent is on this host, whose handle holds the child's place among
+    /// the app's tasks already.
+    Cluster { own: bool },
 }
 
 impl Holder {
     /// Whether the task's outcome stays in the table for its holder.
     pub(crate) fn keeps_outcome(self) -> bool {
         matches!(self, Holder::Handle | Holder::Embedder)
+    }
+
+    /// Whether the task counts among its app's live tasks (see `Cluster`).
+    pub(crate) fn counted(self) -> bool {
+        self != Holder::Cluster { own: true }
     }
 }
 

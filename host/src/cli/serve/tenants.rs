@@ -285,7 +285,6 @@ mod tests {
             documented(&reference["tenant"][0]),
             accepted::<TenantTable>("name = \"a\"\napp = \"a.wasm\"")
         );
-        // And the reference itself is a file the parser takes.
         assert_eq!(
             documented(&reference["cluster"]),
             accepted::<ClusterTable>("url = \"nats://h:4222\"")
