@@ -66,13 +66,16 @@ impl Host {
 
     /// Waits until a line of its stdout is `line` (at most a minute).
     fn wait_for_line(&self, line: &str) {
+        self.wait_for(line, |out| out.lines().any(|l| l == line));
+    }
+
+    /// Waits until its stdout so far passes `test` (at most a minute).
+    fn wait_for(&self, what: &str, test: impl Fn(&str) -> bool) {
         let began = std::time::Instant::now();
-        while !self.stdout.lock().unwrap().lines().any(|l| l == line) {
+        while !test(&self.stdout.lock().unwrap()) {
             let out = self.stdout.lock().unwrap().clone();
-            assert!(
-                began.elapsed() < Duration::from_secs(60),
-                "no `{line}` in: {out}"
-            );
+            let late = began.elapsed() > Duration::from_secs(60);
+            assert!(!late, "no {what} in: {out}");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -295,7 +298,8 @@ fn a_host_killed_mid_work_loses_no_queued_item() {
     // Each consumer works 100 ms on each item it takes.
     let b = start(&nats, Some("consume"), &lease, &["slow", "100"]);
     let c = start(&nats, Some("consume"), &lease, &["slow", "100"]);
-    std::thread::sleep(Duration::from_millis(700));
+    // Killed while it works on an item (its third: it acked two).
+    b.wait_for("3 items", |out| out.matches("got ").count() >= 3);
     let b = b.signal("-9");
     let c = c.finish();
     assert_eq!(c.code, 0, "{}", c.stderr);
@@ -347,7 +351,8 @@ fn a_host_killed_mid_work_loses_no_accepted_spawn() {
         ],
         &["18", "300"],
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // Killed with children under way: it finished one, and holds others.
+    b.wait_for("a job done", |out| out.contains("job "));
     let b = b.signal("-9");
     let parent = parent.finish();
     assert_eq!(parent.code, 0, "{}", parent.stderr);
@@ -499,4 +504,28 @@ fn a_host_at_its_task_limit_still_runs_its_own_remote_children() {
     let r = run(&nats, "spread", &flags, &["2", "1"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("sum 1 in"), "{}", r.stdout);
+}
+
+#[test]
+fn a_closed_queue_waits_for_what_a_dying_host_held() {
+    let nats = NatsServer::start();
+    let lease = ["--cluster-lease", "1s"];
+    let made = run(&nats, "produce", &lease, &["held", "2", "0"]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    // A takes an item and keeps it (it works on it for a minute).
+    let a = start(&nats, Some("consume"), &lease, &["held", "60000"]);
+    a.wait_for("an item", |out| out.contains("got "));
+    // B drains the rest of the closed queue, but A still holds one ...
+    let b = start(&nats, Some("consume"), &lease, &["held", "0"]);
+    std::thread::sleep(Duration::from_millis(500));
+    // ... which comes to B when A dies: B then sees the queue closed.
+    let a = a.signal("-9");
+    let b = b.finish();
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let mut all = [got(&a), got(&b)].concat();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all, [0, 1], "A: {}B: {}", a.stdout, b.stdout);
+    assert_eq!(got(&b).len(), 2, "B: {}", b.stdout);
+    assert!(b.stdout.ends_with("consumed 2\n"), "{}", b.stdout);
 }
