@@ -6,7 +6,7 @@ wasm := "target/wasm32-wasip2/release"
 host := "target/release/mtask-host"
 
 # Guest components: examples, then the ones the tests and benchmarks run.
-guests := "printer children sleepers pingpong pipeline echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered legacy"
+guests := "printer children sleepers pingpong pipeline spread echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered legacy"
 
 # Run the demo (the default).
 default: demo
@@ -139,6 +139,26 @@ demo: build
     {{host}} run {{wasm}}/children.wasm
     echo "== pipeline.wasm: a producer, three workers, results in input order"
     {{host}} run {{wasm}}/pipeline.wasm
+
+# A small cluster on this machine: a NATS server with JetStream on a free
+# loopback port, a worker host, and a host whose main task places 8
+# CPU-bound children anywhere (README "A cluster of hosts on NATS JetStream").
+demo-cluster: build nats-server
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=$(mktemp -d)
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    {{nats_server}} -js -a 127.0.0.1 -p "$port" -sd "$dir" > "$dir/nats.log" 2>&1 &
+    nats=$!
+    trap 'kill $nats ${worker:-} 2> /dev/null || true; wait 2> /dev/null || true; rm -rf "$dir"' EXIT
+    for _ in $(seq 200); do (exec 3<> "/dev/tcp/127.0.0.1/$port") 2> /dev/null && break; sleep 0.05; done
+    url="nats://127.0.0.1:$port"
+    echo "== alone: one host, one thread, runs the 8 children itself"
+    {{host}} run --threads 1 {{wasm}}/spread.wasm | tail -n 1
+    echo "== a cluster at $url: a worker host beside the main one, one thread each"
+    {{host}} run --cluster "$url" --worker --threads 1 --env HOST=worker {{wasm}}/spread.wasm &
+    worker=$!
+    {{host}} run --cluster "$url" --threads 1 --env HOST=main {{wasm}}/spread.wasm
 
 # The seed's programs written in C and in Python, under `mtask-host run`
 # (installs each toolchain first; see README "Tasks in C" / "in Python").

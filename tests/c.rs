@@ -217,14 +217,7 @@ fn c_children_placed_anywhere_run_on_another_host_of_the_cluster() {
     let nats = support::nats::NatsServer::start();
     let app = c_guest("c_conformance");
     let url = nats.url();
-    let mut worker = host()
-        .args(["run", "--cluster", &url, "--worker", "--env", "HOST=B"])
-        .arg(&app)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the worker");
-    support::watchdog(worker.id());
+    let worker = support::nats::Worker::start(&nats, &app, &["--env", "HOST=B"]);
     // The parent's host runs none of them: each child crosses to the worker.
     let flags = ["--cluster", &url, "--cluster-jobs", "0", "--env", "HOST=A"];
     let cluster = host_run(
@@ -234,8 +227,7 @@ fn c_children_placed_anywhere_run_on_another_host_of_the_cluster() {
             .map(Path::new)
             .chain([app.as_path()]),
     );
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
     assert_eq!(cluster.code, 0, "{}", cluster.stderr);
     assert_eq!(
         cluster.lines(),

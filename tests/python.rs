@@ -169,14 +169,7 @@ fn python_children_placed_anywhere_run_on_another_host() {
     let nats = support::nats::NatsServer::start();
     let app = python_guest("spread");
     let url = nats.url();
-    let mut worker = host()
-        .args(["run", "--cluster", &url, "--worker"])
-        .arg(&app)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start the worker");
-    support::watchdog(worker.id());
+    let worker = support::nats::Worker::start(&nats, &app, &[]);
     // The parent's host runs none of them: each child crosses to the worker.
     let parent = host_run([
         Path::new("run"),
@@ -186,8 +179,7 @@ fn python_children_placed_anywhere_run_on_another_host() {
         Path::new("0"),
         &app,
     ]);
-    let _ = worker.kill();
-    let _ = worker.wait();
+    drop(worker);
     assert_eq!(parent.code, 0, "{}", parent.stderr);
     assert_eq!(
         parent.lines(),

@@ -271,3 +271,31 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
         .ok()?;
     Some((code, body.to_string()))
 }
+
+/// `mtask-host run --cluster URL --worker APP` in the background, with
+/// `flags` too: a host that runs the cluster's remote spawns of APP until
+/// dropped (killed).
+pub struct Worker(std::process::Child);
+
+impl Worker {
+    pub fn start(server: &NatsServer, app: &Path, flags: &[&str]) -> Worker {
+        let child = super::host()
+            .args(["run", "--cluster", &server.url(), "--worker"])
+            .args(flags)
+            .arg(app)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the worker host");
+        super::watchdog(child.id());
+        Worker(child)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
