@@ -111,17 +111,26 @@ pub(crate) async fn open_shared_queue(
 ) -> Result<QueueHandle, Error> {
     let cluster = shards.cluster().expect("cluster mode").clone();
     shards.queues().charge_name(app, &name)?;
-    shards.queues().charge(app, HANDLE_COST)?;
-    let charge = Charge {
-        shards: shards.clone(),
-        app,
-        bytes: HANDLE_COST,
-    };
     let max_bytes = shards.apps().limits(app).max_queue_bytes;
     let queue = ClusterQueue::open(cluster, &names, &name, maxsize, max_bytes).await?;
+    shared_queue_handle(shards, app, queue)
+}
+
+/// A new handle of `app` on the cluster queue `queue`, counted against the
+/// app's queue bytes while it lives (for `open` and `clone`).
+pub(crate) fn shared_queue_handle(
+    shards: Arc<Shards>,
+    app: AppId,
+    queue: Arc<ClusterQueue>,
+) -> Result<QueueHandle, Error> {
+    shards.queues().charge(app, HANDLE_COST)?;
     Ok(QueueHandle::Cluster {
         handle: ClusterHandle::new(queue),
-        _charge: charge,
+        _charge: Charge {
+            shards,
+            app,
+            bytes: HANDLE_COST,
+        },
     })
 }
 

@@ -34,20 +34,14 @@ pub(crate) struct Deadline<'a> {
 }
 
 impl<'a> Deadline<'a> {
-    /// A deadline `timeout` from now; `None` (or one too far to represent)
-    /// never passes.
-    pub(crate) fn after(shards: &'a Shards, timeout: Option<Duration>) -> Self {
-        let at = timeout.and_then(|t| Instant::now().checked_add(t));
+    /// A deadline `nanos` nanoseconds from now; `None` (or one too far to
+    /// represent) never passes.
+    pub(crate) fn after_nanos(shards: &'a Shards, nanos: Option<u64>) -> Self {
         Self {
             shards,
-            at,
+            at: instant_in(nanos),
             timer: None,
         }
-    }
-
-    /// A deadline `nanos` nanoseconds from now, if given.
-    pub(crate) fn after_nanos(shards: &'a Shards, nanos: Option<u64>) -> Self {
-        Self::after(shards, nanos.map(Duration::from_nanos))
     }
 
     /// Whether it has passed; if not, makes sure `waker` is woken when it
@@ -74,6 +68,12 @@ impl<'a> Deadline<'a> {
             other => self.timer = other,
         }
     }
+}
+
+/// The point in time `nanos` nanoseconds from now, if given and
+/// representable: when an operation with that timeout gives up.
+pub(crate) fn instant_in(nanos: Option<u64>) -> Option<Instant> {
+    nanos.and_then(|n| Instant::now().checked_add(Duration::from_nanos(n)))
 }
 
 impl Drop for Deadline<'_> {

@@ -23,7 +23,7 @@ pub(crate) mod queue;
 pub(crate) mod remote;
 pub(crate) mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -54,8 +54,6 @@ pub(crate) struct Cluster {
     pub(crate) leases: Arc<leases::Leases>,
     /// Remote children of this host's tasks that have not answered yet.
     pub(crate) waiting: Arc<remote::Waiting>,
-    /// Streams this host knows exist (made or seen): no need to ask again.
-    known: Mutex<HashSet<String>>,
     /// The named queues open on this host, by stream: one each, whatever
     /// the number of handles.
     queues: Mutex<HashMap<String, Weak<queue::ClusterQueue>>>,
@@ -125,7 +123,6 @@ impl Cluster {
                 next_job: AtomicU64::new(1),
                 leases,
                 waiting,
-                known: Default::default(),
                 queues: Default::default(),
             }))
         })
@@ -196,15 +193,6 @@ impl Cluster {
             self.leases.settle(limit).await;
             let _ = self.client.flush().await;
         });
-    }
-
-    /// Whether stream `name` is known to exist; `seen` records that it does.
-    pub(crate) fn knows(&self, name: &str, seen: bool) -> bool {
-        let mut known = lock(&self.known);
-        if seen {
-            known.insert(name.to_string());
-        }
-        known.contains(name)
     }
 
     pub(crate) fn js(&self) -> &jetstream::Context {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
 use futures_util::StreamExt;
 
@@ -128,12 +129,6 @@ pub(crate) async fn publish(
     code: &str,
     request: &Request,
 ) -> Result<u64, Error> {
-    if !cluster.knows(&names.jobs_stream(), false) {
-        jobs_stream(cluster, names)
-            .await
-            .map_err(|e| io_error("spawn", e))?;
-        cluster.knows(&names.jobs_stream(), true);
-    }
     let (headers, body) = request.encode();
     let max = cluster.client().server_info().max_payload;
     if body.len() + 1024 > max {
@@ -142,14 +137,26 @@ pub(crate) async fn publish(
             body.len()
         )));
     }
-    let acked = match cluster
-        .js()
-        .publish_with_headers(names.jobs_subject(code), headers, body.into())
-        .await
-    {
-        Ok(ack) => ack.await,
-        Err(e) => Err(e),
+    let body: bytes::Bytes = body.into();
+    let send = || async {
+        let subject = names.jobs_subject(code);
+        match cluster
+            .js()
+            .publish_with_headers(subject, headers.clone(), body.clone())
+            .await
+        {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        }
     };
+    let mut acked = send().await;
+    // The first spawn of a tenant finds no stream: it makes it, once.
+    if matches!(&acked, Err(e) if e.kind() == PublishErrorKind::StreamNotFound) {
+        jobs_stream(cluster, names)
+            .await
+            .map_err(|e| io_error("spawn", e))?;
+        acked = send().await;
+    }
     match acked {
         Ok(ack) => Ok(ack.sequence),
         // The server's words for a stream at its limit (its error code is

@@ -8,22 +8,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use wasmtime::component::Resource;
 
 use crate::bindings::mtask::task::queues::{Host, HostQueue, Item as WitItem};
 use crate::bindings::mtask::task::types::Error;
 use crate::cluster::Names;
-use crate::cluster::queue::{ClusterHandle, ClusterQueue};
-use crate::handles::{Charge, LocalQueue, QueueHandle, open_shared_queue};
+use crate::cluster::queue::ClusterQueue;
+use crate::handles::{LocalQueue, QueueHandle, open_shared_queue, shared_queue_handle};
 use crate::outcome::OverLimit;
 use crate::program::task::TaskCtx;
 use crate::program::task::TaskState;
-use crate::queue::{GetNow, HANDLE_COST, Item, PutNow, QueueKey, WaiterKey, tag_set};
+use crate::queue::{GetNow, Item, PutNow, QueueKey, WaiterKey, tag_set};
 use crate::shard::Wait;
 use crate::shards::Shards;
-use crate::waits::{Deadline, outside};
+use crate::waits::{Deadline, instant_in, outside};
 
 impl TaskState {
     /// The queue of this host that `queue` names, or `None` for a cluster queue.
@@ -72,7 +71,7 @@ impl TaskState {
             QueueHandle::Local(_) => None,
         };
         let shared = self.shared(&queue)?;
-        let deadline = deadline_in(timeout);
+        let deadline = instant_in(timeout);
         let got = outside(self.ctx()?, move |mut tx| async move {
             if let Some(lease) = held {
                 shared.done_with(lease).await;
@@ -94,11 +93,6 @@ impl TaskState {
             Err(e) => Err(e),
         })
     }
-}
-
-/// When a call with `timeout` nanoseconds gives up, counted from now.
-fn deadline_in(timeout: Option<u64>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(Duration::from_nanos(t)))
 }
 
 impl Host for TaskState {}
@@ -149,15 +143,7 @@ impl HostQueue for TaskState {
                 retained.map_err(over)?;
                 local(key, shards)
             }
-            None => {
-                let bytes = HANDLE_COST;
-                shards.queues().charge(app, bytes).map_err(over)?;
-                let handle = ClusterHandle::new(self.shared(&queue)?);
-                QueueHandle::Cluster {
-                    handle,
-                    _charge: Charge { shards, app, bytes },
-                }
-            }
+            None => shared_queue_handle(shards, app, self.shared(&queue)?).map_err(over)?,
         };
         Ok(self.table.push(handle)?)
     }
@@ -169,7 +155,7 @@ impl HostQueue for TaskState {
         timeout: Option<u64>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let Some(key) = self.local_key(&queue)? else {
-            let (shared, deadline) = (self.shared(&queue)?, deadline_in(timeout));
+            let (shared, deadline) = (self.shared(&queue)?, instant_in(timeout));
             return outside(self.ctx()?, move |mut tx| async move {
                 let put = shared.put(item.into(), deadline, &mut tx).await;
                 let _ = tx.send(put);
