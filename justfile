@@ -6,7 +6,7 @@ wasm := "target/wasm32-wasip2/release"
 host := "target/release/mtask-host"
 
 # Guest components: examples, then the ones the tests and benchmarks run.
-guests := "printer children sleepers pingpong pipeline spread echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered legacy"
+guests := "printer children sleepers pingpong pipeline spread echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered legacy stdnet"
 
 # Run the demo (the default).
 default: demo
@@ -32,7 +32,7 @@ python-guests:
         {{pyvenv}}/bin/pip install --quiet componentize-py==0.25.1
     fi
     mkdir -p target/python
-    for ex in printer children echo_server udp_echo spread; do
+    for ex in printer children echo_server udp_echo spread std_socket; do
         out=target/python/$ex.wasm
         # Rebuild only when the app, the SDK or the WIT changed.
         if [ -f "$out" ] && [ -z "$(find examples/python/$ex guest-sdk/python wit -newer "$out" -type f)" ]; then

@@ -72,6 +72,27 @@ fn python_echo_server_serves_a_native_client() {
 }
 
 #[test]
+fn pythons_own_socket_module_echoes_beside_a_sleeping_ticker() {
+    let mut cmd = host();
+    cmd.args(["run", "--threads", "1", "--listen", "127.0.0.1:*"])
+        .arg(python_guest("std_socket"))
+        .args(["--", "127.0.0.1:0", "1"]);
+    // The native client connects at once; the ticker (25 sleeps of 20 ms
+    // in `time.sleep`) runs on while the server task blocks in accept and
+    // recv on the same thread.
+    let rest = support::assert_echoes_until_shutdown(&mut cmd);
+    let lines: Vec<_> = rest.lines().collect();
+    assert_eq!(lines[0], "echoed 1 connections", "{rest}");
+    assert!(lines[1].starts_with("ticker: 25 ticks, at most "), "{rest}");
+    assert!(support::number_after(lines[1], "at most") < 150, "{rest}");
+
+    // Without a rule, Python's bind is refused with PermissionError.
+    let run = run("std_socket");
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("PermissionError"), "{}", run.stderr);
+}
+
+#[test]
 fn a_python_component_is_compiled_once() {
     // The shared test cache may hold it already; a cache of its own shows
     // both the first (compiling) and the second (cached) start.

@@ -101,6 +101,7 @@ impl TaskManager {
         let engine = new_engine(&config).map_err(|e| Error::Host(one_line(&e)))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .and_then(|()| crate::iface::wasi_sockets::add_to_linker(&mut linker))
             .map_err(|e| Error::Host(one_line(&e)))?;
         crate::bindings::Task::add_to_linker::<TaskState, HasSelf<TaskState>>(
             &mut linker,

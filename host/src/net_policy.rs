@@ -23,6 +23,7 @@ use std::str::FromStr;
 use cap_primitives::ambient_authority;
 use cap_primitives::net::Pool;
 use ipnet::{IpNet, Ipv4Net};
+use wasmtime_wasi::sockets::SocketAddrUse;
 
 /// One grant: a range of addresses and ports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +93,9 @@ pub struct NetPolicy {
     listen: Pool,
     /// Addresses it may connect or send datagrams to.
     connect: Pool,
+    /// Whether its WASI sockets may look host names up (through the host's
+    /// resolver: a way out of the sandbox, so off unless granted).
+    name_lookup: bool,
 }
 
 /// The two uses a rule can grant.
@@ -116,6 +120,36 @@ impl NetPolicy {
         NetPolicy {
             listen: pool(listen),
             connect: pool(connect),
+            name_lookup: false,
+        }
+    }
+
+    /// The same policy, with host-name lookups granted or not.
+    pub fn with_name_lookup(mut self, allowed: bool) -> Self {
+        self.name_lookup = allowed;
+        self
+    }
+
+    /// Whether WASI sockets may look host names up.
+    pub(crate) fn name_lookup(&self) -> bool {
+        self.name_lookup
+    }
+
+    /// Whether a WASI socket may use `addr` as `used` says: wasmtime-wasi
+    /// asks before each bind, listen, connect, datagram and accept. Binds
+    /// and listens are `--listen`'s, connects and datagrams sent
+    /// `--connect`'s. The wildcard with port 0 is the implicit bind of
+    /// every client socket (at its connect or first datagram) and is
+    /// allowed: a TCP socket bound so still needs a rule to listen. Peers
+    /// that connect or send to a granted socket are not checked, as with
+    /// mtask's own sockets.
+    pub(crate) fn check_wasi(&self, addr: SocketAddr, used: SocketAddrUse) -> Result<(), String> {
+        use SocketAddrUse::*;
+        match used {
+            TcpBind | UdpBind if addr.ip().is_unspecified() && addr.port() == 0 => Ok(()),
+            TcpBind | TcpListen | UdpBind => self.check(&addr, NetUse::Listen).map(drop),
+            TcpConnect | UdpSend => self.check(&addr, NetUse::Connect).map(drop),
+            TcpAccept | UdpReceive => Ok(()),
         }
     }
 

@@ -310,8 +310,14 @@ pub fn number_after(line: &str, prefix: &str) -> u64 {
 /// and at the end `echoed 2 datagrams`), sends it two datagrams from a
 /// native socket and checks that each comes back whole from that address.
 pub fn assert_udp_echo_serves_two_datagrams(app: &Path) {
+    assert_udp_entry_serves_two_datagrams(app, "main");
+}
+
+/// [`assert_udp_echo_serves_two_datagrams`] for the app's entry `entry`.
+pub fn assert_udp_entry_serves_two_datagrams(app: &Path, entry: &str) {
     let mut cmd = host();
     cmd.args(["run", "--listen", "127.0.0.1:*", "--connect", "127.0.0.1:*"])
+        .args(["--entry", entry])
         .arg(app)
         .args(["--", "127.0.0.1:0", "2"]);
     let (mut child, mut stdout, addr) = spawn_listening(&mut cmd);
@@ -329,4 +335,22 @@ pub fn assert_udp_echo_serves_two_datagrams(app: &Path) {
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(0));
     assert_eq!(rest, "echoed 2 datagrams\n");
+}
+
+/// Starts an echo app (`cmd`, printing `listening on ADDR`) that answers a
+/// connection once the peer shuts its side, sends it a line from a native
+/// client, checks the answer and the app's exit; gives the rest of its
+/// stdout.
+pub fn assert_echoes_until_shutdown(cmd: &mut Command) -> String {
+    let (mut child, mut stdout, addr) = spawn_listening(cmd);
+    let mut conn = connect(addr);
+    std::io::Write::write_all(&mut conn, b"hello from a native client").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut conn, &mut back).unwrap();
+    assert_eq!(String::from_utf8_lossy(&back), "hello from a native client");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0), "{rest}");
+    rest
 }

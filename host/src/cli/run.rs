@@ -97,6 +97,13 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "RULE", value_parser = parse_rule)]
     connect: Vec<NetRule>,
 
+    /// Let tasks' standard-library sockets look host names up through the
+    /// host's resolver (a lookup leaves the sandbox: off by default; address
+    /// literals and `localhost` resolve without it). Connects still need
+    /// --connect.
+    #[arg(long)]
+    name_lookup: bool,
+
     /// Where compiled code is cached between runs
     /// [default: $MTASK_CACHE_DIR, else $XDG_CACHE_HOME/mtask, else ~/.cache/mtask].
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
@@ -236,7 +243,9 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             .with_env(env)
             .with_stdin(true)
             .with_tenant(args.cluster.tenant.clone())
-            .with_network(NetPolicy::new(&args.listen, &args.connect)),
+            .with_network(
+                NetPolicy::new(&args.listen, &args.connect).with_name_lookup(args.name_lookup),
+            ),
         Err(e) => return fail(e.to_string(), 2),
     };
     let writable = args.dirs_rw.into_iter().map(|d| DirGrant {

@@ -3,3 +3,4 @@
 pub mod net;
 pub mod queues;
 pub mod tasks;
+pub(crate) mod wasi_sockets;

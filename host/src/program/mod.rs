@@ -6,7 +6,7 @@ pub(crate) mod task;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
@@ -49,6 +49,9 @@ struct Inner {
     app: AppId,
     /// What its tasks may bind and connect to.
     net: Arc<NetPolicy>,
+    /// Whether a refused WASI socket address was reported on stderr (the
+    /// first is; the guest sees only `access-denied`).
+    refusal_told: Arc<AtomicBool>,
     /// The most linear memory each of its tasks may have.
     max_memory: usize,
     /// Host directories its tasks see.
@@ -158,6 +161,7 @@ impl Program {
             env: Vec::new(),
             app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
             net: Arc::default(),
+            refusal_told: Arc::default(),
             max_memory,
             dirs: Vec::new(),
             limits: None,
@@ -322,17 +326,39 @@ impl Program {
 
     /// A fresh WASI context: stdout and stderr inherited, args, env and
     /// directories as configured, the host's stdin if `stdin` (else none:
-    /// a read finds its end), no WASI network.
+    /// a read finds its end), TCP and UDP sockets under the app's network
+    /// rules (`iface::wasi_sockets`).
     pub(crate) fn wasi_ctx(&self, stdin: bool) -> WasiCtx {
         let mut builder = WasiCtxBuilder::new();
         if stdin {
             builder.inherit_stdin();
         }
+        let (net, told, name) = (
+            self.inner.net.clone(),
+            self.inner.refusal_told.clone(),
+            self.inner.name.clone(),
+        );
         builder
             .inherit_stdout()
             .inherit_stderr()
             .args(&self.inner.args)
-            .envs(&self.inner.env);
+            .envs(&self.inner.env)
+            .allow_tcp(true)
+            .allow_udp(true)
+            // Names are checked per call (`iface::wasi_sockets`).
+            .allow_ip_name_lookup(true)
+            .socket_addr_check(move |addr, used| {
+                let checked = net.check_wasi(addr, used);
+                if let Err(why) = &checked
+                    && !told.swap(true, Ordering::Relaxed)
+                {
+                    eprintln!(
+                        "mtask-host: {name}: a WASI socket was refused: {why} \
+                         (further refusals are not shown)"
+                    );
+                }
+                Box::pin(std::future::ready(checked.is_ok()))
+            });
         for dir in &self.inner.dirs {
             let perms = if dir.writable {
                 FsPerms::ReadWrite

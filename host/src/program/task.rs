@@ -14,6 +14,7 @@ use crate::handles::{
     QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
 };
 use crate::ids::{AppId, TaskCell, TaskKey};
+use crate::iface::wasi_sockets::WasiSockets;
 use crate::outcome::Outcome;
 use crate::program::{Code, Program};
 use crate::shard::{Core, Holder, Shard, TaskFuture};
@@ -59,7 +60,8 @@ pub(crate) struct TaskState {
     /// Its shard; `None` in the instance that lists a program's entries,
     /// which is nobody's task and may not use the scheduler.
     ctx: Option<TaskCtx>,
-    /// stdio, clocks, random, args, env and directories; no network. Made
+    /// stdio, clocks, random, args, env, directories and sockets (under the
+    /// app's network rules). Made
     /// at the task's first WASI call: most tasks make none, and each costs
     /// memory and an open file per directory granted.
     wasi: Option<WasiCtx>,
@@ -77,6 +79,8 @@ pub(crate) struct TaskState {
     pub(crate) spawn_key: Option<Arc<str>>,
     /// Notes refused memory growth, to tell a memory limit from other traps.
     memory: MemoryWatch,
+    /// Its open WASI sockets, counted in its app's socket limit.
+    pub(crate) wasi_sockets: WasiSockets,
 }
 
 /// A resource limiter that holds a task's linear memory to its limit and
@@ -197,9 +201,10 @@ impl TaskState {
                 max: program.max_memory(),
                 refused: None,
                 app: program.app(),
-                shards,
+                shards: shards.clone(),
                 counted: 0,
             },
+            wasi_sockets: WasiSockets::new(shards, program.app()),
         }
     }
 

@@ -46,6 +46,7 @@ args = ["127.0.0.1:7878"]   # the guest's arguments after its name
 env = { GREETING = "hi" }   # its environment variables (no others)
 listen = ["127.0.0.1:7878"] # network rules, as for `run --listen`
 connect = []                # as for `run --connect`
+name_lookup = false         # as for `run --name-lookup`
 dirs = ["data::/data"]      # read-only, as for `run --dir`
 dirs_rw = []                # writable, as for `run --dir-rw`
 max_memory = "64MiB"        # per task of this tenant

@@ -25,6 +25,8 @@ pub(super) struct TenantTable {
     #[serde(default)]
     pub(super) connect: Vec<String>,
     #[serde(default)]
+    pub(super) name_lookup: bool,
+    #[serde(default)]
     pub(super) dirs: Vec<String>,
     #[serde(default)]
     pub(super) dirs_rw: Vec<String>,

@@ -169,7 +169,8 @@ fn check_tenant(table: TenantTable, label: &str, config: &Config) -> Result<Tena
     let net = NetPolicy::new(
         &rules("listen", &table.listen)?,
         &rules("connect", &table.connect)?,
-    );
+    )
+    .with_name_lookup(table.name_lookup);
     let grants = |key: &str, list: &[String], writable: bool| -> Result<Vec<DirGrant>, String> {
         list.iter()
             .map(|d| {
