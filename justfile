@@ -42,6 +42,56 @@ python-guests:
             -p examples/python/$ex -p guest-sdk/python -o "$out"
     done
 
+# The JavaScript toolchain: componentize-qjs (QuickJS; what `jco
+# componentize --backend qjs` runs), pinned by guest-sdk/js/package-lock.json,
+# installed with npm into target/jstools (node and npm from apt if missing).
+jstools := "target/jstools"
+componentize_qjs := jstools + "/node_modules/.bin/componentize-qjs"
+
+js-toolchain:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! command -v npm > /dev/null; then
+        if ! command -v apt-get > /dev/null; then
+            echo "error: the JavaScript guests need node and npm; install them by hand" >&2
+            exit 1
+        fi
+        sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+    fi
+    if [ ! -x {{componentize_qjs}} ] || [ guest-sdk/js/package-lock.json -nt {{componentize_qjs}} ]; then
+        mkdir -p {{jstools}}
+        cp guest-sdk/js/package.json guest-sdk/js/package-lock.json {{jstools}}/
+        (cd {{jstools}} && npm ci --silent --no-audit --no-fund)
+        touch {{componentize_qjs}}
+    fi
+
+# JavaScript examples, built with componentize-qjs to target/js/NAME.wasm:
+# each app beside the SDK, against the WIT of the `task-js` world (mtask's
+# WIT, guest-sdk/js/task-js.wit and the WASI WIT that wasmtime-wasi ships).
+js-guests: js-toolchain
+    #!/usr/bin/env bash
+    set -euo pipefail
+    wasi_wit=$(cargo metadata --format-version 1 --locked | python3 -c 'import json, os, sys; \
+        p = [p for p in json.load(sys.stdin)["packages"] if p["name"] == "wasmtime-wasi"][0]; \
+        print(os.path.join(os.path.dirname(p["manifest_path"]), "src/p2/wit/deps"))')
+    wit=target/js/wit
+    rm -rf $wit && mkdir -p $wit/deps
+    cp wit/*.wit guest-sdk/js/task-js.wit $wit/
+    cp "$wasi_wit"/*.wit $wit/deps/
+    for ex in printer children echo_server; do
+        out=target/js/$ex.wasm
+        if [ -f "$out" ] && [ -z "$(find examples/js/$ex guest-sdk/js wit -newer "$out" -type f)" ]; then
+            continue
+        fi
+        src=target/js/src/$ex
+        rm -rf $src && mkdir -p $src
+        cp examples/js/$ex/*.js guest-sdk/js/mtask.js $src/
+        {{componentize_qjs}} --wit $wit --world task-js --js $src/app.js --module-root $src \
+            --sync -o "$out" > target/js/$ex.log
+    done
+
 # The C toolchain: Debian's clang, lld and wasi-libc (apt), and from
 # crates.io wit-bindgen (C bindings of the WIT) and wasm-tools (component new).
 c_packages := "clang-19 lld-19 libclang-rt-19-dev-wasm32 wasi-libc"
@@ -173,12 +223,16 @@ demo-c: build c-guests
     {{host}} run target/c/printer.wasm
     {{host}} run target/c/children.wasm
 
+demo-js: build js-guests
+    {{host}} run target/js/printer.wasm
+    {{host}} run target/js/children.wasm
+
 demo-python: build python-guests
     {{host}} run target/python/printer.wasm
     {{host}} run target/python/children.wasm
 
 # Run the whole test suite: real guests run by the real host.
-test: build python-guests c-guests nats-server
+test: build python-guests c-guests js-guests nats-server
     cargo test --release --workspace 2>&1 | tee target/test-output.log
     @awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 

@@ -37,6 +37,11 @@ pub fn python_guest(name: &str) -> PathBuf {
     foreign_guest("python", name)
 }
 
+/// A JavaScript guest built by `just js-guests`.
+pub fn js_guest(name: &str) -> PathBuf {
+    foreign_guest("js", name)
+}
+
 /// A C guest built by `just c-guests`.
 pub fn c_guest(name: &str) -> PathBuf {
     foreign_guest("c", name)
