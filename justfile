@@ -244,6 +244,26 @@ lint:
 # Everything CI runs.
 ci: lint test
 
+# Component size, the load (compile or cache) and the whole run's wall time
+# and peak memory: a fresh cache for the first run, then three cached runs.
+# First and cached start of the seed's printer in each language.
+bench-start: build python-guests c-guests js-guests
+    #!/usr/bin/env bash
+    set -euo pipefail
+    printf '%-8s %9s  %-38s %s\n' language size "first run: load, wall, max RSS" "cached runs: load, wall"
+    for pair in rust:{{wasm}}/printer.wasm c:target/c/printer.wasm python:target/python/printer.wasm js:target/js/printer.wasm; do
+        lang=${pair%%:*} app=${pair#*:}
+        cache=$(mktemp -d) && chmod 700 "$cache"
+        once() {
+            /usr/bin/time -f "wall %e s, %M KB" {{host}} run -v --cache-dir "$cache" "$app" 2>&1 >/dev/null |
+                grep -E "compiled in|from the cache in|^wall" | sed -E 's/.* in ([0-9.]+ ms).*/\1/' | paste -sd, -
+        }
+        first=$(once)
+        cached=$(for i in 1 2 3; do once; done | cut -d, -f1,2 | paste -sd';' -)
+        printf '%-8s %8sK  %-38s %s\n' "$lang" "$(( $(stat -c %s "$app") / 1024 ))" "$first" "$cached"
+        rm -rf "$cache"
+    done
+
 # Benchmarks; figures go to BENCHMARKS.md by hand, with this command.
 bench: build nats-server
     cargo bench -p mtask-host --bench scheduler

@@ -186,6 +186,19 @@ fn tasks_waiting_on_each_other_forever_are_reported() {
 }
 
 #[test]
+fn a_main_task_that_failed_before_a_deadlock_is_reported_first() {
+    let run = run_entry("queueing", "orphan_main");
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr.trim().lines().collect::<Vec<_>>(),
+        [
+            "mtask-host: main task (`orphan_main`) failed: invalid: main gave up",
+            "mtask-host: host error: deadlock: 1 tasks wait on each other",
+        ]
+    );
+}
+
+#[test]
 fn pingpong_example_alternates() {
     let run = run_entry("pingpong", "main");
     assert_eq!(run.code, 0, "{}", run.stderr);

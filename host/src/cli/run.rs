@@ -296,6 +296,11 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     // The run's own time: the load (and any compile) was said above.
     let running = Instant::now();
     if let Err(e) = manager.run() {
+        // The main task may have failed before the others stalled: its
+        // error is what the user needs first.
+        if let Some(Err(error)) = manager.take_outcome(main) {
+            eprintln!("mtask-host: main task (`{}`) {error}", args.entry);
+        }
         return fail(e.to_string(), 1);
     }
     if args.verbose {

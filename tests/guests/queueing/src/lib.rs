@@ -233,6 +233,15 @@ fn deadlock_main() -> mtask::Result<()> {
     child.join()
 }
 
+// The main task fails while its child waits forever: the run ends in a
+// deadlock, and the main task's own error must not be lost.
+fn orphan_main() -> mtask::Result<()> {
+    let queue = Queue::<u32>::new(0)?;
+    let _child = spawn_on("named_getter", &1u32, &queue)?;
+    mtask::yield_now();
+    Err(mtask::Error::Invalid("main gave up".into()))
+}
+
 // The orders that hold across shards (docs/design.md §3): waiting getters
 // are served in the order they began to wait, wherever they run; the items
 // of one putter come out in the order it put them.
@@ -387,4 +396,5 @@ mtask::entries!(
     peek_named,
     bytes_main,
     deadlock_main,
+    orphan_main,
 );
