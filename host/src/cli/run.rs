@@ -297,9 +297,11 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     let running = Instant::now();
     if let Err(e) = manager.run() {
         // The main task may have failed before the others stalled: its
-        // error is what the user needs first.
-        if let Some(Err(error)) = manager.take_outcome(main) {
-            eprintln!("mtask-host: main task (`{}`) {error}", args.entry);
+        // error is what the user needs first (a main task that was still
+        // waiting was cancelled by the stall, which says nothing new).
+        match manager.take_outcome(main) {
+            Some(Err(TaskError::Cancelled)) | Some(Ok(_)) | None => {}
+            Some(Err(error)) => eprintln!("mtask-host: main task (`{}`) {error}", args.entry),
         }
         return fail(e.to_string(), 1);
     }

@@ -33,7 +33,7 @@ use wasmtime_wasi::p2::bindings::sockets::tcp::HostTcpSocket;
 use wasmtime_wasi::p2::bindings::sockets::udp::HostUdpSocket;
 use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket};
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketResult, TcpSocket, UdpSocket};
-use wasmtime_wasi::sockets::WasiSocketsView;
+use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView};
 
 use crate::ids::AppId;
 use crate::program::task::TaskState;
@@ -119,6 +119,22 @@ fn counted<T>(
     made
 }
 
+/// A socket destructor: drops the socket as wasmtime-wasi's `drop` does,
+/// then uncounts it.
+fn uncounting<S: 'static>(
+    drop: impl Fn(&mut WasiSocketsCtxView<'_>, Resource<S>) -> wasmtime::Result<()>
+    + Send
+    + Sync
+    + 'static,
+) -> impl Fn(StoreContextMut<'_, TaskState>, u32) -> wasmtime::Result<()> + Send + Sync + 'static {
+    move |mut store, rep| {
+        let state = store.data_mut();
+        drop(&mut state.sockets(), Resource::new_own(rep))?;
+        state.wasi_sockets.close();
+        Ok(())
+    }
+}
+
 /// Whether `name` resolves without a lookup beyond the host (an address
 /// literal, bracketed or not, or `localhost`).
 fn resolves_locally(name: &str) -> bool {
@@ -169,12 +185,7 @@ fn shadow(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     tcp.resource(
         "tcp-socket",
         ResourceType::host::<TcpSocket>(),
-        |mut store, rep| {
-            let state = store.data_mut();
-            HostTcpSocket::drop(&mut state.sockets(), Resource::new_own(rep))?;
-            state.wasi_sockets.close();
-            Ok(())
-        },
+        uncounting(|sockets, socket| HostTcpSocket::drop(sockets, socket)),
     )?;
 
     let mut udp_create = linker.instance(&format!("wasi:sockets/udp-create-socket@{VERSION}"))?;
@@ -201,12 +212,7 @@ fn shadow(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     udp.resource(
         "udp-socket",
         ResourceType::host::<UdpSocket>(),
-        |mut store, rep| {
-            let state = store.data_mut();
-            HostUdpSocket::drop(&mut state.sockets(), Resource::new_own(rep))?;
-            state.wasi_sockets.close();
-            Ok(())
-        },
+        uncounting(|sockets, socket| HostUdpSocket::drop(sockets, socket)),
     )?;
 
     let mut lookup = linker.instance(&format!("wasi:sockets/ip-name-lookup@{VERSION}"))?;
