@@ -13,6 +13,7 @@ use crate::queue::{HANDLE_COST, QueueKey};
 use crate::shard::reactor::SourceKey;
 use crate::shards::Shards;
 use crate::wit_types::Error;
+use wasmtime_wasi::p2::bindings::sockets::network::ErrorCode;
 
 /// A guest's handle on a child task: one of this host, or one placed
 /// anywhere in the cluster. Dropping it detaches the child.
@@ -186,3 +187,54 @@ pub type TcpListenerHandle = Registered<mio::net::TcpListener>;
 pub type TcpStreamHandle = Registered<mio::net::TcpStream>;
 /// A UDP socket.
 pub type UdpSocketHandle = Registered<mio::net::UdpSocket>;
+
+/// The WASI sockets a task has open, counted in its app's socket limit.
+pub(crate) struct WasiSockets {
+    /// Where the app's count is; `None` outside a task (the instance that
+    /// lists a program's entries is nobody's and counts nothing).
+    shards: Option<Arc<Shards>>,
+    /// The app the sockets count against.
+    app: AppId,
+    /// How many are open.
+    open: usize,
+}
+
+impl WasiSockets {
+    pub(crate) fn new(shards: Option<Arc<Shards>>, app: AppId) -> Self {
+        Self {
+            shards,
+            app,
+            open: 0,
+        }
+    }
+
+    /// Counts one more socket, unless the app has as many as it may.
+    pub(crate) fn open(&mut self) -> Result<(), ErrorCode> {
+        if let Some(shards) = &self.shards {
+            shards
+                .apps()
+                .open_socket(self.app)
+                .map_err(|_| ErrorCode::NewSocketLimit)?;
+        }
+        self.open += 1;
+        Ok(())
+    }
+
+    /// Counts one socket fewer.
+    pub(crate) fn close(&mut self) {
+        self.open = self.open.saturating_sub(1);
+        if let Some(shards) = &self.shards {
+            shards.apps().close_socket(self.app);
+        }
+    }
+}
+
+impl Drop for WasiSockets {
+    /// A task that ends drops its sockets with its store, without their
+    /// destructors: they are uncounted here.
+    fn drop(&mut self) {
+        while self.open > 0 {
+            self.close();
+        }
+    }
+}

@@ -14,7 +14,8 @@
 //!   constructors, `accept` and the two socket destructors are shadowed
 //!   here by versions that count and then call wasmtime-wasi's. A socket's
 //!   streams are its children in the resource table, so it cannot be
-//!   dropped while they keep its file open.
+//!   dropped while they keep its file open. The count is a task's
+//!   `handles::WasiSockets`.
 //! - **Names.** A host name is looked up only if the app may
 //!   (`--name-lookup`): a lookup reaches the host's resolver, a channel out
 //!   of the sandbox. Address literals and `localhost` always resolve.
@@ -23,7 +24,6 @@
 //! async `poll`, which suspends the task's fiber: the other tasks run on.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceType};
@@ -35,64 +35,11 @@ use wasmtime_wasi::p2::bindings::sockets::{tcp_create_socket, udp_create_socket}
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, SocketResult, TcpSocket, UdpSocket};
 use wasmtime_wasi::sockets::{WasiSocketsCtxView, WasiSocketsView};
 
-use crate::ids::AppId;
 use crate::program::task::TaskState;
-use crate::shards::Shards;
 
 /// The version of `wasi:sockets` that wasmtime-wasi links; a component
 /// built for an earlier 0.2 release is matched to it by semver.
 const VERSION: &str = "0.2.12";
-
-/// The WASI sockets a task has open, counted in its app's socket limit.
-pub(crate) struct WasiSockets {
-    /// Where the app's count is; `None` outside a task (the instance that
-    /// lists a program's entries is nobody's and counts nothing).
-    shards: Option<Arc<Shards>>,
-    /// The app the sockets count against.
-    app: AppId,
-    /// How many are open.
-    open: usize,
-}
-
-impl WasiSockets {
-    pub(crate) fn new(shards: Option<Arc<Shards>>, app: AppId) -> Self {
-        Self {
-            shards,
-            app,
-            open: 0,
-        }
-    }
-
-    /// Counts one more socket, unless the app has as many as it may.
-    fn open(&mut self) -> Result<(), ErrorCode> {
-        if let Some(shards) = &self.shards {
-            shards
-                .apps()
-                .open_socket(self.app)
-                .map_err(|_| ErrorCode::NewSocketLimit)?;
-        }
-        self.open += 1;
-        Ok(())
-    }
-
-    /// Counts one socket fewer.
-    fn close(&mut self) {
-        self.open = self.open.saturating_sub(1);
-        if let Some(shards) = &self.shards {
-            shards.apps().close_socket(self.app);
-        }
-    }
-}
-
-impl Drop for WasiSockets {
-    /// A task that ends drops its sockets with its store, without their
-    /// destructors: they are uncounted here.
-    fn drop(&mut self) {
-        while self.open > 0 {
-            self.close();
-        }
-    }
-}
 
 /// The guest's view of a socket call's outcome: its error code, or a trap
 /// for an error that is the host's (a bad resource, say).

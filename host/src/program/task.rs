@@ -11,10 +11,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::engine::{CORE_INSTANCES_PER_TASK, MEMORIES_PER_TASK, TABLE_ELEMENTS, TABLES_PER_TASK};
 use crate::handles::{
-    QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle,
+    QueueHandle, TaskHandle, TcpListenerHandle, TcpStreamHandle, UdpSocketHandle, WasiSockets,
 };
 use crate::ids::{AppId, TaskCell, TaskKey};
-use crate::iface::wasi_sockets::WasiSockets;
 use crate::outcome::Outcome;
 use crate::program::{Code, Program};
 use crate::shard::{Core, Holder, Shard, TaskFuture};
