@@ -321,6 +321,29 @@ fn guest_args_follow_the_double_dash() {
 }
 
 #[test]
+fn a_damaged_entry_list_is_not_used_and_is_written_again() {
+    let cache = scratch("entry-list");
+    let first = run_cached(&cache);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let list = only_entry(&cache).with_extension("entries");
+    let kept = std::fs::read_to_string(&list).unwrap();
+    assert!(kept.lines().skip(1).any(|l| l == "main"), "{kept}");
+    // A name changed: the list's digest no longer matches it.
+    std::fs::write(&list, kept.replace("main", "mian")).unwrap();
+    let second = run_cached(&cache);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second
+            .stderr
+            .contains("printer.wasm loaded from the cache in"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(first.stdout, second.stdout);
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), kept);
+}
+
+#[test]
 fn a_second_run_takes_compiled_code_from_the_cache() {
     let cache = scratch("cache");
     let first = run_cached(&cache);
@@ -354,22 +377,22 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
     );
 }
 
-/// The one entry in `cache` (NAME.cwasm, with its digest in NAME.blake3
-/// and nothing else beside it).
+/// The one entry in `cache` (NAME.cwasm, with its digest in NAME.blake3,
+/// its entry list in NAME.entries, its compile lock NAME.lock, and nothing
+/// else beside it).
 fn only_entry(cache: &Path) -> PathBuf {
     let mut files: Vec<PathBuf> = std::fs::read_dir(cache)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert_eq!(
-        files.len(),
-        2,
-        "one entry and its digest expected: {files:?}"
-    );
-    assert_eq!(files[0].with_extension("cwasm"), files[1], "{files:?}");
-    assert_eq!(files[0].extension().unwrap(), "blake3");
-    files.pop().unwrap()
+    let entry = files[0].with_extension("cwasm");
+    let expected: Vec<PathBuf> = ["blake3", "cwasm", "entries", "lock"]
+        .iter()
+        .map(|ext| entry.with_extension(ext))
+        .collect();
+    assert_eq!(files, expected, "one entry and its files expected");
+    entry
 }
 
 /// Damages the cache entry in `cache` with `damage`, then checks that the

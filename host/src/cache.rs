@@ -15,19 +15,22 @@
 //!   a reader sees whole files; one that sees a digest of another version
 //!   (a writer racing it) finds a mismatch and compiles again.
 //!
+//! Beside an entry are its entry list (`NAME.entries`, with its own digest:
+//! a cached start need not instantiate the component to ask for it) and a
+//! lock (`NAME.lock`, `flock`ed by whoever compiles the entry, so that two
+//! runs of a new component compile it once: docs/design.md §11).
+//!
 //! A digest stored beside the code detects corruption, not a forger: whoever
 //! may write the directory may write a matching digest too. That is why the
 //! directory's permissions are checked, and why the operator must keep it
 //! private (README, "Security"). A bad entry is compiled again and replaced.
 
 use std::fs::{DirBuilder, File};
-use std::hash::Hasher;
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -38,6 +41,9 @@ pub enum CodeOrigin {
     Compiled,
     /// Loaded from the cache.
     Cached,
+    /// Compiled in this run by Winch, the baseline compiler, while
+    /// Cranelift compiles it for the cache (docs/design.md §11).
+    Baseline,
 }
 
 /// Something about the cache that a user may want to hear of.
@@ -76,10 +82,39 @@ pub fn default_dir() -> Option<PathBuf> {
 /// The extension of an entry's digest file.
 const DIGEST: &str = "blake3";
 
-/// Feeds `Hash` output into SHA-256.
-struct ShaHasher(Sha256);
+/// The extension of the file that lists an entry's task entries.
+const ENTRIES: &str = "entries";
 
-impl Hasher for ShaHasher {
+/// The extension of the file an entry's compiler locks.
+const LOCK: &str = "lock";
+
+/// The BLAKE3 digest of a component's bytes: it names the component in the
+/// cache and across the hosts of a cluster. Big ones hash on every core.
+pub(crate) fn wasm_digest(wasm: &[u8]) -> blake3::Hash {
+    let mut hasher = blake3::Hasher::new();
+    if wasm.len() > 1 << 20 {
+        hasher.update_rayon(wasm);
+    } else {
+        hasher.update(wasm);
+    }
+    hasher.finalize()
+}
+
+/// The cache file of the component whose digest is `wasm` compiled by `engine`.
+pub(crate) fn entry_path(dir: &Path, engine: &Engine, wasm: &blake3::Hash) -> PathBuf {
+    let mut hasher = Blake3Hasher(blake3::Hasher::new());
+    hasher.0.update(wasm.as_bytes());
+    // Settings that shape the code (memory bounds, epoch checks, the
+    // compiler and its version).
+    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
+    dir.join(format!("{}.cwasm", hasher.0.finalize().to_hex()))
+}
+
+/// Feeds `Hash` output into BLAKE3 (a hash stable across builds, unlike
+/// std's).
+struct Blake3Hasher(blake3::Hasher);
+
+impl std::hash::Hasher for Blake3Hasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
@@ -88,51 +123,38 @@ impl Hasher for ShaHasher {
     }
 }
 
-/// The cache file of `wasm` compiled by `engine`.
-fn entry_path(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
-    let mut hasher = ShaHasher(Sha256::new());
-    hasher.write(wasm);
-    std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
-    let digest = hasher.0.finalize();
-    let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    dir.join(format!("{name}.cwasm"))
+/// What the cache has of a component.
+pub(crate) enum Lookup {
+    /// No cache to use: none configured, or one not private (the note).
+    NoCache(Option<CacheNote>),
+    /// Not in the cache, or not usable (the note says why): compile it,
+    /// and [`store`] it at `path`.
+    Miss {
+        path: PathBuf,
+        note: Option<CacheNote>,
+    },
+    /// Compiled before: its code, and its entry list if that was kept.
+    Hit {
+        path: PathBuf,
+        component: Component,
+        entries: Option<Vec<String>>,
+    },
 }
 
-/// A component's code, where it came from, and what a user may want to
-/// hear about the cache.
-pub(crate) struct Loaded {
-    pub(crate) component: Component,
-    pub(crate) origin: CodeOrigin,
-    pub(crate) note: Option<CacheNote>,
-}
-
-/// Compiles `wasm`, or loads it from `dir` when it was compiled before.
-///
-/// A cache that cannot be used is skipped (the note says why): the run goes
-/// on with freshly compiled code.
-pub(crate) fn load_or_compile(
-    engine: &Engine,
-    wasm: &[u8],
-    dir: Option<&Path>,
-) -> wasmtime::Result<Loaded> {
-    let compile = |note| -> wasmtime::Result<Loaded> {
-        Ok(Loaded {
-            component: Component::new(engine, wasm)?,
-            origin: CodeOrigin::Compiled,
-            note,
-        })
+/// Looks the component whose digest is `wasm` up in `dir`, for `engine`.
+pub(crate) fn lookup(engine: &Engine, dir: Option<&Path>, wasm: &blake3::Hash) -> Lookup {
+    let Some(dir) = dir else {
+        return Lookup::NoCache(None);
     };
-    let Some(dir) = dir else { return compile(None) };
     if let Err(why) = private_dir(dir) {
-        return compile(Some(CacheNote::Unsafe(format!(
+        return Lookup::NoCache(Some(CacheNote::Unsafe(format!(
             "not using the cache directory {}: {why}",
             dir.display()
         ))));
     }
     let path = entry_path(dir, engine, wasm);
-    let mut note = None;
-    match open_entry(&path) {
-        Ok(None) => {}
+    let why = match open_entry(&path) {
+        Ok(None) => return Lookup::Miss { path, note: None },
         Ok(Some(checked)) => {
             // SAFETY: the file is one `store` wrote from code this engine
             // configuration compiled: its digest matches, it sits in a
@@ -142,34 +164,84 @@ pub(crate) fn load_or_compile(
             let mapped = format!("/proc/self/fd/{}", checked.as_raw_fd());
             match unsafe { Component::deserialize_file(engine, &mapped) } {
                 Ok(component) => {
-                    return Ok(Loaded {
+                    let entries = read_entries(&path);
+                    return Lookup::Hit {
+                        path,
                         component,
-                        origin: CodeOrigin::Cached,
-                        note: None,
-                    });
+                        entries,
+                    };
                 }
-                Err(e) => note = Some(crate::error::one_line(&e)),
+                Err(e) => crate::error::one_line(&e),
             }
         }
-        Err(why) => note = Some(why),
+        Err(why) => why,
+    };
+    let note = CacheNote::Replaced(format!(
+        "cache entry {} was not used ({why}); compiled again",
+        path.display()
+    ));
+    Lookup::Miss {
+        path,
+        note: Some(note),
     }
-    let mut loaded = compile(note.map(|why| {
-        CacheNote::Replaced(format!(
-            "cache entry {} was not used ({why}); compiled again",
-            path.display()
-        ))
-    }))?;
-    if let Err(e) = loaded
-        .component
+}
+
+/// Stores `component`'s code at `path`, and its entry list beside it.
+pub(crate) fn store(path: &Path, component: &Component, entries: &[String]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(path).display();
+    let code = component
         .serialize()
-        .and_then(|code| store(&path, &code).map_err(wasmtime::Error::from))
-    {
-        loaded.note.get_or_insert(CacheNote::NotStored(format!(
-            "cannot store the compiled code in {}: {e}",
-            dir.display()
-        )));
+        .map_err(|e| format!("cannot store the compiled code in {dir}: {e}"))?;
+    write_atomically(path, &code)
+        .and_then(|()| {
+            write_atomically(&path.with_extension(DIGEST), blake3::hash(&code).as_bytes())
+        })
+        .map_err(|e| format!("cannot store the compiled code in {dir}: {e}"))?;
+    store_entries(path, entries);
+    Ok(())
+}
+
+/// Keeps the entry list of the entry at `path` beside it: the digest of the
+/// list on the first line, a name on each line after. A list that cannot be
+/// kept is listed again next time.
+pub(crate) fn store_entries(path: &Path, entries: &[String]) {
+    if entries.iter().any(|e| e.contains('\n')) {
+        return;
     }
-    Ok(loaded)
+    let list = entries.join("\n");
+    let text = format!("{}\n{list}", blake3::hash(list.as_bytes()).to_hex());
+    let _ = write_atomically(&path.with_extension(ENTRIES), text.as_bytes());
+}
+
+/// The entry list kept beside the entry at `path`, if whole.
+fn read_entries(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path.with_extension(ENTRIES)).ok()?;
+    let (digest, list) = text.split_once('\n')?;
+    (blake3::hash(list.as_bytes()).to_hex().as_str() == digest)
+        .then(|| list.split('\n').map(str::to_string).collect())
+}
+
+/// Locks the entry at `path` for compiling it: waits for another compiler
+/// of it when `wait`, else gives `None` while one holds it. The lock lasts
+/// as long as the file returned, or the process that holds it.
+pub(crate) fn lock(path: &Path, wait: bool) -> std::io::Result<Option<File>> {
+    use rustix::fs::{FlockOperation, flock};
+    let file = File::options()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path.with_extension(LOCK))?;
+    let how = if wait {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match flock(&file, how) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The entry at `path`, open, once its digest checks out; `None` when there
@@ -187,7 +259,9 @@ fn open_entry(path: &Path) -> Result<Option<File>, String> {
     // SAFETY: a read-only mapping of a file in a directory only this user
     // can write; if it changed under the mapping, the digest would not
     // match (or the code would be refused by wasmtime's own checks).
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| e.to_string())?;
+    // Populated at once: one call instead of a fault per page.
+    let map =
+        unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(|e| e.to_string())?;
     let mut hasher = blake3::Hasher::new();
     // Large entries (a Python component's is 40 MB) hash on every core.
     hasher.update_rayon(&map);
@@ -195,13 +269,6 @@ fn open_entry(path: &Path) -> Result<Option<File>, String> {
         return Err("its checksum does not match: it is corrupt".into());
     }
     Ok(Some(file))
-}
-
-/// Writes a cache entry and its digest atomically: each to a private
-/// temporary file, renamed into place once whole.
-fn store(path: &Path, code: &[u8]) -> std::io::Result<()> {
-    write_atomically(path, code)?;
-    write_atomically(&path.with_extension(DIGEST), blake3::hash(code).as_bytes())
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename.

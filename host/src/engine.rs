@@ -49,6 +49,31 @@ pub struct Config {
     /// the other hosts of a tenant, and spawns that may run on any of them.
     /// `None` (the default): this host alone, and nothing of NATS runs.
     pub cluster: Option<crate::cluster::config::ClusterConfig>,
+    /// How a component missing from the cache is compiled the first time
+    /// (docs/design.md §11). Default [`Tiering::Off`]: by Cranelift, before
+    /// it runs.
+    pub tiering: Tiering,
+}
+
+/// How a component missing from the compiled-code cache is compiled
+/// (docs/design.md §11). Every mode but `Off` needs a usable cache.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tiering {
+    /// Cranelift compiles it before it runs: a slow first start (≈ 10 s
+    /// for a Python component), the fastest code from the first task.
+    #[default]
+    Off,
+    /// Winch (wasmtime's baseline compiler, ≈ 5 times faster to compile,
+    /// code ≈ 1.7 times slower) compiles it and it runs at once, while a
+    /// low-priority thread of this process compiles it with Cranelift for
+    /// the cache; tasks started after that run Cranelift's code. See
+    /// `TaskManager::wait_for_background_compiles`.
+    Background,
+    /// As `Background`, but Cranelift compiles in a detached, low-priority
+    /// `compile --background` run of this executable (the `mtask-host`
+    /// binary), which outlives the process: what `mtask-host run` does, so
+    /// that a short first run need not wait for the optimized code.
+    Detached(PathBuf),
 }
 
 /// The most tasks alive at once unless told otherwise.
@@ -86,6 +111,7 @@ impl Default for Config {
             cache_dir: crate::cache::default_dir(),
             threads: default_threads(),
             cluster: None,
+            tiering: Tiering::Off,
         }
     }
 }
@@ -269,14 +295,55 @@ fn show_size(bytes: u128) -> String {
     format!("{shown} {}", units[unit])
 }
 
-/// Builds the engine for `config`, with its memories and stacks in the arena.
-pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
-    let instances = config.max_tasks.saturating_add(SPARE_INSTANCES) as usize;
-    let memories = Memories::new(instances * MEMORIES_PER_TASK, config.max_memory as usize)
-        .map_err(wasmtime::Error::msg)?;
-    let stacks = Stacks::new(instances, FIBER_STACK).map_err(wasmtime::Error::msg)?;
+/// The memories and stacks tasks get: sized once for a host, and shared by
+/// its engines (Cranelift's and Winch's), so that their tasks count against
+/// the same slots.
+#[derive(Clone)]
+pub(crate) struct Arena {
+    /// Linear-memory slots.
+    memories: Arc<Memories>,
+    /// Fiber stacks.
+    stacks: Arc<Stacks>,
+}
 
+impl Arena {
+    pub(crate) fn new(config: &Config) -> wasmtime::Result<Self> {
+        let instances = config.max_tasks.saturating_add(SPARE_INSTANCES) as usize;
+        let memories = Memories::new(instances * MEMORIES_PER_TASK, config.max_memory as usize)
+            .map_err(wasmtime::Error::msg)?;
+        let stacks = Stacks::new(instances, FIBER_STACK).map_err(wasmtime::Error::msg)?;
+        Ok(Arena {
+            memories: Arc::new(memories),
+            stacks: Arc::new(stacks),
+        })
+    }
+}
+
+/// Which compiler an engine compiles with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Compiler {
+    /// Optimized code, slow to compile: what the cache keeps.
+    Cranelift,
+    /// Baseline code, fast to compile: a component's first run (§11).
+    Winch,
+}
+
+/// Builds an engine for `config` that compiles with `compiler`, its
+/// memories and stacks in `arena`.
+pub(crate) fn new_engine(
+    config: &Config,
+    arena: &Arena,
+    compiler: Compiler,
+) -> wasmtime::Result<Engine> {
     let mut wasm = wasmtime::Config::new();
+    if compiler == Compiler::Winch {
+        wasm.strategy(wasmtime::Strategy::Winch)
+            // Winch hands the trampolines between host and guest to
+            // Cranelift: with Cranelift's defaults they are most of a big
+            // component's compile (2.3 s of a Python one's; 1.7 s so).
+            .cranelift_opt_level(wasmtime::OptLevel::None)
+            .cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+    }
     wasm.concurrency_support(false)
         // Preemption: compiled code checks the epoch, which the ticker
         // below advances; see `Core::on_epoch`.
@@ -293,8 +360,8 @@ pub(crate) fn new_engine(config: &Config) -> wasmtime::Result<Engine> {
         // Copy-on-write images would map each task's data over its slot:
         // two more mappings per task (BENCHMARKS.md).
         .memory_init_cow(false)
-        .with_host_memory(std::sync::Arc::new(memories))
-        .with_host_stack(std::sync::Arc::new(stacks))
+        .with_host_memory(arena.memories.clone())
+        .with_host_stack(arena.stacks.clone())
         // Instances, tables and their limits per task are the store's
         // (`MemoryWatch` in `program::task`); memories and stacks come
         // from the arena.

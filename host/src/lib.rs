@@ -79,6 +79,7 @@ mod queue;
 mod runner;
 mod shard;
 mod shards;
+mod tier;
 
 mod waits;
 mod wit_types;
@@ -86,7 +87,7 @@ mod wit_types;
 pub use apps::AppStats;
 pub use cache::{CacheNote, CodeOrigin};
 pub use cluster::{ClusterConfig, DEFAULT_LEASE};
-pub use engine::{AppLimits, Config};
+pub use engine::{AppLimits, Config, Tiering};
 pub use error::Error;
 pub use manager::{StopHandle, TaskId, TaskManager};
 pub use outcome::Outcome;

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
 
 use crate::apps::AppStats;
 use crate::cluster::Cluster;
 use crate::cluster::worker::{self, Taking};
-use crate::engine::{AppLimits, Config, Ticker, new_engine, tokio_runtime};
-use crate::error::{Error, one_line};
+use crate::engine::{AppLimits, Config, tokio_runtime};
+use crate::error::Error;
 use crate::ids::{AppId, TaskKey};
 use crate::program::Program;
-use crate::program::task::{Start, TaskState, spawn};
+use crate::program::engines::Engines;
+use crate::program::task::{Start, spawn};
 use crate::shard::{self, Holder, Outcome, Poller};
 use crate::shards::Shards;
 
@@ -53,10 +53,9 @@ impl TaskId {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct TaskManager {
-    /// Compiles components and owns the instance pool.
-    engine: Engine,
-    /// The host's imports: WASI and `mtask:task`.
-    linker: Linker<TaskState>,
+    /// Compile components (and tick their epochs), with the host's
+    /// imports linked for each, and own the instance pool.
+    engines: Engines,
     /// The settings it was made with.
     config: Config,
     /// The scheduler shards and the state they share.
@@ -64,9 +63,6 @@ pub struct TaskManager {
     /// Where each shard waits for I/O, by index: lent to the thread that
     /// runs it.
     pollers: Vec<Poller>,
-    /// Advances the epoch that preempts long-running tasks (none when
-    /// preemption is off).
-    _ticker: Option<Ticker>,
     /// The name of each app loaded, for listings.
     names: HashMap<AppId, String>,
 }
@@ -98,27 +94,15 @@ impl TaskManager {
         config
             .check(|key| format!("Config::{key}"))
             .map_err(Error::Config)?;
-        let engine = new_engine(&config).map_err(|e| Error::Host(one_line(&e)))?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .and_then(|()| crate::iface::wasi_sockets::add_to_linker(&mut linker))
-            .map_err(|e| Error::Host(one_line(&e)))?;
-        crate::bindings::Task::add_to_linker::<TaskState, HasSelf<TaskState>>(
-            &mut linker,
-            |state| state,
-        )
-        .map_err(|e| Error::Host(one_line(&e)))?;
+        let engines = Engines::new(&config)?;
         let cluster = config.cluster.as_ref().map(Cluster::connect).transpose()?;
         let (shards, pollers) = Shards::new(&config, config.threads, cluster)
             .map_err(|e| Error::Host(e.to_string()))?;
-        let ticker = config.preempt.then(|| Ticker::start(&engine));
         Ok(Self {
-            engine,
-            linker,
+            engines,
             config,
             shards,
             pollers,
-            _ticker: ticker,
             names: HashMap::new(),
         })
     }
@@ -126,25 +110,30 @@ impl TaskManager {
     /// Loads the component at `path` (from the compiled-code cache when it
     /// was compiled before).
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Program, Error> {
-        Program::from_file(
-            &self.engine,
-            &self.linker,
-            path.as_ref(),
-            self.config.cache_dir.as_deref(),
-            self.config.max_memory as usize,
-        )
+        Program::from_file(&self.engines, path.as_ref())
     }
 
     /// Loads a component from bytes; `name` stands for it in messages.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Program, Error> {
-        Program::from_bytes(
-            &self.engine,
-            &self.linker,
-            name,
-            bytes,
-            self.config.cache_dir.as_deref(),
-            self.config.max_memory as usize,
-        )
+        Program::from_bytes(&self.engines, name, bytes)
+    }
+
+    /// How many components compile in the background ([`Tiering`]):
+    /// queued, under way, or (when detached) waited for.
+    ///
+    /// [`Tiering`]: crate::engine::Tiering
+    pub fn background_compiles(&self) -> usize {
+        self.engines.background.pending()
+    }
+
+    /// Waits until the background compiles ([`Tiering`]) have ended: their
+    /// code is in the cache, and the tasks added from now on run it.
+    /// Dropping the manager does not wait: a compile cut short leaves
+    /// nothing in the cache, and the next load compiles again.
+    ///
+    /// [`Tiering`]: crate::engine::Tiering
+    pub fn wait_for_background_compiles(&self) {
+        self.engines.background.wait();
     }
 
     /// Adds a task that runs `entry` of `program` with `payload`; it first
@@ -304,9 +293,10 @@ impl TaskManager {
         self.shards.of(task.0).cancel_now(task.0);
     }
 
-    /// The engine, to share compiled modules or inspect settings.
+    /// The engine (Cranelift's, whose code the cache keeps), to share
+    /// compiled modules or inspect settings.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.engines.optimized.engine
     }
 
     /// Whether `test` holds for the state of some shard.

@@ -98,10 +98,13 @@ impl From<Output> for Run {
     }
 }
 
-/// A command for `mtask-host` with the tests' shared code cache.
+/// A command for `mtask-host` with the tests' shared code cache, and
+/// without tiered compilation: every test but those of tiering itself
+/// (tests/tiering.rs) runs Cranelift's code, whichever test compiled it.
 pub fn host() -> Command {
     let mut cmd = Command::new(host_binary());
-    cmd.env("MTASK_CACHE_DIR", target_dir().join("mtask-test-cache"));
+    cmd.env("MTASK_CACHE_DIR", target_dir().join("mtask-test-cache"))
+        .env("MTASK_NO_TIERING", "1");
     cmd
 }
 

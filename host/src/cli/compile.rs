@@ -28,6 +28,11 @@ pub(crate) struct CompileArgs {
     #[arg(long)]
     no_preempt: bool,
 
+    /// Run at a low priority and print nothing: how `run` and `serve` have
+    /// a component compiled behind its first run.
+    #[arg(long, hide = true)]
+    background: bool,
+
     /// Where compiled code is kept: the directory `run` reads.
     /// [default: $MTASK_CACHE_DIR, else $XDG_CACHE_HOME/mtask, else ~/.cache/mtask]
     #[arg(long, value_name = "DIR")]
@@ -37,6 +42,9 @@ pub(crate) struct CompileArgs {
 /// Compiles `args.app` into the cache; returns the exit status (2 when the
 /// component cannot be used or the cache cannot take it).
 pub(super) fn compile(args: CompileArgs) -> ExitCode {
+    if args.background {
+        crate::tier::lower_priority();
+    }
     let fail = |message: String| {
         eprintln!("mtask-host: {message}");
         ExitCode::from(2)
@@ -77,7 +85,8 @@ pub(super) fn compile(args: CompileArgs) -> ExitCode {
             println!("{name}: already in the cache ({})", cache_dir.display());
             ExitCode::SUCCESS
         }
-        (CodeOrigin::Compiled, note) => {
+        // `compile` does not tier: Cranelift compiled it.
+        (CodeOrigin::Compiled | CodeOrigin::Baseline, note) => {
             if let Some(note) = note {
                 eprintln!("mtask-host: {note}");
             }

@@ -63,6 +63,8 @@ enum Command {
         /// under [host]. [default: one per available core]
         #[arg(long, value_name = "N", value_parser = parse_threads)]
         threads: Option<usize>,
+        #[command(flatten)]
+        tiering: TieringArg,
     },
 
     /// Compile a component into the cache ahead of its first run.
@@ -71,6 +73,34 @@ enum Command {
     /// values the runs will use. Exits 2 when the component cannot be used
     /// or its code cannot be kept.
     Compile(CompileArgs),
+}
+
+/// How `run` and `serve` compile a component missing from the cache.
+#[derive(clap::Args, Debug)]
+struct TieringArg {
+    /// Compile a component missing from the cache with Cranelift before it
+    /// runs, as `compile` does. Without it, Winch (wasmtime's baseline
+    /// compiler) compiles it in a fraction of the time and it starts at
+    /// once, on code about 1.7 times slower, while a detached,
+    /// low-priority `mtask-host compile` fills the cache with Cranelift's
+    /// code: for the next run, and for the tasks started once it is done.
+    #[arg(
+        long,
+        env = "MTASK_NO_TIERING",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    no_tiering: bool,
+}
+
+impl TieringArg {
+    fn tiering(&self) -> crate::Tiering {
+        if self.no_tiering {
+            return crate::Tiering::Off;
+        }
+        // Without a path to this executable, the compile runs in a thread.
+        std::env::current_exe().map_or(crate::Tiering::Background, crate::Tiering::Detached)
+    }
 }
 
 /// The command-line flag that sets `Config`'s field `key` (`--max-tasks`),
@@ -88,7 +118,8 @@ pub fn main() -> ExitCode {
             config,
             summary,
             threads,
-        } => serve::serve(&config, summary, threads),
+            tiering,
+        } => serve::serve(&config, summary, threads, tiering.tiering()),
         Command::Compile(args) => compile::compile(args),
     }
 }

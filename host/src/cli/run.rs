@@ -113,6 +113,9 @@ pub(super) struct RunArgs {
     #[arg(long)]
     no_cache: bool,
 
+    #[command(flatten)]
+    tiering: super::TieringArg,
+
     /// Say on stderr how the component was loaded and how long the run took.
     #[arg(short, long)]
     verbose: bool,
@@ -223,6 +226,7 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             args.cache_dir.or_else(crate::cache::default_dir)
         },
         cluster: args.cluster.config(),
+        tiering: args.tiering.tiering(),
     };
     if let Err(e) = config.check(super::flag) {
         return fail(e, 2);
@@ -266,6 +270,9 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         let how = match program.origin() {
             CodeOrigin::Compiled => "compiled",
             CodeOrigin::Cached => "loaded from the cache",
+            CodeOrigin::Baseline => {
+                "compiled by Winch (Cranelift compiles it for the cache in the background)"
+            }
         };
         eprintln!(
             "mtask-host: {} {how} in {:.1} ms",

@@ -2,20 +2,22 @@
 //! an `InstancePre`, its entries listed, and the WASI settings its tasks get.
 //! `task`: the state of one of its tasks, and the future that runs it.
 
+pub(crate) mod engines;
+mod load;
 pub(crate) mod task;
 
-use std::path::Path;
-use std::sync::Arc;
+pub use load::MAX_COMPONENT_SIZE;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 use crate::bindings::TaskPre;
-use crate::cache::{self, CacheNote, CodeOrigin};
+use crate::cache::{CacheNote, CodeOrigin};
 use crate::engine::AppLimits;
 use crate::error::{Error, one_line};
 use crate::ids::AppId;
@@ -35,6 +37,9 @@ struct Inner {
     name: String,
     /// Linked once; each task instantiates from it.
     code: Code,
+    /// Cranelift's code, once compiled behind Winch's `code` (shared by
+    /// every clone: tasks started after it is set run it).
+    upgraded: Arc<OnceLock<Code>>,
     /// The entries `run` dispatches to.
     entries: Vec<String>,
     /// Where the compiled code came from.
@@ -75,6 +80,16 @@ pub(crate) enum Code {
     Task(TaskPre<TaskState>),
     /// A `wasi:cli` command: its one entry, `main`, is `wasi:cli/run`.
     Command(CommandPre<TaskState>),
+}
+
+impl Code {
+    /// The engine its stores must come from.
+    pub(crate) fn engine(&self) -> &Engine {
+        match self {
+            Code::Task(pre) => pre.engine(),
+            Code::Command(pre) => pre.engine(),
+        }
+    }
 }
 
 /// The one entry of a `wasi:cli` command.
@@ -118,66 +133,6 @@ pub const DEFAULT_TENANT: &str = "default";
 static NEXT_APP: AtomicU64 = AtomicU64::new(1);
 
 impl Program {
-    /// Reads, compiles (or loads from the cache) and links the component at `path`.
-    pub(crate) fn from_file(
-        engine: &Engine,
-        linker: &Linker<TaskState>,
-        path: &Path,
-        cache_dir: Option<&Path>,
-        max_memory: usize,
-    ) -> Result<Self, Error> {
-        let bytes = read_app(path)?;
-        let name = path.file_name().map_or_else(
-            || path.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        Self::from_bytes(engine, linker, &name, &bytes, cache_dir, max_memory)
-    }
-
-    /// Like [`Program::from_file`] for bytes already in memory; `name` is used in messages.
-    pub(crate) fn from_bytes(
-        engine: &Engine,
-        linker: &Linker<TaskState>,
-        name: &str,
-        bytes: &[u8],
-        cache_dir: Option<&Path>,
-        max_memory: usize,
-    ) -> Result<Self, Error> {
-        let name = name.to_string();
-        check_header(&name, bytes)?;
-        let loaded =
-            cache::load_or_compile(engine, bytes, cache_dir).map_err(|e| Error::Invalid {
-                name: name.clone(),
-                message: one_line(&e),
-            })?;
-        let code = link(&name, linker, &loaded.component)?;
-        let mut inner = Inner {
-            name,
-            code,
-            entries: Vec::new(),
-            origin: loaded.origin,
-            cache_note: loaded.note,
-            args: Vec::new(),
-            env: Vec::new(),
-            app: NEXT_APP.fetch_add(1, Ordering::Relaxed),
-            net: Arc::default(),
-            refusal_told: Arc::default(),
-            max_memory,
-            dirs: Vec::new(),
-            limits: None,
-            stdin: false,
-            tenant: DEFAULT_TENANT.into(),
-            digest: crate::cluster::short_hash(&[&blake3::hash(bytes).to_hex()]).into(),
-        };
-        inner.args = vec![inner.name.clone()];
-        let mut program = Program {
-            inner: Arc::new(inner),
-        };
-        let entries = program.list_entries()?;
-        Arc::make_mut(&mut program.inner).entries = entries;
-        Ok(program)
-    }
-
     /// The same program with `args` after the program name in its tasks' `argv`.
     pub fn with_args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
         let inner = Arc::make_mut(&mut self.inner);
@@ -313,15 +268,16 @@ impl Program {
         self.inner.entries.iter().any(|e| e == entry)
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
-        match &self.inner.code {
-            Code::Task(pre) => pre.engine(),
-            Code::Command(pre) => pre.engine(),
-        }
+    /// Whether its tasks run Cranelift's code: loaded from the cache,
+    /// compiled by Cranelift, or compiled by Winch and since by Cranelift
+    /// behind it (docs/design.md §11).
+    pub fn optimized(&self) -> bool {
+        self.inner.origin != CodeOrigin::Baseline || self.inner.upgraded.get().is_some()
     }
 
+    /// The code a task started now runs: Cranelift's once there is some.
     pub(crate) fn code(&self) -> &Code {
-        &self.inner.code
+        self.inner.upgraded.get().unwrap_or(&self.inner.code)
     }
 
     /// A fresh WASI context: stdout and stderr inherited, args, env and
@@ -379,7 +335,7 @@ impl Program {
             Code::Task(pre) => pre,
             Code::Command(_) => return Ok(vec![COMMAND_ENTRY.to_string()]),
         };
-        let mut store = TaskState::store(self.engine(), TaskState::new(self));
+        let mut store = TaskState::store(pre.engine(), TaskState::new(self));
         // No scheduler runs here to preempt it: a start-up that loops is
         // stopped after a while instead of hanging the load.
         let started = std::time::Instant::now();
@@ -404,110 +360,6 @@ impl Program {
             message: one_line(&e),
         })
     }
-}
-
-/// The largest component file mtask loads: ten times the largest one we
-/// know of (a Python component, ≈ 40 MB), far below what could exhaust the
-/// host's memory.
-pub const MAX_COMPONENT_SIZE: u64 = 512 << 20;
-
-/// Reads a component file, refusing what is not a regular file (a device
-/// like `/dev/zero` never ends) or is larger than [`MAX_COMPONENT_SIZE`],
-/// before reading it.
-fn read_app(path: &Path) -> Result<Vec<u8>, Error> {
-    let read_error = |source| Error::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let not_a_file = || Error::NotAFile {
-        path: path.to_owned(),
-    };
-    // Looked at before opening: opening a named pipe waits for a writer.
-    if !std::fs::metadata(path).map_err(read_error)?.is_file() {
-        return Err(not_a_file());
-    }
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let meta = file.metadata().map_err(read_error)?;
-    let too_big = |size: u64| Error::TooBig {
-        path: path.to_owned(),
-        size,
-        max: MAX_COMPONENT_SIZE,
-    };
-    if !meta.is_file() {
-        return Err(not_a_file());
-    }
-    if meta.len() > MAX_COMPONENT_SIZE {
-        return Err(too_big(meta.len()));
-    }
-    // The file may grow while it is read: read one byte past the limit at most.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::io::Read::read_to_end(
-        &mut std::io::Read::take(file, MAX_COMPONENT_SIZE + 1),
-        &mut bytes,
-    )
-    .map_err(read_error)?;
-    if bytes.len() as u64 > MAX_COMPONENT_SIZE {
-        return Err(too_big(bytes.len() as u64));
-    }
-    Ok(bytes)
-}
-
-/// Rejects what is not a component before handing it to the compiler, so
-/// that the message says what the file is.
-fn check_header(name: &str, bytes: &[u8]) -> Result<(), Error> {
-    const MAGIC: &[u8] = b"\0asm";
-    if bytes.len() < 8 || &bytes[..4] != MAGIC {
-        // The text format is WebAssembly too, but tasks ship as binaries.
-        return Err(Error::NotWasm {
-            name: name.to_string(),
-        });
-    }
-    // Bytes 6..8 are the layer: 0 for a core module, 1 for a component.
-    if bytes[6..8] == [0, 0] {
-        return Err(Error::CoreModule {
-            name: name.to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// Links `component` against the host's imports and tells what it is by
-/// its exports: an mtask task, a `wasi:cli` command, or neither (an error
-/// that says which of the likely cases it is).
-fn link(name: &str, linker: &Linker<TaskState>, component: &Component) -> Result<Code, Error> {
-    let pre = linker
-        .instantiate_pre(component)
-        .map_err(|e| Error::MissingImport {
-            name: name.to_string(),
-            message: one_line(&e),
-        })?;
-    let as_task = match TaskPre::new(pre.clone()) {
-        Ok(task) => return Ok(Code::Task(task)),
-        Err(e) => e,
-    };
-    if let Ok(command) = CommandPre::new(pre) {
-        return Ok(Code::Command(command));
-    }
-    let engine = component.engine();
-    let exports = component.component_type().exports(engine).count();
-    let message = if exports == 0 {
-        // What a Rust guest built with the SDK looks like without
-        // `mtask::entries!`: the macro is what exports anything.
-        "it exports nothing: a task built with the mtask SDK lists its entry functions \
-         with `mtask::entries!(...)`, and a program with a `main` is built as a \
-         wasm32-wasip2 binary (a `wasi:cli` command)"
-            .to_string()
-    } else {
-        format!(
-            "it is neither an mtask task (exports `entries` and `run`) nor a `wasi:cli` \
-             command (exports `wasi:cli/run`): {}",
-            one_line(&as_task)
-        )
-    };
-    Err(Error::NotATask {
-        name: name.to_string(),
-        message,
-    })
 }
 
 /// Drives a future that never waits on the scheduler (instantiation and

@@ -313,15 +313,17 @@ fn task_future(
 ) -> TaskFuture {
     // Made before the future, so the future holds the store (a pointer),
     // not the state moved into it: a smaller future for every live task.
-    let mut store = TaskState::store(program.engine(), state);
-    let program = program.clone();
+    // The code is chosen once: a store and the instance made in it must
+    // be of one engine, and Cranelift's code may arrive meanwhile (§11).
+    let code = program.code().clone();
+    let mut store = TaskState::store(code.engine(), state);
     Box::pin(async move {
         store.set_epoch_deadline(1);
         // A component's own start-up (a Python runtime's takes tens of ms)
         // runs to its end: preempting it would reorder the first steps of
         // tasks that yield in step with each other.
         store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1)));
-        let started = match program.code() {
+        let started = match &code {
             Code::Task(pre) => pre.instantiate_async(&mut store).await.map(Started::Task),
             Code::Command(pre) => pre
                 .instantiate_async(&mut store)

@@ -111,7 +111,12 @@ fn start(
 }
 
 /// Runs `mtask-host serve`.
-pub(crate) fn serve(path: &Path, summary: bool, threads: Option<usize>) -> ExitCode {
+pub(crate) fn serve(
+    path: &Path,
+    summary: bool,
+    threads: Option<usize>,
+    tiering: crate::Tiering,
+) -> ExitCode {
     let fail = |message: String| {
         eprintln!("mtask-host: {message}");
         ExitCode::from(2)
@@ -133,6 +138,7 @@ pub(crate) fn serve(path: &Path, summary: bool, threads: Option<usize>) -> ExitC
     if let Some(threads) = threads {
         file.config.threads = threads;
     }
+    file.config.tiering = tiering;
     crate::files::reserve_table((file.files() + crate::files::HOST_FILES).min(budget.open_files));
     let clustered = file.config.cluster.is_some();
     let mut manager = match TaskManager::new(file.config) {
