@@ -80,14 +80,15 @@ js-guests: js-toolchain
     rm -rf $wit && mkdir -p $wit/deps
     cp wit/*.wit guest-sdk/js/task-js.wit $wit/
     cp "$wasi_wit"/*.wit $wit/deps/
-    for ex in printer children echo_server; do
+    for dir in examples/js/*/ tests/js-guests/*/; do
+        ex=$(basename "$dir")
         out=target/js/$ex.wasm
-        if [ -f "$out" ] && [ -z "$(find examples/js/$ex guest-sdk/js wit -newer "$out" -type f)" ]; then
+        if [ -f "$out" ] && [ -z "$(find $dir guest-sdk/js wit -newer "$out" -type f)" ]; then
             continue
         fi
         src=target/js/src/$ex
         rm -rf $src && mkdir -p $src
-        cp examples/js/$ex/*.js guest-sdk/js/mtask.js $src/
+        cp $dir/*.js guest-sdk/js/mtask.js $src/
         {{componentize_qjs}} --wit $wit --world task-js --js $src/app.js --module-root $src \
             --sync -o "$out" > target/js/$ex.log
     done

@@ -1,6 +1,7 @@
 //! Tasks written in JavaScript (componentize-qjs, QuickJS) against the same
 //! WIT, run by the same host: the seed's programs, its echo server, errors
-//! and the compiled-code cache.
+//! and the compiled-code cache; the SDK's queues, timeouts and UDP
+//! (tests/js-guests/conformance).
 
 mod support;
 
@@ -101,4 +102,37 @@ fn a_js_component_is_compiled_once_then_starts_from_the_cache() {
     );
     assert_eq!(cached.lines().len(), 6);
     let _ = std::fs::remove_dir_all(&cache);
+}
+
+#[test]
+fn js_queues_timeouts_udp_and_typed_errors_behave_as_in_the_other_sdks() {
+    let run = run(
+        "conformance",
+        &["--listen", "127.0.0.1:*", "--connect", "127.0.0.1:*"],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"fifo [1,"two",{"three":3}] left 0"#,
+            "empty get: Timeout timeout, waited long enough",
+            "full put: Timeout timeout",
+            r#"tagged [7,"urgent item"] then plain"#,
+            "from child 42",
+            "closed get: Closed closed",
+            "join: Timeout timeout",
+            "after cancel: TaskFailed cancelled",
+            "failed child: TaskFailed failed",
+            "unknown entry: MtaskError invalid",
+            "udp ping from a: true, reply ping back",
+            "udp recv: Timeout timeout",
+        ]
+    );
+}
+
+#[test]
+fn a_js_socket_without_a_rule_is_denied() {
+    let run = run("conformance", &["--entry", "denied"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.lines(), ["bind: MtaskError denied"]);
 }

@@ -260,6 +260,8 @@ export class Queue {
     return new Queue([], 0, host(queues.Queue.open, name, maxsize));
   }
 
+  /** Adds `item`, waiting at most `timeout` seconds for room; `tag` (a
+   * number, up to 2^53) lets `getTagged` pick it. */
   put(item, timeout = null, tag = null) {
     host(() => this.q.put({ tag, data: encode(item) }, nanos(timeout)));
   }
