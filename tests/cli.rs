@@ -204,11 +204,7 @@ fn a_plain_wasi_command_runs_as_one_task_with_its_args_env_and_status() {
     // A command has one entry.
     let other = run_guest("plain", "other", &[], &[]);
     assert_eq!(other.code, 2);
-    assert!(
-        other.stderr.contains("no entry `other`"),
-        "{}",
-        other.stderr
-    );
+    other.assert_stderr_has("no entry `other`");
 }
 
 #[test]
@@ -277,11 +273,7 @@ fn usage_errors_exit_2() {
         &guest("printer"),
     ]);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("is not a size like 64MiB"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("is not a size like 64MiB");
 }
 
 #[test]
@@ -332,13 +324,7 @@ fn a_damaged_entry_list_is_not_used_and_is_written_again() {
     std::fs::write(&list, kept.replace("main", "mian")).unwrap();
     let second = run_cached(&cache);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(
-        second
-            .stderr
-            .contains("printer.wasm loaded from the cache in"),
-        "{}",
-        second.stderr
-    );
+    second.assert_stderr_has("printer.wasm loaded from the cache in");
     assert_eq!(first.stdout, second.stdout);
     assert_eq!(std::fs::read_to_string(&list).unwrap(), kept);
 }
@@ -348,21 +334,11 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
     let cache = scratch("cache");
     let first = run_cached(&cache);
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(
-        first.stderr.contains("printer.wasm compiled in"),
-        "{}",
-        first.stderr
-    );
+    first.assert_stderr_has("printer.wasm compiled in");
     only_entry(&cache);
     let second = run_cached(&cache);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(
-        second
-            .stderr
-            .contains("printer.wasm loaded from the cache in"),
-        "{}",
-        second.stderr
-    );
+    second.assert_stderr_has("printer.wasm loaded from the cache in");
     assert_eq!(first.stdout, second.stdout);
     let fresh = host_run([
         Path::new("run"),
@@ -370,11 +346,7 @@ fn a_second_run_takes_compiled_code_from_the_cache() {
         Path::new("--no-cache"),
         &guest("printer"),
     ]);
-    assert!(
-        fresh.stderr.contains("printer.wasm compiled in"),
-        "{}",
-        fresh.stderr
-    );
+    fresh.assert_stderr_has("printer.wasm compiled in");
 }
 
 /// The one entry in `cache` (NAME.cwasm, with its digest in NAME.blake3,
@@ -529,11 +501,7 @@ fn no_cache_compiles_and_writes_nothing() {
         .arg(guest("printer"));
     let run: Run = support::output_within_deadline(&mut cmd).into();
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("printer.wasm compiled in"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("printer.wasm compiled in");
     assert!(!dir.exists(), "--no-cache created {}", dir.display());
 }
 
@@ -644,11 +612,7 @@ fn compile_fills_the_cache_that_run_then_starts_from() {
         &printer,
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("printer.wasm loaded from the cache"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("printer.wasm loaded from the cache");
     // Code compiled for other settings is another entry: a run with
     // preemption off compiles again.
     let other = host_run([
@@ -659,11 +623,7 @@ fn compile_fills_the_cache_that_run_then_starts_from() {
         &cache,
         &printer,
     ]);
-    assert!(
-        other.stderr.contains("printer.wasm compiled in"),
-        "{}",
-        other.stderr
-    );
+    other.assert_stderr_has("printer.wasm compiled in");
     let _ = std::fs::remove_dir_all(&cache);
 }
 

@@ -93,13 +93,7 @@ fn a_js_component_is_compiled_once_then_starts_from_the_cache() {
         &app,
     ]);
     assert_eq!(cached.code, 0, "{}", cached.stderr);
-    assert!(
-        cached
-            .stderr
-            .contains("printer.wasm loaded from the cache in"),
-        "{}",
-        cached.stderr
-    );
+    cached.assert_stderr_has("printer.wasm loaded from the cache in");
     assert_eq!(cached.lines().len(), 6);
     let _ = std::fs::remove_dir_all(&cache);
 }

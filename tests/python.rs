@@ -111,19 +111,9 @@ fn a_python_component_is_compiled_once() {
         ])
     };
     let first = once();
-    assert!(
-        first.stderr.contains("printer.wasm compiled in"),
-        "{}",
-        first.stderr
-    );
+    first.assert_stderr_has("printer.wasm compiled in");
     let second = once();
-    assert!(
-        second
-            .stderr
-            .contains("printer.wasm loaded from the cache in"),
-        "{}",
-        second.stderr
-    );
+    second.assert_stderr_has("printer.wasm loaded from the cache in");
     // A compile that takes seconds is announced (stderr is a pipe here:
     // one line, before the load's own).
     assert!(

@@ -94,13 +94,7 @@ fn a_first_run_starts_on_winch_code_and_leaves_cranelift_code_in_the_cache() {
     assert_eq!(files(&cache, "cwasm").len(), 1);
     let second = run_tiered(&cache, &[], &app);
     assert_eq!(second.code, 0, "{}", second.stderr);
-    assert!(
-        second
-            .stderr
-            .contains("printer.wasm loaded from the cache in"),
-        "{}",
-        second.stderr
-    );
+    second.assert_stderr_has("printer.wasm loaded from the cache in");
     assert_eq!(second.stdout, reference.stdout);
     let _ = std::fs::remove_dir_all(&cache);
 }
@@ -110,11 +104,7 @@ fn without_tiering_the_first_run_compiles_with_cranelift_and_stores_at_once() {
     let cache = fresh_cache("untiered");
     let run = run_tiered(&cache, &["--no-tiering"], &guest("printer"));
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("printer.wasm compiled in"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("printer.wasm compiled in");
     assert_eq!(
         files(&cache, "cwasm").len(),
         1,
@@ -131,11 +121,7 @@ fn a_component_winch_cannot_compile_is_compiled_by_cranelift() {
     let run = run_tiered(&cache, &[], &c_guest("tail_calls"));
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout, "sum 500000500000\n");
-    assert!(
-        run.stderr.contains("tail_calls.wasm compiled in"),
-        "{}",
-        run.stderr
-    );
+    run.assert_stderr_has("tail_calls.wasm compiled in");
     assert_eq!(files(&cache, "cwasm").len(), 1, "stored by the run itself");
     let _ = std::fs::remove_dir_all(&cache);
 }

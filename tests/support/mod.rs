@@ -86,6 +86,16 @@ impl Run {
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
     }
+
+    /// Asserts that stderr says `text`, showing all of it if not.
+    #[track_caller]
+    pub fn assert_stderr_has(&self, text: &str) {
+        assert!(
+            self.stderr.contains(text),
+            "{text:?} not in: {}",
+            self.stderr
+        );
+    }
 }
 
 impl From<Output> for Run {
