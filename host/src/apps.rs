@@ -30,6 +30,12 @@ pub struct AppStats {
     pub cancelled: u64,
     /// The most linear memory its live tasks held at once, in bytes.
     pub peak_memory: u64,
+    /// Its tasks alive now.
+    pub live: u64,
+    /// Its sockets open now (mtask's own and WASI's).
+    pub sockets: u64,
+    /// The linear memory its live tasks hold now, in bytes.
+    pub memory: u64,
 }
 
 /// How a task ended, for [`Apps::ended`].
@@ -245,7 +251,15 @@ impl Apps {
 
     /// How the tasks of `app` have fared so far.
     pub(crate) fn stats(&self, app: AppId) -> AppStats {
-        self.apps.get(&app).map(|a| a.stats).unwrap_or_default()
+        self.apps
+            .get(&app)
+            .map(|a| AppStats {
+                live: a.live as u64,
+                sockets: a.sockets as u64,
+                memory: a.memory as u64,
+                ..a.stats
+            })
+            .unwrap_or_default()
     }
 
     /// Counts `grown` more bytes of linear memory for `app`, unless its

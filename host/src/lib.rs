@@ -89,7 +89,7 @@ pub use cache::{CacheNote, CodeOrigin};
 pub use cluster::{ClusterConfig, DEFAULT_LEASE};
 pub use engine::{AppLimits, Config, Tiering};
 pub use error::Error;
-pub use manager::{StopHandle, TaskId, TaskManager};
+pub use manager::{StatsHandle, StopHandle, TaskId, TaskManager};
 pub use outcome::Outcome;
 pub use outcome::TaskError;
 pub use program::{DirGrant, Program};

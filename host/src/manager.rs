@@ -88,6 +88,23 @@ impl StopHandle {
     }
 }
 
+/// Reads how the apps fare from any thread, while [`TaskManager::run`]
+/// runs; see [`TaskManager::stats_handle`].
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shards>);
+
+impl StatsHandle {
+    /// How the tasks of `program` have fared so far, and what they hold now.
+    pub fn stats(&self, program: &Program) -> AppStats {
+        self.0.stats(program.app())
+    }
+
+    /// The live tasks of every app.
+    pub fn live_tasks(&self) -> usize {
+        self.0.live()
+    }
+}
+
 impl TaskManager {
     /// A manager with an engine sized by `config`.
     pub fn new(config: Config) -> Result<Self, Error> {
@@ -224,7 +241,13 @@ impl TaskManager {
         StopHandle(self.shards.clone())
     }
 
-    /// How the tasks of `program` have fared so far.
+    /// A handle that reads the apps' [`stats`](Self::stats) from another
+    /// thread (a metrics endpoint's) while `run` runs.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.shards.clone())
+    }
+
+    /// How the tasks of `program` have fared so far, and what they hold now.
     pub fn stats(&self, program: &Program) -> AppStats {
         self.shards.stats(program.app())
     }

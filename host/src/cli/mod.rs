@@ -65,6 +65,10 @@ enum Command {
         threads: Option<usize>,
         #[command(flatten)]
         tiering: TieringArg,
+        /// Serve the host's and each tenant's figures at GET /metrics on
+        /// this address, for Prometheus; overrides `metrics` under [host].
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
     },
 
     /// Compile a component into the cache ahead of its first run.
@@ -119,7 +123,8 @@ pub fn main() -> ExitCode {
             summary,
             threads,
             tiering,
-        } => serve::serve(&config, summary, threads, tiering.tiering()),
+            metrics,
+        } => serve::serve(&config, summary, threads, tiering.tiering(), metrics),
         Command::Compile(args) => compile::compile(args),
     }
 }

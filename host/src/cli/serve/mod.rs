@@ -22,8 +22,8 @@
 //! prints (a test holds it to what the parser accepts).
 //!
 //! `tenants` reads and checks the file (`tenant`: one tenant's table);
-//! `shares` reserves each tenant's share of the host; this file loads the
-//! tenants and runs them.
+//! `shares` reserves each tenant's share of the host; `metrics` serves
+//! their figures to Prometheus; this file loads the tenants and runs them.
 
 /// Every key a tenants file may have, with its meaning: printed by
 /// `mtask-host serve --help`, and checked against the parser by a test.
@@ -37,6 +37,7 @@ cpu_budget = "30s"          # per task, for every tenant
 max_sockets = 1000          # per tenant
 max_queue_bytes = "16MiB"   # per tenant
 max_app_memory = "4GiB"     # per tenant
+metrics = "127.0.0.1:9100"  # serve GET /metrics here (as --metrics)
 
 [[tenant]]
 name = "echo"               # required, unique
@@ -64,6 +65,7 @@ lease = "30s"               # what a dead host held goes to another after this
 jobs = 4                    # remote spawns this host runs at once; default one per thread
 "#;
 
+mod metrics;
 mod shares;
 mod tenant;
 mod tenants;
@@ -116,6 +118,7 @@ pub(crate) fn serve(
     summary: bool,
     threads: Option<usize>,
     tiering: crate::Tiering,
+    metrics: Option<std::net::SocketAddr>,
 ) -> ExitCode {
     let fail = |message: String| {
         eprintln!("mtask-host: {message}");
@@ -139,6 +142,15 @@ pub(crate) fn serve(
         file.config.threads = threads;
     }
     file.config.tiering = tiering;
+    // Bound before the (slow) loads, so a bad address fails at once.
+    let metrics = match metrics.or(file.metrics).map(std::net::TcpListener::bind) {
+        Some(Ok(listener)) => Some(listener),
+        Some(Err(e)) => return fail(format!("cannot serve metrics: {e}")),
+        None => None,
+    };
+    if let Some(Ok(addr)) = metrics.as_ref().map(|l| l.local_addr()) {
+        eprintln!("mtask-host: metrics at http://{addr}/metrics");
+    }
     crate::files::reserve_table((file.files() + crate::files::HOST_FILES).min(budget.open_files));
     let clustered = file.config.cluster.is_some();
     let mut manager = match TaskManager::new(file.config) {
@@ -185,6 +197,12 @@ pub(crate) fn serve(
             }
             Err(e) => return fail(format!("{shown}: {e}")),
         }
+    }
+    if let Some(listener) = metrics {
+        let tenants = running
+            .iter()
+            .map(|(name, program, _)| (name.clone(), program.clone()));
+        metrics::serve(listener, manager.stats_handle(), tenants.collect());
     }
     if let Err(e) = manager.run() {
         eprintln!("mtask-host: {e}");

@@ -23,6 +23,7 @@ struct HostTable {
     max_queue_bytes: Option<String>,
     max_app_memory: Option<String>,
     threads: Option<usize>,
+    metrics: Option<String>,
 }
 
 /// The `[cluster]` table (docs/design.md §10).
@@ -54,6 +55,8 @@ impl ClusterTable {
 pub(super) struct TenantsFile {
     pub(super) config: Config,
     pub(super) tenants: Vec<Tenant>,
+    /// Where to serve `GET /metrics` (`[host] metrics`).
+    pub(super) metrics: Option<std::net::SocketAddr>,
 }
 
 impl TenantsFile {
@@ -120,6 +123,14 @@ pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFil
     if let Some(s) = &host.max_queue_bytes {
         config.max_queue_bytes = in_host("max_queue_bytes", parse_size(s))? as usize;
     }
+    let metrics = match &host.metrics {
+        Some(addr) => Some(in_host(
+            "metrics",
+            addr.parse()
+                .map_err(|_| format!("`{addr}` is not an address like 127.0.0.1:9100")),
+        )?),
+        None => None,
+    };
     let mut names = HashSet::new();
     let mut checked = Vec::new();
     for (i, value) in tenants.into_iter().enumerate() {
@@ -155,6 +166,7 @@ pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFil
     Ok(TenantsFile {
         config,
         tenants: checked,
+        metrics,
     })
 }
 

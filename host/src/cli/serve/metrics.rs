@@ -1,0 +1,211 @@
+//! `serve --metrics ADDR`: the host's and each tenant's figures at
+//! `GET /metrics`, in the OpenMetrics text format that Prometheus scrapes
+//! (encoded by `prometheus-client`).
+//!
+//! The listener is the operator's, outside every tenant's network rules.
+//! It answers one request at a time, each within [`PATIENCE`] (a client
+//! that stalls longer is dropped), with `GET /metrics` only: any other
+//! path is 404, any other method 405. The figures are read when scraped,
+//! from the same counters as `--summary`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::{AppStats, Program, StatsHandle};
+
+/// How long a scraper may take to send its request and read the answer.
+const PATIENCE: Duration = Duration::from_secs(2);
+
+/// The most bytes of a request read (its head; a GET has no body).
+const MAX_REQUEST: usize = 8 << 10;
+
+/// What names one tenant's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+/// One tenant's ended tasks of one outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndedLabel {
+    tenant: String,
+    outcome: String,
+}
+
+/// The series, and where their values come from.
+struct Metrics {
+    /// Encodes every series below.
+    registry: Registry,
+    /// Tasks started, per tenant.
+    started: Family<TenantLabel, Counter>,
+    /// Tasks ended, per tenant and outcome.
+    ended: Family<EndedLabel, Counter>,
+    /// Live tasks, per tenant.
+    live: Family<TenantLabel, Gauge>,
+    /// Open sockets, per tenant.
+    sockets: Family<TenantLabel, Gauge>,
+    /// Linear memory held now, per tenant.
+    memory: Family<TenantLabel, Gauge>,
+    /// The most linear memory held at once, per tenant.
+    peak_memory: Family<TenantLabel, Gauge>,
+    /// Live tasks of the whole host.
+    host_live: Gauge,
+    /// The tenants by name.
+    tenants: Vec<(String, Program)>,
+    /// Reads their counters while the host runs.
+    stats: StatsHandle,
+}
+
+impl Metrics {
+    fn new(stats: StatsHandle, tenants: Vec<(String, Program)>) -> Self {
+        let started = Family::<TenantLabel, Counter>::default();
+        let ended = Family::<EndedLabel, Counter>::default();
+        let [live, sockets, memory, peak_memory] =
+            std::array::from_fn(|_| Family::<TenantLabel, Gauge>::default());
+        let host_live = Gauge::default();
+        let mut registry = Registry::with_prefix("mtask");
+        registry.register("tasks_started", "Tasks started", started.clone());
+        registry.register("tasks_ended", "Tasks ended, by outcome", ended.clone());
+        registry.register("tasks_live", "Tasks alive now", live.clone());
+        registry.register("sockets_open", "Sockets open now", sockets.clone());
+        registry.register(
+            "linear_memory_bytes",
+            "Linear memory the live tasks hold",
+            memory.clone(),
+        );
+        registry.register(
+            "linear_memory_peak_bytes",
+            "The most linear memory the live tasks held at once",
+            peak_memory.clone(),
+        );
+        registry.register(
+            "host_tasks_live",
+            "Tasks alive now, every tenant's",
+            host_live.clone(),
+        );
+        Metrics {
+            registry,
+            started,
+            ended,
+            live,
+            sockets,
+            memory,
+            peak_memory,
+            host_live,
+            tenants,
+            stats,
+        }
+    }
+
+    /// Every series, read now, in the text format.
+    fn render(&self) -> String {
+        for (name, program) in &self.tenants {
+            let s = self.stats.stats(program);
+            let tenant = TenantLabel {
+                tenant: name.clone(),
+            };
+            catch_up(&self.started.get_or_create(&tenant), s.started);
+            for (outcome, count) in outcomes(&s) {
+                let label = EndedLabel {
+                    tenant: name.clone(),
+                    outcome: outcome.to_string(),
+                };
+                catch_up(&self.ended.get_or_create(&label), count);
+            }
+            let gauge = |family: &Family<TenantLabel, Gauge>, value: u64| {
+                family.get_or_create(&tenant).set(saturate(value));
+            };
+            gauge(&self.live, s.live);
+            gauge(&self.sockets, s.sockets);
+            gauge(&self.memory, s.memory);
+            gauge(&self.peak_memory, s.peak_memory);
+        }
+        self.host_live.set(saturate(self.stats.live_tasks() as u64));
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The ended tasks of `s` by outcome.
+fn outcomes(s: &AppStats) -> [(&'static str, u64); 5] {
+    [
+        ("succeeded", s.succeeded),
+        ("failed", s.failed),
+        ("trapped", s.trapped),
+        ("limit", s.limited),
+        ("cancelled", s.cancelled),
+    ]
+}
+
+/// Brings `counter` up to `total` (the host's counts only grow; only this
+/// thread adds to the counter).
+fn catch_up(counter: &Counter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
+fn saturate(value: u64) -> i64 {
+    value.try_into().unwrap_or(i64::MAX)
+}
+
+/// Serves the tenants' figures on `listener` until the process ends.
+pub(super) fn serve(listener: TcpListener, stats: StatsHandle, tenants: Vec<(String, Program)>) {
+    let metrics = Metrics::new(stats, tenants);
+    std::thread::Builder::new()
+        .name("mtask-metrics".into())
+        .spawn(move || {
+            for conn in listener.incoming().flatten() {
+                // A scraper that misbehaves loses its own request only.
+                let _ = answer(conn, &metrics);
+            }
+        })
+        .expect("cannot start the metrics thread");
+}
+
+/// Reads one request from `conn` and answers it.
+fn answer(mut conn: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(PATIENCE))?;
+    conn.set_write_timeout(Some(PATIENCE))?;
+    let mut head = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_REQUEST {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let words: Vec<&str> = head.lines().next().unwrap_or("").split(' ').collect();
+    let (status, kind, body) = match words[..] {
+        ["GET", "/metrics", _] => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(),
+        ),
+        ["GET", _, _] => (
+            "404 Not Found",
+            "text/plain",
+            "only /metrics is here\n".into(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "only GET /metrics is answered\n".into(),
+        ),
+    };
+    write!(
+        conn,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    conn.flush()
+}

@@ -1,0 +1,212 @@
+//! `serve --metrics`: the figures Prometheus scrapes, fetched over real
+//! HTTP and read by the Prometheus project's own parser (its Python
+//! client, installed by `just prom-parser`).
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{connect, guest, host, spawn_listening};
+
+/// Sends `request` to `addr`; the status line and the body of the answer.
+fn http(addr: SocketAddr, request: &str) -> (String, String) {
+    let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// Each sample of an OpenMetrics text, as `name{label="value",...}` (labels
+/// sorted) to its value, as Prometheus's parser reads it.
+fn parse(text: &str) -> HashMap<String, f64> {
+    let python = support::target_dir().join("promvenv/bin/python");
+    assert!(
+        python.exists(),
+        "run `just prom-parser` (or `just test`) first"
+    );
+    let script = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for s in family.samples:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+        print(f"{s.name}{{{labels}}} {s.value}")
+"#;
+    // The text goes in through a file: the child's wait has a deadline.
+    let input = support::target_dir().join(format!("metrics-{}.txt", std::process::id()));
+    std::fs::write(&input, text).unwrap();
+    let stdin = std::fs::File::open(&input).unwrap();
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", script]);
+    let out = support::output_within_deadline_from(&mut cmd, Stdio::from(stdin));
+    let _ = std::fs::remove_file(&input);
+    assert!(
+        out.status.success(),
+        "the parser refused it: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (sample, value) = line.rsplit_once(' ').unwrap();
+            (sample.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The samples at `addr`'s /metrics once `ready` holds of them (at most
+/// ten seconds).
+fn scrape_until(
+    addr: SocketAddr,
+    ready: impl Fn(&HashMap<String, f64>) -> bool,
+) -> HashMap<String, f64> {
+    let started = Instant::now();
+    loop {
+        let (status, body) = http(addr, "GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        let samples = parse(&body);
+        if ready(&samples) {
+            return samples;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{samples:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn metrics_are_served_over_http_and_read_by_prometheus_s_parser() {
+    let dir = support::target_dir()
+        .join("metrics-scratch")
+        .join(std::process::id().to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tenants.toml");
+    let port = free_port();
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+[host]
+metrics = "127.0.0.1:{port}"
+
+[[tenant]]
+name = "echo"
+app = "{echo}"
+args = ["127.0.0.1:0"]
+listen = ["127.0.0.1:*"]
+
+[[tenant]]
+name = "printer"
+app = "{printer}"
+
+[[tenant]]
+name = "hostile"
+app = "{hostile}"
+entry = "spin"
+cpu_budget = "50ms"
+"#,
+            echo = guest("echo_server").display(),
+            printer = guest("printer").display(),
+            hostile = guest("hostile").display(),
+        ),
+    )
+    .unwrap();
+    let mut cmd = host();
+    cmd.arg("serve").arg(&file).stderr(Stdio::null());
+    let (mut child, _stdout, echo) = spawn_listening(&mut cmd);
+    let metrics: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let key = |name: &str, labels: &str| format!("{name}{{{labels}}}");
+    let printer_done = key(
+        "mtask_tasks_ended_total",
+        r#"outcome="succeeded",tenant="printer""#,
+    );
+    let samples = scrape_until(metrics, |s| {
+        s.get(&printer_done) == Some(&3.0)
+            && s.get(&key(
+                "mtask_tasks_ended_total",
+                r#"outcome="limit",tenant="hostile""#,
+            )) == Some(&1.0)
+    });
+    let get = |labels: &str, name: &str| samples[&key(name, labels)];
+    assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_started_total"), 3.0);
+    assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_live"), 0.0);
+    assert!(get(r#"tenant="printer""#, "mtask_linear_memory_peak_bytes") > 0.0);
+    assert_eq!(
+        get(
+            r#"outcome="failed",tenant="printer""#,
+            "mtask_tasks_ended_total"
+        ),
+        0.0
+    );
+    // The echo server: its main task, listening on one socket.
+    assert_eq!(get(r#"tenant="echo""#, "mtask_tasks_live"), 1.0);
+    assert_eq!(get(r#"tenant="echo""#, "mtask_sockets_open"), 1.0);
+    assert!(get(r#"tenant="echo""#, "mtask_linear_memory_bytes") > 0.0);
+    assert_eq!(get("", "mtask_host_tasks_live"), 1.0);
+
+    // A connection: one more socket, and a task that serves it.
+    let mut conn = connect(echo);
+    conn.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    conn.read_exact(&mut back).unwrap();
+    let samples = scrape_until(metrics, |s| {
+        s.get(&key("mtask_sockets_open", r#"tenant="echo""#)) == Some(&2.0)
+    });
+    assert_eq!(samples[&key("mtask_tasks_live", r#"tenant="echo""#)], 2.0);
+
+    // Nothing but GET /metrics.
+    let (status, _) = http(metrics, "GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+    let (status, _) = http(metrics, "POST /metrics HTTP/1.1\r\n\r\n");
+    assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_metrics_address_that_cannot_be_bound_is_refused_before_tenants_load() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let dir = support::target_dir()
+        .join("metrics-scratch")
+        .join(format!("taken-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tenants.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nname = \"p\"\napp = \"{}\"\n",
+            guest("printer").display()
+        ),
+    )
+    .unwrap();
+    let run = support::host_run([
+        std::ffi::OsString::from("serve"),
+        "--metrics".into(),
+        addr.to_string().into(),
+        file.into_os_string(),
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    run.assert_stderr_has("mtask-host: cannot serve metrics: Address already in use");
+    assert_eq!(run.stdout, "", "no tenant started");
+    let _ = std::fs::remove_dir_all(&dir);
+}
