@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{connect, guest, host, spawn_listening};
+use support::{connect, guest, host, spawn_listening, tenants_file};
 
 /// Sends `request` to `addr`; the status line and the body of the answer.
 fn http(addr: SocketAddr, request: &str) -> (String, String) {
@@ -92,15 +92,10 @@ fn free_port() -> u16 {
 
 #[test]
 fn metrics_are_served_over_http_and_read_by_prometheus_s_parser() {
-    let dir = support::target_dir()
-        .join("metrics-scratch")
-        .join(std::process::id().to_string());
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("tenants.toml");
     let port = free_port();
-    std::fs::write(
-        &file,
-        format!(
+    let file = tenants_file(
+        "metrics",
+        &format!(
             r#"
 [host]
 metrics = "127.0.0.1:{port}"
@@ -125,8 +120,7 @@ cpu_budget = "50ms"
             printer = guest("printer").display(),
             hostile = guest("hostile").display(),
         ),
-    )
-    .unwrap();
+    );
     let mut cmd = host();
     cmd.arg("serve").arg(&file).stderr(Stdio::null());
     let (mut child, _stdout, echo) = spawn_listening(&mut cmd);
@@ -179,26 +173,19 @@ cpu_budget = "50ms"
 
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_metrics_address_that_cannot_be_bound_is_refused_before_tenants_load() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let dir = support::target_dir()
-        .join("metrics-scratch")
-        .join(format!("taken-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("tenants.toml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = tenants_file(
+        "metrics-taken",
+        &format!(
             "[[tenant]]\nname = \"p\"\napp = \"{}\"\n",
             guest("printer").display()
         ),
-    )
-    .unwrap();
+    );
     let run = support::host_run([
         std::ffi::OsString::from("serve"),
         "--metrics".into(),
@@ -208,5 +195,4 @@ fn a_metrics_address_that_cannot_be_bound_is_refused_before_tenants_load() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     run.assert_stderr_has("mtask-host: cannot serve metrics: Address already in use");
     assert_eq!(run.stdout, "", "no tenant started");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,18 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{c_guest, connect, guest, host, host_run, python_guest, spawn_listening};
-
-/// Writes `text` to a fresh tenants file.
-fn tenants_file(name: &str, text: &str) -> PathBuf {
-    let dir = support::target_dir()
-        .join("serve-scratch")
-        .join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tenants.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use support::{
+    c_guest, connect, guest, host, host_run, python_guest, spawn_listening, tenants_file,
+};
 
 fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")

@@ -372,3 +372,15 @@ pub fn assert_echoes_until_shutdown(cmd: &mut Command) -> String {
     assert_eq!(child.wait().unwrap().code(), Some(0), "{rest}");
     rest
 }
+
+/// Writes `text` to a fresh tenants file (in a folder named after `name`
+/// and this process).
+pub fn tenants_file(name: &str, text: &str) -> PathBuf {
+    let dir = target_dir()
+        .join("serve-scratch")
+        .join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tenants.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
