@@ -56,21 +56,25 @@ impl Program {
         let cache_dir = engines.config().cache_dir.as_deref();
         let lookup = cache::lookup(&optimized.engine, cache_dir, &digest);
         // What compiles must not change under the compiler, nor differ
-        // from what its digest names: a mapped file is copied (and hashed
-        // again) first. A hit needs no copy: its code is compiled already.
-        let owned: Vec<u8>;
-        let (bytes, digest, lookup) = match lookup {
-            Lookup::Miss { .. } | Lookup::NoCache(_) if source.is_some() => {
-                owned = bytes.to_vec();
-                let copied = cache::wasm_digest(&owned);
+        // from what its digest names: a miss is copied first (a mapped
+        // file's copy hashed again), and a compile behind Winch's takes
+        // that copy. A hit needs no copy: its code is compiled already.
+        let owned: Option<Arc<[u8]>> =
+            matches!(lookup, Lookup::Miss { .. } | Lookup::NoCache(_)).then(|| bytes.into());
+        let (bytes, digest, lookup) = match &owned {
+            Some(copy) => {
+                let copied = match source {
+                    Some(_) => cache::wasm_digest(copy),
+                    None => digest,
+                };
                 let lookup = if copied == digest {
                     lookup
                 } else {
                     cache::lookup(&optimized.engine, cache_dir, &copied)
                 };
-                (&owned[..], copied, lookup)
+                (&copy[..], copied, lookup)
             }
-            lookup => (bytes, digest, lookup),
+            None => (bytes, digest, lookup),
         };
         let (loaded, path) = match lookup {
             Lookup::Hit {
@@ -138,7 +142,12 @@ impl Program {
                     inner.cache_note.get_or_insert(CacheNote::NotStored(e));
                 }
             }
-            CodeOrigin::Baseline => program.compile_behind(engines, bytes, digest, path, source),
+            // Only a miss compiles, and a miss was copied.
+            CodeOrigin::Baseline => {
+                if let Some(copy) = owned.clone() {
+                    program.compile_behind(engines, copy, digest, path, source)
+                }
+            }
         }
         Ok(program)
     }
@@ -148,7 +157,7 @@ impl Program {
     fn compile_behind(
         &self,
         engines: &Engines,
-        bytes: &[u8],
+        bytes: Arc<[u8]>,
         digest: blake3::Hash,
         path: std::path::PathBuf,
         source: Option<&Path>,
@@ -171,7 +180,6 @@ impl Program {
             _ => None,
         };
         let Some((exe, app, dir)) = detach else {
-            let bytes = bytes.to_vec();
             engines.background.submit(Box::new(move || {
                 // Another process may be compiling it: wait for it, then
                 // take its code rather than compile it twice.
