@@ -6,7 +6,7 @@ wasm := "target/wasm32-wasip2/release"
 host := "target/release/mtask-host"
 
 # Guest components: examples, then the ones the tests and benchmarks run.
-guests := "printer children sleepers pingpong pipeline spread echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered legacy stdnet"
+guests := "printer children sleepers pingpong pipeline spread echo-server echo-client conformance queueing netting hostile foreign plain noentries early bench clustered legacy stdnet typed"
 
 # Run the demo (the default).
 default: demo
@@ -32,14 +32,15 @@ python-guests:
         {{pyvenv}}/bin/pip install --quiet componentize-py==0.25.1
     fi
     mkdir -p target/python
-    for ex in printer children echo_server udp_echo spread std_socket; do
-        out=target/python/$ex.wasm
+    for dir in examples/python/*/ tests/python-guests/*/; do
+        dir=${dir%/}
+        out=target/python/$(basename $dir).wasm
         # Rebuild only when the app, the SDK or the WIT changed.
-        if [ -f "$out" ] && [ -z "$(find examples/python/$ex guest-sdk/python wit -newer "$out" -type f)" ]; then
+        if [ -f "$out" ] && [ -z "$(find $dir guest-sdk/python wit -newer "$out" -type f)" ]; then
             continue
         fi
         {{componentize}} -d wit -w task componentize app \
-            -p examples/python/$ex -p guest-sdk/python -o "$out"
+            -p $dir -p guest-sdk/python -o "$out"
     done
 
 # The JavaScript toolchain: componentize-qjs (QuickJS; what `jco

@@ -257,7 +257,7 @@ fn an_unknown_entry_is_refused_with_the_list() {
     assert_eq!(run.code, 2);
     assert_eq!(
         run.stderr.trim(),
-        "mtask-host: printer.wasm has no entry `nope` (its entries: main, printer)"
+        "mtask-host: printer.wasm has no entry `nope` (its entries: main(), printer((String, u32)))"
     );
 }
 
@@ -319,9 +319,17 @@ fn a_damaged_entry_list_is_not_used_and_is_written_again() {
     assert_eq!(first.code, 0, "{}", first.stderr);
     let list = only_entry(&cache).with_extension("entries");
     let kept = std::fs::read_to_string(&list).unwrap();
-    assert!(kept.lines().skip(1).any(|l| l == "main"), "{kept}");
+    assert!(kept.lines().skip(1).any(|l| l == "main\t()\t()"), "{kept}");
     // A name changed: the list's digest no longer matches it.
     std::fs::write(&list, kept.replace("main", "mian")).unwrap();
+    let second = run_cached(&cache);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), kept);
+    // A list of names alone, as hosts before WIT 0.1.2 kept it, whole:
+    // listed again too, for the types.
+    let names = "main\nprinter";
+    let old = format!("{}\n{names}", blake3::hash(names.as_bytes()).to_hex());
+    std::fs::write(&list, old).unwrap();
     let second = run_cached(&cache);
     assert_eq!(second.code, 0, "{}", second.stderr);
     second.assert_stderr_has("printer.wasm loaded from the cache in");

@@ -184,14 +184,16 @@ fn queue_calls_keep_their_meaning_on_a_cluster_queue() {
     };
     // A timeout returns at its deadline, with nothing taken or added.
     assert!(
-        lines[0].starts_with("empty get: Err(Timeout)"),
+        lines[0]
+            .starts_with("empty get: Err(Timeout { call: \"Queue::get_timeout\", after: 300ms })"),
         "{}",
         r.stdout
     );
     assert!((290..1500).contains(&after("empty get")), "{}", r.stdout);
     assert_eq!(lines[1], "len 2 full true");
     assert!(
-        lines[2].starts_with("full put: Err(Timeout)"),
+        lines[2]
+            .starts_with("full put: Err(Timeout { call: \"Queue::put_timeout\", after: 300ms })"),
         "{}",
         r.stdout
     );
@@ -243,7 +245,7 @@ fn a_remote_childs_value_error_trap_and_cancel_reach_its_parent() {
         "value: Ok(144)",
         "error: Err(Task { entry: \"fails\", error: Failed(\"no, said B\") })",
         "trap: true",
-        "timeout: Err(Timeout)",
+        "timeout: Err(Timeout { call: \"Task::join_timeout\", after: 100ms })",
         "cancelled: Err(Task { entry: \"nap\", error: Cancelled })",
         "key: true",
         "my key: None",

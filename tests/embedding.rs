@@ -112,12 +112,13 @@ fn a_failing_task_does_not_stop_the_others() {
 fn adding_an_unknown_entry_or_too_many_tasks_is_an_error() {
     let mut m = manager_for(2);
     let program = m.load(support::guest("printer")).unwrap();
-    assert_eq!(program.entries(), ["main", "printer"]);
+    let names: Vec<&str> = program.entries().iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["main", "printer"]);
     let err = m.add(&program, "missing", Vec::new()).unwrap_err();
     assert!(matches!(err, Error::UnknownEntry { .. }));
     assert_eq!(
         err.to_string(),
-        "printer.wasm has no entry `missing` (its entries: main, printer)"
+        "printer.wasm has no entry `missing` (its entries: main(), printer((String, u32)))"
     );
     m.add(&program, "main", Vec::new()).unwrap();
     m.add(&program, "main", Vec::new()).unwrap();

@@ -201,3 +201,51 @@ fn python_children_placed_anywhere_run_on_another_host() {
         ]
     );
 }
+
+/// Runs `entry` of the Python SDK's conformance guest.
+fn conformance(entry: &str) -> Run {
+    host_run([
+        Path::new("run"),
+        Path::new("--entry"),
+        Path::new(entry),
+        &python_guest("conformance"),
+    ])
+}
+
+#[test]
+fn python_queues_keep_order_time_out_naming_the_call_and_close() {
+    let run = conformance("queues");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "full: Queue.put timed out after 0.01 s (call Queue.put)",
+            "got 1 2 left 0",
+            "empty: Queue.get timed out after 0.01 s",
+            "tagged (1, 'a') (2, 'b')",
+            "child took {'from': 'parent'}",
+            "put after close: closed",
+            "get after close: last",
+            "drained: closed",
+        ]
+    );
+}
+
+#[test]
+fn python_cancel_ends_a_child_and_join_waits_with_a_timeout() {
+    let run = conformance("cancel");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        ["cancelled: cancelled (task `sleeper` cancelled)"]
+    );
+    let run = conformance("join_timeout");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "not yet: Task.join timed out after 0.01 s",
+            "then: slept 0.1 s"
+        ]
+    );
+}

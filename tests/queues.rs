@@ -52,22 +52,24 @@ fn timed_out_gets_and_puts_have_no_effect() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines = run.lines();
     assert!(
-        lines[0].starts_with("get: Err(Timeout) after"),
+        lines[0]
+            .starts_with("get: Err(Timeout { call: \"Queue::get_timeout\", after: 15ms }) after"),
         "{}",
         lines[0]
     );
     assert!(
-        (15..150).contains(&number_after(lines[0], "after")),
+        (15..150).contains(&number_after(lines[0], "}) after")),
         "{}",
         lines[0]
     );
     assert!(
-        lines[1].starts_with("put: Err(Timeout) after"),
+        lines[1]
+            .starts_with("put: Err(Timeout { call: \"Queue::put_timeout\", after: 15ms }) after"),
         "{}",
         lines[1]
     );
     assert!(
-        (15..150).contains(&number_after(lines[1], "after")),
+        (15..150).contains(&number_after(lines[1], "}) after")),
         "{}",
         lines[1]
     );
@@ -78,7 +80,7 @@ fn timed_out_gets_and_puts_have_no_effect() {
             "get: Ok(1)",
             "try_get: Ok(None)",
             "try_put: Ok(true) Ok(false) len 1",
-            "timed getter: Err(Timeout)",
+            "timed getter: Err(Timeout { call: \"Queue::get_timeout\", after: 5ms })",
             "after the timed-out getter: Ok(Some(7))",
         ]
     );
@@ -110,7 +112,7 @@ fn a_selective_get_takes_the_first_wanted_tag_and_keeps_the_rest_in_order() {
             r#"tag 3: (3, "d")"#,
             r#"tag 2 or 9: (2, "b")"#,
             r#"rest: "a" "c""#,
-            "tag 5: Err(Timeout)",
+            "tag 5: Err(Timeout { call: \"Queue::get_tagged_timeout\", after: 5ms })",
             "waiter got seven",
             r#"left: Some("six")"#,
         ]

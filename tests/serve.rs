@@ -305,12 +305,7 @@ app = "{rust}"
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Every tenant printed all its lines (the tenants' lines interleave).
-    let c = [
-        "(no value)",
-        "1",
-        "(2, 3)",
-        "caught exception: task `raise_exception` failed: foo",
-    ];
+    let c = ["(no value)", "1", "(2, 3)", "caught exception: foo"];
     let others = ["None", "1", "(2, 3)", "caught exception: foo"];
     let mut expected: Vec<&str> = [&c[..], &others, &others].concat();
     expected.sort_unstable();

@@ -144,7 +144,9 @@ fn entries_spawned_by_function_get_their_own_types() {
             "greet: hello from a typed child",
             "typed",
             "typed",
-            "not_an_entry: invalid: conformance.wasm has no entry `not_an_entry`",
+            "not_an_entry: invalid: no entry named `not_an_entry`: the entries are read_stdin, \
+             count_stdin, stdin_ticker, print_env, order_main, printer, starve_main, spinner, \
+             … (a function becomes one when it is listed in `mtask::entries!`)",
         ]
     );
 }
@@ -156,7 +158,9 @@ fn misuse_gets_error_values() {
     assert_eq!(
         run.lines(),
         [
-            "spawn: invalid: conformance.wasm has no entry `no_such_entry`",
+            "spawn: invalid: no entry named `no_such_entry`: the entries are read_stdin, \
+             count_stdin, stdin_ticker, print_env, order_main, printer, starve_main, spinner, \
+             … (a function becomes one when it is listed in `mtask::entries!`)",
             "first join: Ok(0)",
             r#"second join: Err(Invalid("this task was joined already"))"#,
             "ids distinct: true",

@@ -35,7 +35,7 @@ static void show(const char *entry) {
     if (status == MTASK_OK)
         printf("%s\n", value.len ? mtask_cstr(value) : "(no value)");
     else
-        printf("caught exception: %s\n", mtask_error());
+        printf("caught exception: %s\n", mtask_error_message());
     mtask_bytes_free(&value);
 }
 

@@ -2,7 +2,8 @@
  * mtask for C: the SDK over wit-bindgen's C bindings of mtask's WIT
  * ("task.h", generated at build time by `wit-bindgen c wit --world task`).
  *
- * It implements the world's two exports (`entries` and `run`) over the
+ * It implements the world's exports (`entries`, `entry-types`, `run` and
+ * `run-json`) over the
  * program's MTASK_ENTRIES table, and turns the bindings' tagged unions into
  * status codes plus a message kept for mtask_error().
  */
@@ -64,6 +65,8 @@ void mtask_bytes_free(mtask_bytes *b) {
 /* The message of this task's last failed call (tasks are instances, so a
  * global is per task). */
 static char *last_error;
+/* Where in it the message alone starts (past "task `ENTRY` failed: "). */
+static size_t message_at;
 
 static int set_error_v(int status, const char *fmt, va_list args) {
     char *message = NULL;
@@ -71,6 +74,7 @@ static int set_error_v(int status, const char *fmt, va_list args) {
         message = NULL;
     free(last_error);
     last_error = message;
+    message_at = 0;
     return status;
 }
 
@@ -84,6 +88,8 @@ static int set_error(int status, const char *fmt, ...) {
 }
 
 const char *mtask_error(void) { return last_error ? last_error : ""; }
+
+const char *mtask_error_message(void) { return last_error ? last_error + message_at : ""; }
 
 const char *mtask_status_name(int status) {
     static const char *const names[] = {
@@ -119,6 +125,15 @@ static int from_error(mtask_task_types_error_t *err) {
     return status;
 }
 
+/* from_error for the call named `call`, given `timeout`: a timeout's message
+ * names the call. */
+static int from_timed_error(const char *call, int64_t timeout, mtask_task_types_error_t *err) {
+    int status = from_error(err);
+    if (status == MTASK_TIMEOUT)
+        set_error(status, "timeout: %s timed out after %g ms", call, (double)timeout / 1e6);
+    return status;
+}
+
 /* Turns a child's WIT `task-error` into a status and a message, and frees it. */
 static int from_task_error(const char *entry, mtask_task_types_task_error_t *err) {
     int status = MTASK_FAILED;
@@ -138,10 +153,12 @@ static int from_task_error(const char *entry, mtask_task_types_task_error_t *err
         status = MTASK_TASK_LIMIT, verb = "went over a limit", text = &err->val.limit;
         break;
     }
-    if (text)
+    if (text) {
         set_error(status, "task `%s` %s: %.*s", entry, verb, (int)text->len,
                   (const char *)text->ptr);
-    else
+        if (last_error)
+            message_at = strlen(last_error) - text->len;
+    } else
         set_error(status, "task `%s` %s", entry, verb);
     mtask_task_types_task_error_free(err);
     return status;
@@ -208,36 +225,95 @@ void exports_task_entries(task_list_string_t *ret) {
         task_string_dup(&ret->ptr[i], mtask_entries[i].name);
 }
 
-bool exports_task_run(task_string_t *entry, task_list_u8_t *payload, task_list_u8_t *ret,
-                      task_string_t *err) {
+/* The entry named by the `len` bytes at `name`, or NULL. */
+static const struct mtask_entry *find_entry(const uint8_t *name, size_t len) {
+    for (const struct mtask_entry *e = mtask_entries; e->name; e++)
+        if (strlen(e->name) == len && memcmp(e->name, name, len) == 0)
+            return e;
+    return NULL;
+}
+
+static void dup_or_empty(task_string_t *out, const char *text) {
+    task_string_dup(out, text ? text : "");
+}
+
+void exports_task_entry_types(task_list_entry_type_t *ret) {
+    size_t n = 0;
+    while (mtask_entries[n].name)
+        n++;
+    ret->len = n;
+    ret->ptr = calloc(n ? n : 1, sizeof(task_entry_type_t));
+    for (size_t i = 0; i < n; i++) {
+        task_string_dup(&ret->ptr[i].name, mtask_entries[i].name);
+        dup_or_empty(&ret->ptr[i].arg, mtask_entries[i].arg_type);
+        dup_or_empty(&ret->ptr[i].result, mtask_entries[i].result_type);
+    }
+}
+
+/* Runs the entry named `entry` (freed here) on `arg` (freed here): MTASK_OK
+ * with `*result` set, or its failure with `*err` set. */
+static int run_entry(task_string_t *entry, mtask_bytes arg, mtask_bytes *result,
+                     task_string_t *err) {
     /* Whole lines reach the host as they are printed, so tasks' output
      * interleaves line by line, as they ran. */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    const struct mtask_entry *found = NULL;
-    for (const struct mtask_entry *e = mtask_entries; e->name; e++)
-        if (strlen(e->name) == entry->len && memcmp(e->name, entry->ptr, entry->len) == 0)
-            found = e;
+    const struct mtask_entry *found = find_entry(entry->ptr, entry->len);
+    task_string_free(entry);
     if (!found) {
         /* The host checks names against `entries` first; this is a guard. */
         task_string_dup(err, "no such entry");
-        task_string_free(entry);
-        task_list_u8_free(payload);
-        return false;
+        mtask_bytes_free(&arg);
+        return MTASK_INVALID;
     }
-    task_string_free(entry);
-
-    mtask_bytes arg = {payload->ptr, payload->len};
-    mtask_bytes result = {NULL, 0};
-    int status = found->run(arg, &result);
+    result->data = NULL, result->len = 0;
+    int status = found->run(arg, result);
     mtask_bytes_free(&arg);
     /* A reactor never runs exit(), which would flush stdio. */
     fflush(stdout);
     fflush(stderr);
-
     if (status != MTASK_OK) {
-        mtask_bytes_free(&result);
+        mtask_bytes_free(result);
         const char *why = last_error ? last_error : mtask_status_name(status);
         task_string_dup(err, why);
+    }
+    return status;
+}
+
+bool exports_task_run(task_string_t *entry, task_list_u8_t *payload, task_list_u8_t *ret,
+                      task_string_t *err) {
+    mtask_bytes arg = {payload->ptr, payload->len}, result;
+    if (run_entry(entry, arg, &result, err) != MTASK_OK)
+        return false;
+    ret->ptr = result.data;
+    ret->len = result.len;
+    return true;
+}
+
+/* Whether the `len` bytes at `s` are UTF-8, as a WIT string must be. */
+static bool is_utf8(const uint8_t *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        uint8_t c = s[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (!n || i + n > len)
+            return false;
+        for (size_t k = 1; k < n; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+        i += n;
+    }
+    return true;
+}
+
+/* The JSON argument reaches the entry as its text's bytes, and the bytes
+ * the entry returns are the JSON result, which must be text. */
+bool exports_task_run_json(task_string_t *entry, task_string_t *json, task_string_t *ret,
+                           task_string_t *err) {
+    mtask_bytes arg = {json->ptr, json->len}, result;
+    if (run_entry(entry, arg, &result, err) != MTASK_OK)
+        return false;
+    if (!is_utf8(result.data, result.len)) {
+        mtask_bytes_free(&result);
+        task_string_dup(err, "its result is not text, so it cannot be JSON");
         return false;
     }
     ret->ptr = result.data;
@@ -284,7 +360,7 @@ int mtask_join(mtask_task *task, int64_t timeout, mtask_bytes *result) {
     mtask_task_tasks_error_t err;
     if (!mtask_task_tasks_method_task_join(borrow_task(task), timeout_arg(timeout, &storage),
                                            &outcome, &err)) {
-        int status = from_error(&err);
+        int status = from_timed_error("mtask_join", timeout, &err);
         if (status != MTASK_TIMEOUT)
             release_task(task);
         return status;
@@ -305,6 +381,39 @@ int mtask_join(mtask_task *task, int64_t timeout, mtask_bytes *result) {
 int mtask_call(const char *entry, mtask_bytes arg, mtask_bytes *result) {
     mtask_task task;
     int status = mtask_spawn(entry, arg, &task);
+    if (status != MTASK_OK)
+        return status;
+    return mtask_join(&task, MTASK_FOREVER, result);
+}
+
+/* MTASK_OK if `declared` and `meant` are the same type, or either is not said. */
+static int same_type(const char *entry, const char *verb, const char *declared,
+                     const char *meant) {
+    if (!declared || !meant || strcmp(declared, meant) == 0)
+        return MTASK_OK;
+    return set_error(MTASK_INVALID, "invalid: entry `%s` %s %s, not %s", entry, verb, declared,
+                     meant);
+}
+
+int mtask_spawn_typed(const char *entry, const char *arg_type, mtask_bytes arg,
+                      const char *result_type, mtask_task *task) {
+    task->handle = 0;
+    task->entry = NULL;
+    const struct mtask_entry *found = find_entry((const uint8_t *)entry, strlen(entry));
+    if (!found)
+        return set_error(MTASK_INVALID, "invalid: no entry named `%s` in MTASK_ENTRIES", entry);
+    int status = same_type(entry, "takes", found->arg_type, arg_type);
+    if (status == MTASK_OK)
+        status = same_type(entry, "returns", found->result_type, result_type);
+    if (status != MTASK_OK)
+        return status;
+    return mtask_spawn(entry, arg, task);
+}
+
+int mtask_call_typed(const char *entry, const char *arg_type, mtask_bytes arg,
+                     const char *result_type, mtask_bytes *result) {
+    mtask_task task;
+    int status = mtask_spawn_typed(entry, arg_type, arg, result_type, &task);
     if (status != MTASK_OK)
         return status;
     return mtask_join(&task, MTASK_FOREVER, result);
@@ -502,7 +611,7 @@ int mtask_queue_put(mtask_queue *queue, mtask_bytes item, int64_t timeout) {
     mtask_task_queues_error_t err;
     if (!mtask_task_queues_method_queue_put(borrow_queue(queue), &wit_item,
                                             timeout_arg(timeout, &storage), &err))
-        return from_error(&err);
+        return from_timed_error("mtask_queue_put", timeout, &err);
     return MTASK_OK;
 }
 
@@ -514,7 +623,7 @@ int mtask_queue_get(mtask_queue *queue, int64_t timeout, mtask_bytes *item) {
     mtask_task_queues_error_t err;
     if (!mtask_task_queues_method_queue_get(borrow_queue(queue), timeout_arg(timeout, &storage),
                                             &got, &err))
-        return from_error(&err);
+        return from_timed_error("mtask_queue_get", timeout, &err);
     item->data = got.data.ptr;
     item->len = got.data.len;
     return MTASK_OK;
@@ -584,7 +693,7 @@ int mtask_accept(mtask_listener *listener, int64_t timeout, mtask_stream *stream
     mtask_task_net_error_t err;
     if (!mtask_task_net_method_tcp_listener_accept(borrow_listener(listener),
                                                    timeout_arg(timeout, &storage), &got, &err))
-        return from_error(&err);
+        return from_timed_error("mtask_accept", timeout, &err);
     stream->handle = got.f0.__handle;
     give_string(&got.f1, peer);
     return MTASK_OK;
@@ -603,7 +712,7 @@ int mtask_connect(const char *address, int64_t timeout, mtask_stream *stream) {
     mtask_task_net_error_t err;
     if (!mtask_task_net_static_tcp_stream_connect(&text, timeout_arg(timeout, &storage), &own,
                                                   &err))
-        return from_error(&err);
+        return from_timed_error("mtask_connect", timeout, &err);
     stream->handle = own.__handle;
     return MTASK_OK;
 }
@@ -617,7 +726,7 @@ int mtask_recv(mtask_stream *stream, size_t max, int64_t timeout, mtask_bytes *d
     uint32_t limit = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
     if (!mtask_task_net_method_tcp_stream_recv(borrow_stream(stream), limit,
                                                timeout_arg(timeout, &storage), &got, &err))
-        return from_error(&err);
+        return from_timed_error("mtask_recv", timeout, &err);
     data->data = got.ptr;
     data->len = got.len;
     return MTASK_OK;
@@ -629,7 +738,7 @@ int mtask_send_all(mtask_stream *stream, mtask_bytes data, int64_t timeout) {
     mtask_task_net_error_t err;
     if (!mtask_task_net_method_tcp_stream_send_all(borrow_stream(stream), &bytes,
                                                    timeout_arg(timeout, &storage), &err))
-        return from_error(&err);
+        return from_timed_error("mtask_send_all", timeout, &err);
     return MTASK_OK;
 }
 
@@ -686,7 +795,7 @@ int mtask_udp_recv_from(mtask_udp *socket, size_t max, int64_t timeout, mtask_by
     uint32_t limit = max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
     if (!mtask_task_net_method_udp_socket_recv_from(borrow_udp(socket), limit,
                                                     timeout_arg(timeout, &storage), &got, &err))
-        return from_error(&err);
+        return from_timed_error("mtask_udp_recv_from", timeout, &err);
     data->data = got.f0.ptr;
     data->len = got.f0.len;
     give_string(&got.f1, sender);
@@ -702,7 +811,7 @@ int mtask_udp_send_to(mtask_udp *socket, mtask_bytes data, const char *address, 
     mtask_task_net_error_t err;
     if (!mtask_task_net_method_udp_socket_send_to(borrow_udp(socket), &bytes, &text,
                                                   timeout_arg(timeout, &storage), &sent, &err))
-        return from_error(&err);
+        return from_timed_error("mtask_udp_send_to", timeout, &err);
     return MTASK_OK;
 }
 

@@ -31,7 +31,7 @@
  *         return MTASK_OK;
  *     }
  *
- *     MTASK_ENTRIES({"main", main_entry}, {"square", square})
+ *     MTASK_ENTRIES({"main", main_entry}, {"square", square, "int", "int"})
  *
  * and build it as the README's "Tasks in C" shows (clang for wasm32-wasi,
  * wit-bindgen's C bindings of mtask's WIT, and `wasm-tools component new`
@@ -73,6 +73,11 @@ enum mtask_status {
  * (for a child's failure: "task `ENTRY` failed: WHY"); "" if none. */
 const char *mtask_error(void);
 
+/* The message alone: for a child's failure, the child's own message, without
+ * "task `ENTRY` failed: " (what Rust's TaskError::message and Python's
+ * TaskFailed.message give); else what mtask_error() says. */
+const char *mtask_error_message(void);
+
 /* The name of a status: "timeout", "failed", ... */
 const char *mtask_status_name(int status);
 
@@ -101,15 +106,26 @@ void mtask_bytes_free(mtask_bytes *b);
  * mtask_fail(...), which ends the task as failed with that message. */
 typedef int (*mtask_entry_fn)(mtask_bytes arg, mtask_bytes *result);
 
+/* `arg_type` and `result_type` name what the entry takes and returns, in
+ * words of the program's choosing ("int as text", "json"): a typed spawn
+ * (mtask_spawn_typed) that means other types is refused. NULL: not said,
+ * nothing checked. */
 struct mtask_entry {
     const char *name;
     mtask_entry_fn run;
+    const char *arg_type;
+    const char *result_type;
 };
 
 /* The component's entries, ended by {0, 0}; MTASK_ENTRIES defines it. */
 extern const struct mtask_entry mtask_entries[];
 
-#define MTASK_ENTRIES(...) const struct mtask_entry mtask_entries[] = {__VA_ARGS__, {0, 0}};
+/* The types may be left out ({"main", main_entry}) even under -Wextra. */
+#define MTASK_ENTRIES(...)                                                                     \
+    _Pragma("GCC diagnostic push")                                                             \
+    _Pragma("GCC diagnostic ignored \"-Wmissing-field-initializers\"")                         \
+    const struct mtask_entry mtask_entries[] = {__VA_ARGS__, {0, 0, 0, 0}};                    \
+    _Pragma("GCC diagnostic pop")
 
 /* Sets `*result` to a copy of `len` bytes at `data`; returns MTASK_OK. */
 int mtask_return(mtask_bytes *result, const void *data, size_t len);
@@ -162,6 +178,17 @@ int mtask_join(mtask_task *task, int64_t timeout, mtask_bytes *result);
 
 /* Spawns `entry` and joins it: multitask's `yield child()`. */
 int mtask_call(const char *entry, mtask_bytes arg, mtask_bytes *result);
+
+/* Like mtask_spawn, saying what the caller means `arg` to be and wants back:
+ * MTASK_INVALID, with nothing spawned, if the entry's MTASK_ENTRIES line
+ * declares other types ("entry `square` takes int, not text"), or if there
+ * is no such entry. A NULL type, here or there, is not checked. */
+int mtask_spawn_typed(const char *entry, const char *arg_type, mtask_bytes arg,
+                      const char *result_type, mtask_task *task);
+
+/* mtask_call with the types checked as mtask_spawn_typed does. */
+int mtask_call_typed(const char *entry, const char *arg_type, mtask_bytes arg,
+                     const char *result_type, mtask_bytes *result);
 
 /* Ends the child if it has not ended: joining it then gives
  * MTASK_TASK_CANCELLED. */

@@ -7,21 +7,24 @@
 // `timeout` (in seconds) throw `Timeout` when it passes, having had no
 // effect.
 //
-// Register entries with `entry` and re-export the component's two exports:
+// Register entries with `entry` and re-export the component's exports:
 //
 //     import { entry, call, sleep } from './mtask.js';
-//     export { entries, run } from './mtask.js';
+//     export { entries, entryTypes, run, runJson } from './mtask.js';
 //
 //     entry(function main() { console.log(call('square', 7)); });
-//     entry(function square(n) { sleep(0.001); return n * n; });
+//     entry(function square(n) { sleep(0.001); return n * n; }, { arg: 'number', result: 'number' });
+//
+// An entry's types, if given, are checked at every spawn and when it runs
+// (see `entry`).
 //
 // `just js-guests` builds each app in examples/js with componentize-qjs
 // (QuickJS) against mtask's WIT plus WASI stdout and stderr (task-js.wit).
 // Arguments and results travel as JSON.
 
-import * as tasks from 'mtask:task/tasks@0.1.1';
-import * as queues from 'mtask:task/queues@0.1.1';
-import * as net from 'mtask:task/net@0.1.1';
+import * as tasks from 'mtask:task/tasks@0.1.2';
+import * as queues from 'mtask:task/queues@0.1.2';
+import * as net from 'mtask:task/net@0.1.2';
 import { getStdout } from 'wasi:cli/stdout@0.2.12';
 import { getStderr } from 'wasi:cli/stderr@0.2.12';
 import { getArguments, getEnvironment } from 'wasi:cli/environment@0.2.12';
@@ -102,9 +105,13 @@ export class MtaskError extends Error {
 
 /** The call's deadline passed; it had no effect. */
 export class Timeout extends MtaskError {
-  constructor() {
-    super('timeout');
+  /** `call` names what timed out (`Queue.get`), `after` the timeout it was
+   * given (seconds). */
+  constructor(call = null, after = null) {
+    super('timeout', call ? `${call} timed out after ${after} s` : '');
     this.name = 'Timeout';
+    this.call = call;
+    this.after = after;
   }
 }
 
@@ -147,6 +154,16 @@ function host(f, ...args) {
   }
 }
 
+/** `host(f, ...args)` for the call named `call`, given `timeout`: a
+ * timeout throws `Timeout` naming the call. */
+function timed(call, timeout, f, ...args) {
+  try {
+    return host(f, ...args);
+  } catch (e) {
+    throw e instanceof Timeout ? new Timeout(call, timeout) : e;
+  }
+}
+
 /** Seconds as the host's nanoseconds (`null`: no timeout). */
 function nanos(seconds) {
   return seconds == null ? null : Math.max(0, Math.round(seconds * 1e9));
@@ -174,9 +191,10 @@ export function currentId() {
 
 /** A child task. */
 export class Task {
-  constructor(handle, entry) {
+  constructor(handle, entry, returns = null) {
     this.handle = handle;
     this.entry = entry;
+    this.returns = returns;
   }
 
   get id() {
@@ -186,11 +204,15 @@ export class Task {
   /** Waits for the child's value; throws `TaskFailed` if it failed,
    * `Timeout` if it has not ended by then (it runs on). */
   join(timeout = null) {
-    const ended = host(() => this.handle.join(nanos(timeout)));
+    const ended = timed('Task.join', timeout, () => this.handle.join(nanos(timeout)));
     if (ended.tag === 'err') {
       throw new TaskFailed(this.entry, ended.val.tag, ended.val.val ?? '');
     }
-    return decode(ended.val);
+    const value = decode(ended.val);
+    if (this.returns !== null && !conforms(value, this.returns)) {
+      throw new MtaskError('invalid', `entry \`${this.entry}\` returned ${kindOf(value)}, not ${this.returns}`);
+    }
+    return value;
   }
 
   /** Ends the child if it has not ended. */
@@ -204,17 +226,22 @@ export class Task {
 }
 
 /** Starts a child task running `entry(arg)`; `handles` (queues, sockets,
- * tasks) move to it, and it gets them from `takeHandles()`. */
-export function spawn(entry, arg = null, handles = []) {
+ * tasks) move to it, and it gets them from `takeHandles()`. Throws
+ * `MtaskError('invalid')`, spawning nothing, if `arg` is not of the type
+ * the entry declares, or `returns` (the type wanted back) is not its
+ * result type. */
+export function spawn(entry, arg = null, handles = [], returns = null) {
+  checkSpawn(entry, arg, returns);
   const wit = handles.map((h) => h.toWit());
-  return new Task(host(tasks.spawn, entry, encode(arg), wit), entry);
+  return new Task(host(tasks.spawn, entry, encode(arg), wit), entry, returns);
 }
 
 /** Like `spawn`, for a child that may run on any host of the cluster that
  * runs this same component (on this host outside a cluster). */
-export function spawnAnywhere(entry, arg = null, handles = []) {
+export function spawnAnywhere(entry, arg = null, handles = [], returns = null) {
+  checkSpawn(entry, arg, returns);
   const wit = handles.map((h) => h.toWit());
-  return new Task(host(tasks.spawnAt, entry, encode(arg), wit, 'anywhere'), entry);
+  return new Task(host(tasks.spawnAt, entry, encode(arg), wit, 'anywhere'), entry, returns);
 }
 
 /** The key of the remote spawn that started this task, or null. */
@@ -224,8 +251,8 @@ export function spawnKey() {
 
 /** Runs `entry(arg)` as a child task and returns its value: multitask's
  * `yield child()`. */
-export function call(entry, arg = null, timeout = null) {
-  return spawn(entry, arg).join(timeout);
+export function call(entry, arg = null, timeout = null, returns = null) {
+  return spawn(entry, arg, [], returns).join(timeout);
 }
 
 /** The handles the parent gave this task at spawn. */
@@ -241,7 +268,7 @@ export function takeHandles() {
       case 'udp-socket':
         return new UdpSocket(val);
       default:
-        return new Task(val, '(handed over)');
+        return new Task(val, val.entry());
     }
   });
 }
@@ -263,16 +290,16 @@ export class Queue {
   /** Adds `item`, waiting at most `timeout` seconds for room; `tag` (a
    * number, up to 2^53) lets `getTagged` pick it. */
   put(item, timeout = null, tag = null) {
-    host(() => this.q.put({ tag, data: encode(item) }, nanos(timeout)));
+    timed('Queue.put', timeout, () => this.q.put({ tag, data: encode(item) }, nanos(timeout)));
   }
 
   get(timeout = null) {
-    return decode(host(() => this.q.get(nanos(timeout))).data);
+    return decode(timed('Queue.get', timeout, () => this.q.get(nanos(timeout))).data);
   }
 
   /** The first item tagged with one of `tags`, as [tag, item]. */
   getTagged(tags, timeout = null) {
-    const item = host(() => this.q.getTagged(tags, nanos(timeout)));
+    const item = timed('Queue.getTagged', timeout, () => this.q.getTagged(tags, nanos(timeout)));
     return [item.tag, decode(item.data)];
   }
 
@@ -309,7 +336,7 @@ export class TcpListener {
 
   /** Waits for a connection: [TcpStream, peer address]. */
   accept(timeout = null) {
-    const [stream, peer] = host(() => this.l.accept(nanos(timeout)));
+    const [stream, peer] = timed('TcpListener.accept', timeout, () => this.l.accept(nanos(timeout)));
     return [new TcpStream(stream), peer];
   }
 
@@ -328,21 +355,21 @@ export class TcpStream {
   }
 
   static connect(address, timeout = null) {
-    return new TcpStream(host(net.TcpStream.connect, address, nanos(timeout)));
+    return new TcpStream(timed('TcpStream.connect', timeout, net.TcpStream.connect, address, nanos(timeout)));
   }
 
   /** At most `maxBytes`; empty when the peer closed. */
   recv(maxBytes, timeout = null) {
-    return host(() => this.s.recv(maxBytes, nanos(timeout)));
+    return timed('TcpStream.recv', timeout, () => this.s.recv(maxBytes, nanos(timeout)));
   }
 
   /** Sends some of `data` (bytes or a string); how many bytes went. */
   send(data, timeout = null) {
-    return host(() => this.s.send(bytes(data), nanos(timeout)));
+    return timed('TcpStream.send', timeout, () => this.s.send(bytes(data), nanos(timeout)));
   }
 
   sendAll(data, timeout = null) {
-    host(() => this.s.sendAll(bytes(data), nanos(timeout)));
+    timed('TcpStream.sendAll', timeout, () => this.s.sendAll(bytes(data), nanos(timeout)));
   }
 
   toWit() {
@@ -363,12 +390,12 @@ export class UdpSocket {
 
   /** Waits for a datagram: [at most `maxBytes` of it, sender]. */
   recvFrom(maxBytes, timeout = null) {
-    return host(() => this.u.recvFrom(maxBytes, nanos(timeout)));
+    return timed('UdpSocket.recvFrom', timeout, () => this.u.recvFrom(maxBytes, nanos(timeout)));
   }
 
   /** Sends `data` as one datagram to `address`. */
   sendTo(data, address, timeout = null) {
-    return host(() => this.u.sendTo(bytes(data), address, nanos(timeout)));
+    return timed('UdpSocket.sendTo', timeout, () => this.u.sendTo(bytes(data), address, nanos(timeout)));
   }
 
   /** Fixes the peer for `send` and `recv`. */
@@ -377,11 +404,11 @@ export class UdpSocket {
   }
 
   send(data, timeout = null) {
-    return host(() => this.u.send(bytes(data), nanos(timeout)));
+    return timed('UdpSocket.send', timeout, () => this.u.send(bytes(data), nanos(timeout)));
   }
 
   recv(maxBytes, timeout = null) {
-    return host(() => this.u.recv(maxBytes, nanos(timeout)));
+    return timed('UdpSocket.recv', timeout, () => this.u.recv(maxBytes, nanos(timeout)));
   }
 
   localAddress() {
@@ -394,14 +421,53 @@ export class UdpSocket {
 }
 
 // Entries ---------------------------------------------------------------------
+//
+// Every task is an instance of the same app, so each has the whole table of
+// entries: a spawn checks its argument against the entry's declared type
+// before asking the host, and the entry checks it again, and its result,
+// when it runs. The types are JSON's: 'number', 'string', 'boolean',
+// 'array', 'object', 'null', or several joined by '|' ('number|null').
 
 const ENTRIES = new Map();
 
 /** Registers `f(arg)` as an entry the host may run as a task, under its
- * function name or `name`. */
-export function entry(f, name = f.name) {
-  ENTRIES.set(name, f);
+ * function name or `types.name`, taking `types.arg` and returning
+ * `types.result` if given (see above). */
+export function entry(f, types = {}) {
+  if (typeof types === 'string') types = { name: types };
+  const name = types.name ?? f.name;
+  ENTRIES.set(name, { f, arg: types.arg ?? '', result: types.result ?? '' });
   return f;
+}
+
+/** The JSON type of `value`, as entries' types name them. */
+function kindOf(value) {
+  if (value === null || value === undefined) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
+
+/** Whether `value` is of the declared type `type` ('' is any). */
+const conforms = (value, type) => !type || type.split('|').includes(kindOf(value));
+
+/** The entry `name`, if `arg` is of its argument's type; else `invalid`. */
+function checkArg(name, arg) {
+  const found = ENTRIES.get(name);
+  if (!found) {
+    const names = [...ENTRIES.keys()].join(', ');
+    throw new MtaskError('invalid', `no entry named \`${name}\`: the entries are ${names} (a function becomes one with \`entry\`)`);
+  }
+  if (!conforms(arg, found.arg)) {
+    throw new MtaskError('invalid', `entry \`${name}\` takes ${found.arg}, not ${kindOf(arg)} (${show(arg)})`);
+  }
+  return found;
+}
+
+function checkSpawn(name, arg, returns) {
+  const found = checkArg(name, arg);
+  if (returns !== null && found.result && returns !== found.result) {
+    throw new MtaskError('invalid', `entry \`${name}\` returns ${found.result}, not ${returns}`);
+  }
 }
 
 /** The component's export: the entries' names. */
@@ -409,18 +475,42 @@ export function entries() {
   return [...ENTRIES.keys()];
 }
 
-/** The component's export: runs entry `name` with its JSON argument. A
+/** The component's export: the entries with their declared types. */
+export function entryTypes() {
+  return [...ENTRIES].map(([name, e]) => ({ name, arg: e.arg, result: e.result }));
+}
+
+/** Runs entry `name` with the decoded `arg`; its result as JSON text. A
  * thrown error fails the task with its message and stack, as in multitask;
  * the error must reach the host as a string. */
-export function run(name, payload) {
-  const f = ENTRIES.get(name);
-  if (!f) throw `no entry named \`${name}\``;
+function runEntry(name, arg) {
+  let found;
   try {
-    return encode(f(decode(payload)));
+    found = checkArg(name, arg);
+  } catch (e) {
+    throw String(e.detail);
+  }
+  let result;
+  try {
+    result = found.f(arg) ?? null;
   } catch (e) {
     if (e instanceof TaskFailed || e instanceof MtaskError) throw String(e.message);
     // The message first, as Python's SDK does; the type and stack follow.
     if (e instanceof Error) throw `${e.message}\n${e.name}\n${(e.stack ?? '').trimEnd()}`;
     throw `uncaught ${show(e)}`;
   }
+  if (!conforms(result, found.result)) {
+    throw `entry \`${name}\` returned ${kindOf(result)} (${show(result)}), not ${found.result} as it declares`;
+  }
+  return JSON.stringify(result);
+}
+
+/** The component's export: runs entry `name` with its JSON argument. */
+export function run(name, payload) {
+  return utf8(runEntry(name, decode(payload)));
+}
+
+/** The component's export: `run` with JSON text in and out. */
+export function runJson(name, arg) {
+  return runEntry(name, JSON.parse(arg));
 }

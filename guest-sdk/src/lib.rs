@@ -62,8 +62,12 @@ pub mod bindings {
 
 use bindings::mtask::task::{tasks as wit, types as wit_types};
 
+mod entry;
 mod net;
 mod queue;
+#[doc(hidden)]
+pub use entry::__private;
+pub use entry::{EntryFn, EntryOutput};
 pub use net::{TcpListener, TcpStream, UdpSocket};
 pub use queue::{Queue, RawQueue};
 
@@ -74,7 +78,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The call's deadline passed; it had no effect.
-    Timeout,
+    Timeout {
+        /// What timed out: `Queue::put_timeout`, `Task::join_timeout`, ...
+        call: &'static str,
+        /// The timeout it was given.
+        after: Duration,
+    },
     /// The call was withdrawn because the task is being cancelled.
     Cancelled,
     /// The other side is closed.
@@ -136,7 +145,8 @@ impl fmt::Display for TaskError {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Timeout => write!(f, "timed out"),
+            Error::Timeout { call, after } if after.is_zero() => write!(f, "{call} timed out"),
+            Error::Timeout { call, after } => write!(f, "{call} timed out after {after:?}"),
             Error::Cancelled => write!(f, "cancelled"),
             Error::Closed => write!(f, "closed"),
             Error::Denied(m) => write!(f, "denied: {m}"),
@@ -154,7 +164,12 @@ impl std::error::Error for Error {}
 impl From<wit_types::Error> for Error {
     fn from(e: wit_types::Error) -> Self {
         match e {
-            wit_types::Error::Timeout => Error::Timeout,
+            // Only a call given a timeout can time out, and each of those
+            // says which it is (`timed`).
+            wit_types::Error::Timeout => Error::Timeout {
+                call: "a call",
+                after: Duration::ZERO,
+            },
             wit_types::Error::Cancelled => Error::Cancelled,
             wit_types::Error::Closed => Error::Closed,
             wit_types::Error::Denied(m) => Error::Denied(m),
@@ -190,6 +205,22 @@ pub fn sleep(duration: Duration) {
 /// This task's id, unique within the host run.
 pub fn current_id() -> u64 {
     wit::current_id()
+}
+
+/// The result of the host call behind `call`, which was given `timeout`:
+/// a timeout names the call.
+pub(crate) fn timed<T>(
+    call: &'static str,
+    timeout: Option<Duration>,
+    result: std::result::Result<T, wit_types::Error>,
+) -> Result<T> {
+    result.map_err(|e| match e {
+        wit_types::Error::Timeout => Error::Timeout {
+            call,
+            after: timeout.unwrap_or_default(),
+        },
+        e => e.into(),
+    })
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -234,8 +265,8 @@ impl Handle {
     fn from_wit(handle: wit::Handle) -> Self {
         match handle {
             wit::Handle::Task(handle) => Handle::Task(RawTask {
+                entry: handle.entry(),
                 handle,
-                entry: "(handed over)".to_string(),
             }),
             wit::Handle::Queue(queue) => Handle::Queue(RawQueue(queue)),
             wit::Handle::TcpListener(l) => Handle::TcpListener(TcpListener(l)),
@@ -280,11 +311,14 @@ impl<R: DeserializeOwned> Task<R> {
     /// Like [`join`](Self::join), but gives up with [`Error::Timeout`] after
     /// `timeout`; the child runs on and can be joined again.
     pub fn join_timeout(&self, timeout: Duration) -> Result<R> {
-        self.join_inner(Some(nanos(timeout)))
+        self.join_inner(Some(timeout))
     }
 
-    fn join_inner(&self, timeout: Option<u64>) -> Result<R> {
-        match self.raw.handle.join(timeout)? {
+    fn join_inner(&self, timeout: Option<Duration>) -> Result<R> {
+        // A task handed over was not checked at its spawn against `R`.
+        entry::check_result::<R>(&self.raw.entry)?;
+        let joined = self.raw.handle.join(timeout.map(nanos));
+        match timed("Task::join_timeout", timeout, joined)? {
             Ok(bytes) => decode(&bytes),
             Err(error) => Err(Error::Task {
                 entry: self.raw.entry.clone(),
@@ -304,7 +338,8 @@ impl<R: DeserializeOwned> Task<R> {
         Handle::Task(self.raw)
     }
 
-    /// Takes a handle received with [`take_handles`] as a task returning `R`.
+    /// Takes a handle received with [`take_handles`] as a task returning
+    /// `R`; its join checks that its entry returns an `R`.
     pub fn from_raw(raw: RawTask) -> Self {
         Task {
             raw,
@@ -315,6 +350,11 @@ impl<R: DeserializeOwned> Task<R> {
 
 /// Starts a child task running `entry` (a name given to [`entries!`]) with
 /// `arg`. It first runs when this task yields or waits.
+///
+/// `A` and `R` must be the entry's own argument and result types (read as
+/// [`entries!`] says: `&str` passes for `String`): otherwise nothing is
+/// spawned, and the error is [`Error::Invalid`] naming the entry and both
+/// types (`entry `square` takes u64, not String`).
 pub fn spawn<A: Serialize + ?Sized, R: DeserializeOwned>(entry: &str, arg: &A) -> Result<Task<R>> {
     spawn_with(entry, arg, Vec::new())
 }
@@ -343,6 +383,7 @@ pub fn spawn_at<A: Serialize + ?Sized, R: DeserializeOwned>(
     arg: &A,
     handles: Vec<Handle>,
 ) -> Result<Task<R>> {
+    entry::check_spawn::<A, R>(entry)?;
     let payload = encode(arg)?;
     let handles: Vec<wit::Handle> = handles.into_iter().map(Handle::into_wit).collect();
     let handle = wit::spawn_at(entry, &payload, handles, placement)?;
@@ -369,6 +410,8 @@ pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(entry: &str, arg: &A) ->
 ///
 /// The entry's name is the function's own, which is how [`entries!`] names
 /// it; a function renamed on import (`use a::f as g`) is not found by it.
+/// A function that is not an entry is refused with [`Error::Invalid`] when
+/// called; [`spawn_fn!`] refuses it at compile time.
 pub fn spawn_fn<M, F>(entry: F, arg: &F::Arg) -> Result<Task<F::Value>>
 where
     F: EntryFn<M>,
@@ -440,131 +483,27 @@ fn fn_name<F>() -> &'static str {
 }
 
 /// The handles the parent handed to this task at spawn (once; later calls
-/// return none).
+/// return none), in the order given. Typed handles are made from them:
+///
+/// ```no_run
+/// use mtask::{Handle, Queue, Task};
+///
+/// fn worker() -> mtask::Result<()> {
+///     for handle in mtask::take_handles() {
+///         match handle {
+///             Handle::Queue(raw) => Queue::<String>::from_raw(raw).put(&"hello".into())?,
+///             Handle::Task(raw) => println!("{}", Task::<u64>::from_raw(raw).join()?),
+///             _ => {}
+///         }
+///     }
+///     Ok(())
+/// }
+/// # fn main() {}
+/// # mtask::entries!(main, worker);
+/// ```
 pub fn take_handles() -> Vec<Handle> {
     wit::take_handles()
         .into_iter()
         .map(Handle::from_wit)
         .collect()
-}
-
-/// What an entry function may return: `()` or `Result<T, E>` with a
-/// serializable `T` and a displayable `E`.
-pub trait EntryOutput {
-    /// The value a joiner receives: `()`, or the `T` of `Result<T, E>`.
-    type Value;
-    #[doc(hidden)]
-    fn into_output(self) -> std::result::Result<Vec<u8>, String>;
-}
-
-impl EntryOutput for () {
-    type Value = ();
-    fn into_output(self) -> std::result::Result<Vec<u8>, String> {
-        Ok(Vec::new())
-    }
-}
-
-impl<T: Serialize, E: fmt::Display> EntryOutput for std::result::Result<T, E> {
-    type Value = T;
-    fn into_output(self) -> std::result::Result<Vec<u8>, String> {
-        match self {
-            Ok(value) => encode(&value).map_err(|e| e.to_string()),
-            Err(error) => Err(format!("{error:#}")),
-        }
-    }
-}
-
-/// What an entry function may take: nothing, or one deserializable argument.
-pub trait EntryFn<Marker> {
-    /// What the entry takes: its argument's type, or `()`.
-    type Arg;
-    /// What its joiner receives (see [`EntryOutput`]).
-    type Value;
-    #[doc(hidden)]
-    fn invoke(self, payload: &[u8]) -> std::result::Result<Vec<u8>, String>;
-}
-
-#[doc(hidden)]
-pub struct NoArg;
-#[doc(hidden)]
-pub struct OneArg<A>(PhantomData<A>);
-
-impl<F: FnOnce() -> O, O: EntryOutput> EntryFn<NoArg> for F {
-    type Arg = ();
-    type Value = O::Value;
-    fn invoke(self, _payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
-        self().into_output()
-    }
-}
-
-impl<F: FnOnce(A) -> O, A: DeserializeOwned, O: EntryOutput> EntryFn<OneArg<A>> for F {
-    type Arg = A;
-    type Value = O::Value;
-    fn invoke(self, payload: &[u8]) -> std::result::Result<Vec<u8>, String> {
-        let arg = decode(payload).map_err(|e| format!("bad argument: {e}"))?;
-        self(arg).into_output()
-    }
-}
-
-#[doc(hidden)]
-pub mod __private {
-    pub use crate::bindings::export;
-
-    /// Routes panics to the host so the joiner sees the message.
-    pub fn install_panic_hook() {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            std::panic::set_hook(Box::new(|info| {
-                crate::bindings::mtask::task::tasks::report_panic(&info.to_string());
-            }))
-        });
-    }
-
-    pub fn invoke<M, F: crate::EntryFn<M>>(f: F, payload: &[u8]) -> Result<Vec<u8>, String> {
-        f.invoke(payload)
-    }
-}
-
-/// Names the functions of this crate that the host may run as tasks, and
-/// exports them from the component. `mtask-host run` starts `main` unless
-/// told otherwise.
-///
-/// Each function takes nothing or one argument (`serde::Deserialize`), and
-/// returns `()` or `Result<T, E>` (`T: serde::Serialize`, `E: Display`). An
-/// `Err` ends the task as failed with the error's message.
-///
-/// ```no_run
-/// fn main() {
-///     println!("hello");
-/// }
-/// fn double(n: i64) -> Result<i64, String> {
-///     n.checked_mul(2).ok_or_else(|| "overflow".to_string())
-/// }
-/// mtask::entries!(main, double);
-/// ```
-#[macro_export]
-macro_rules! entries {
-    ($($entry:ident),+ $(,)?) => {
-        #[doc(hidden)]
-        struct MtaskEntries;
-
-        impl $crate::bindings::Guest for MtaskEntries {
-            fn entries() -> ::std::vec::Vec<::std::string::String> {
-                ::std::vec![$(::std::string::String::from(::core::stringify!($entry))),+]
-            }
-
-            fn run(
-                entry: ::std::string::String,
-                payload: ::std::vec::Vec<u8>,
-            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                $crate::__private::install_panic_hook();
-                match entry.as_str() {
-                    $(::core::stringify!($entry) => $crate::__private::invoke($entry, &payload),)+
-                    other => ::core::result::Result::Err(::std::format!("no entry named `{other}`")),
-                }
-            }
-        }
-
-        $crate::__private::export!(MtaskEntries with_types_in $crate::bindings);
-    };
 }

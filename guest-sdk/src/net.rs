@@ -11,7 +11,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 use crate::bindings::mtask::task::net as wit;
-use crate::{Error, Handle, Result, nanos};
+use crate::{Error, Handle, Result, nanos, timed};
 
 fn addr(text: String) -> Result<SocketAddr> {
     text.parse()
@@ -48,7 +48,7 @@ impl TcpListener {
     }
 
     fn accept_inner(&self, d: Option<Duration>) -> Result<(TcpStream, SocketAddr)> {
-        let (stream, peer) = self.0.accept(timeout(d))?;
+        let (stream, peer) = timed("TcpListener::accept_timeout", d, self.0.accept(timeout(d)))?;
         Ok((TcpStream(stream), addr(peer)?))
     }
 
@@ -75,10 +75,9 @@ impl TcpStream {
 
     /// Like [`connect`](Self::connect), giving up after `timeout`.
     pub fn connect_timeout(address: &str, timeout: Duration) -> Result<Self> {
-        Ok(TcpStream(wit::TcpStream::connect(
-            address,
-            Some(nanos(timeout)),
-        )?))
+        let connected = wit::TcpStream::connect(address, Some(nanos(timeout)));
+        let stream = timed("TcpStream::connect_timeout", Some(timeout), connected)?;
+        Ok(TcpStream(stream))
     }
 
     /// Receives at most `max` bytes (and at most 256 KiB), waiting until some
@@ -89,7 +88,8 @@ impl TcpStream {
 
     /// Like [`recv`](Self::recv), giving up after `timeout`.
     pub fn recv_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<u8>> {
-        Ok(self.0.recv(clamp(max), Some(nanos(timeout)))?)
+        let got = self.0.recv(clamp(max), Some(nanos(timeout)));
+        timed("TcpStream::recv_timeout", Some(timeout), got)
     }
 
     /// Sends a prefix of `data`; returns how many bytes went.
@@ -99,7 +99,8 @@ impl TcpStream {
 
     /// Like [`send`](Self::send), giving up after `timeout`.
     pub fn send_timeout(&self, data: &[u8], timeout: Duration) -> Result<usize> {
-        Ok(self.0.send(data, Some(nanos(timeout)))? as usize)
+        let sent = self.0.send(data, Some(nanos(timeout)));
+        Ok(timed("TcpStream::send_timeout", Some(timeout), sent)? as usize)
     }
 
     /// Sends all of `data`.
@@ -110,7 +111,8 @@ impl TcpStream {
     /// Like [`send_all`](Self::send_all), giving up after `timeout` (what
     /// was sent by then stays sent).
     pub fn send_all_timeout(&self, data: &[u8], timeout: Duration) -> Result<()> {
-        Ok(self.0.send_all(data, Some(nanos(timeout)))?)
+        let sent = self.0.send_all(data, Some(nanos(timeout)));
+        timed("TcpStream::send_all_timeout", Some(timeout), sent)
     }
 
     /// Closes one direction or both.
@@ -158,7 +160,7 @@ fn to_io(e: Error) -> io::Error {
 impl From<Error> for io::Error {
     fn from(e: Error) -> Self {
         let kind = match e {
-            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::Timeout { .. } => io::ErrorKind::TimedOut,
             Error::Denied(_) => io::ErrorKind::PermissionDenied,
             Error::Closed => io::ErrorKind::BrokenPipe,
             _ => io::ErrorKind::Other,
@@ -178,7 +180,10 @@ impl From<io::Error> for Error {
             return *inner.downcast::<Error>().expect("checked above");
         }
         match e.kind() {
-            io::ErrorKind::TimedOut => Error::Timeout,
+            io::ErrorKind::TimedOut => Error::Timeout {
+                call: "an i/o call",
+                after: Duration::ZERO,
+            },
             _ => Error::Io(e.to_string()),
         }
     }
@@ -239,7 +244,8 @@ impl UdpSocket {
         max: usize,
         timeout: Duration,
     ) -> Result<(Vec<u8>, SocketAddr)> {
-        let (data, from) = self.0.recv_from(clamp(max), Some(nanos(timeout)))?;
+        let got = self.0.recv_from(clamp(max), Some(nanos(timeout)));
+        let (data, from) = timed("UdpSocket::recv_from_timeout", Some(timeout), got)?;
         Ok((data, addr(from)?))
     }
 
@@ -265,7 +271,8 @@ impl UdpSocket {
 
     /// Like [`recv`](Self::recv), giving up after `timeout`.
     pub fn recv_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<u8>> {
-        Ok(self.0.recv(clamp(max), Some(nanos(timeout)))?)
+        let got = self.0.recv(clamp(max), Some(nanos(timeout)));
+        timed("UdpSocket::recv_timeout", Some(timeout), got)
     }
 
     /// The address it is bound to.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::bindings::mtask::task::queues as wit_queues;
-use crate::{Handle, Result, decode, encode, nanos};
+use crate::{Handle, Result, decode, encode, nanos, timed};
 
 /// A queue without an item type: what travels in a [`Handle`].
 pub struct RawQueue(pub(crate) wit_queues::Queue);
@@ -64,9 +64,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Like [`put`](Self::put), giving up after `timeout`.
     pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<()> {
-        Ok(self
+        let put = self
             .handle
-            .put(&Self::item(None, item)?, Some(nanos(timeout)))?)
+            .put(&Self::item(None, item)?, Some(nanos(timeout)));
+        timed("Queue::put_timeout", Some(timeout), put)
     }
 
     /// Adds `item` with `tag`, for [`get_tagged`](Self::get_tagged).
@@ -81,7 +82,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Like [`get`](Self::get), giving up after `timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        decode(&self.handle.get(Some(nanos(timeout)))?.data)
+        let got = self.handle.get(Some(nanos(timeout)));
+        decode(&timed("Queue::get_timeout", Some(timeout), got)?.data)
     }
 
     /// Takes the first item tagged with one of `tags`, waiting until there
@@ -92,7 +94,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Like [`get_tagged`](Self::get_tagged), giving up after `timeout`.
     pub fn get_tagged_timeout(&self, tags: &[u64], timeout: Duration) -> Result<(u64, T)> {
-        Self::tagged(self.handle.get_tagged(tags, Some(nanos(timeout)))?)
+        let got = self.handle.get_tagged(tags, Some(nanos(timeout)));
+        Self::tagged(timed("Queue::get_tagged_timeout", Some(timeout), got)?)
     }
 
     /// Adds `item` if there is room now, without waiting; `false` if full.

@@ -3,7 +3,9 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "task",
+    // The exports every version of 0.1 has; those of 0.1.2 are looked up
+    // by name (`program::Typed`), so that older components run too.
+    world: "untyped-task",
     imports: {
         "mtask:task/tasks.yield-now": async | trappable,
         "mtask:task/tasks.sleep": async | trappable,

@@ -34,6 +34,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::entries::{self, Entry};
+
 /// Where a component's code came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CodeOrigin {
@@ -137,7 +139,7 @@ pub(crate) enum Lookup {
     Hit {
         path: PathBuf,
         component: Component,
-        entries: Option<Vec<String>>,
+        entries: Option<Vec<Entry>>,
     },
 }
 
@@ -187,7 +189,7 @@ pub(crate) fn lookup(engine: &Engine, dir: Option<&Path>, wasm: &blake3::Hash) -
 }
 
 /// Stores `component`'s code at `path`, and its entry list beside it.
-pub(crate) fn store(path: &Path, component: &Component, entries: &[String]) -> Result<(), String> {
+pub(crate) fn store(path: &Path, component: &Component, entries: &[Entry]) -> Result<(), String> {
     let dir = path.parent().unwrap_or(path).display();
     let code = component
         .serialize()
@@ -202,23 +204,25 @@ pub(crate) fn store(path: &Path, component: &Component, entries: &[String]) -> R
 }
 
 /// Keeps the entry list of the entry at `path` beside it: the digest of the
-/// list on the first line, a name on each line after. A list that cannot be
-/// kept is listed again next time.
-pub(crate) fn store_entries(path: &Path, entries: &[String]) {
-    if entries.iter().any(|e| e.contains('\n')) {
+/// list on the first line, an entry on each line after
+/// (`entries::to_lines`). A list that cannot be kept is listed again next
+/// time.
+pub(crate) fn store_entries(path: &Path, entries: &[Entry]) {
+    let Some(list) = entries::to_lines(entries) else {
         return;
-    }
-    let list = entries.join("\n");
+    };
     let text = format!("{}\n{list}", blake3::hash(list.as_bytes()).to_hex());
     let _ = write_atomically(&path.with_extension(ENTRIES), text.as_bytes());
 }
 
 /// The entry list kept beside the entry at `path`, if whole.
-fn read_entries(path: &Path) -> Option<Vec<String>> {
+fn read_entries(path: &Path) -> Option<Vec<Entry>> {
     let text = std::fs::read_to_string(path.with_extension(ENTRIES)).ok()?;
     let (digest, list) = text.split_once('\n')?;
-    (blake3::hash(list.as_bytes()).to_hex().as_str() == digest)
-        .then(|| list.split('\n').map(str::to_string).collect())
+    if blake3::hash(list.as_bytes()).to_hex().as_str() != digest {
+        return None;
+    }
+    entries::from_lines(list)
 }
 
 /// Locks the entry at `path` for compiling it: waits for another compiler

@@ -73,8 +73,16 @@ pub enum Error {
         name: String,
         /// The entry asked for.
         entry: String,
-        /// The entries the component has.
+        /// The entries the component has, with their types.
         entries: Vec<String>,
+    },
+    /// A JSON argument for a component that takes none: built by an SDK
+    /// older than WIT 0.1.2.
+    NoJson {
+        /// The file name.
+        name: String,
+        /// Whether it is a `wasi:cli` command, which takes only its `argv`.
+        command: bool,
     },
     /// A setting that cannot be honoured.
     Config(String),
@@ -133,6 +141,22 @@ impl fmt::Display for Error {
                     entries.join(", ")
                 )
             }
+            Error::NoJson {
+                name,
+                command: true,
+            } => write!(
+                f,
+                "{name} is a `wasi:cli` command, which takes no JSON argument: give it \
+                 arguments after `--` instead"
+            ),
+            Error::NoJson {
+                name,
+                command: false,
+            } => write!(
+                f,
+                "{name} takes no JSON argument: it was built by an mtask SDK older than \
+                 WIT 0.1.2 (rebuild it with the current SDK)"
+            ),
             Error::Config(message) => f.write_str(message),
             Error::Limit(message) => write!(f, "limit reached: {message}"),
             Error::Host(message) => write!(f, "host error: {message}"),

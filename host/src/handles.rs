@@ -30,6 +30,8 @@ pub struct LocalTask {
     pub(crate) task: Arc<TaskCell>,
     /// The shards it may run on.
     pub(crate) shards: Arc<Shards>,
+    /// The entry it runs.
+    pub(crate) entry: Arc<str>,
 }
 
 /// A child placed anywhere in the cluster, as its parent's host knows it
@@ -37,6 +39,8 @@ pub struct LocalTask {
 pub struct RemoteTask {
     /// Its id on this host (`task.id`).
     pub(crate) id: u64,
+    /// The entry it runs.
+    pub(crate) entry: Arc<str>,
     /// Its job id in the cluster (its `spawn-key`).
     pub(crate) job: String,
     /// Its request's place on the tenant's spawn stream; 0 until it is

@@ -34,6 +34,8 @@
 //!   stack, slots of two large mappings.
 //! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
+//! - `entries`: an entry of a component and the types of its argument and
+//!   result.
 //! - `ids` and `wit_types`: the ids and WIT types shared by the modules
 //!   above, at the bottom of the module graph.
 //! - [`cli`]: the `mtask-host` command: `cli::run`, and `cli::serve`, its
@@ -66,6 +68,7 @@ pub mod cache;
 pub mod cli;
 mod cluster;
 pub mod engine;
+mod entries;
 mod error;
 mod files;
 mod handles;

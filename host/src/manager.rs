@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::ids::{AppId, TaskKey};
 use crate::program::Program;
 use crate::program::engines::Engines;
-use crate::program::task::{Start, spawn};
+use crate::program::task::{Payload, Start, spawn};
 use crate::shard::{self, Holder, Outcome, Poller};
 use crate::shards::Shards;
 
@@ -161,11 +161,35 @@ impl TaskManager {
         entry: &str,
         payload: Vec<u8>,
     ) -> Result<TaskId, Error> {
+        self.add_task(program, entry, Payload::Native(payload))
+    }
+
+    /// Like [`add`](Self::add), with the argument as JSON text (`null` for
+    /// none), which the component's SDK turns into the entry's argument;
+    /// the outcome's value is the result as JSON text. Only for a
+    /// component built by an SDK of WIT 0.1.2 or later
+    /// ([`Program::takes_json`]); else [`Error::NoJson`].
+    pub fn add_json(&mut self, program: &Program, entry: &str, arg: &str) -> Result<TaskId, Error> {
+        if !program.takes_json() {
+            return Err(Error::NoJson {
+                name: program.name().to_string(),
+                command: program.is_command(),
+            });
+        }
+        self.add_task(program, entry, Payload::Json(arg.to_string()))
+    }
+
+    fn add_task(
+        &mut self,
+        program: &Program,
+        entry: &str,
+        payload: Payload,
+    ) -> Result<TaskId, Error> {
         if !program.has_entry(entry) {
             return Err(Error::UnknownEntry {
                 name: program.name().to_string(),
                 entry: entry.to_string(),
-                entries: program.entries().to_vec(),
+                entries: program.entries().iter().map(ToString::to_string).collect(),
             });
         }
         self.names

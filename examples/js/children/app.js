@@ -2,7 +2,7 @@
 // one value or many, or throw; the parent gets each as multitask's did.
 
 import { TaskFailed, call, entry, yieldNow } from './mtask.js';
-export { entries, run } from './mtask.js';
+export { entries, entryTypes, run, runJson } from './mtask.js';
 
 // The seed printed Python's values: None, 1, (2, 3).
 const asPython = (v) => (v === null ? 'None' : Array.isArray(v) ? `(${v.join(', ')})` : String(v));

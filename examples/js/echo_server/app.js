@@ -4,7 +4,7 @@
 //     mtask-host run --listen 127.0.0.1:7878 echo_server.wasm -- ADDRESS [COUNT]
 
 import { TcpListener, args, entry, spawn, takeHandles } from './mtask.js';
-export { entries, run } from './mtask.js';
+export { entries, entryTypes, run, runJson } from './mtask.js';
 
 entry(function main() {
   const [, address = '127.0.0.1:7878', count] = args();

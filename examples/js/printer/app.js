@@ -1,7 +1,7 @@
 // The seed's printers, in JavaScript: two tasks that yield to each other.
 
 import { entry, spawn, yieldNow } from './mtask.js';
-export { entries, run } from './mtask.js';
+export { entries, entryTypes, run, runJson } from './mtask.js';
 
 entry(function main() {
   const hello = spawn('printer', ['hello', 3]);

@@ -17,6 +17,13 @@ pub(super) struct RunArgs {
     #[arg(long, default_value = "main", value_name = "NAME")]
     entry: String,
 
+    /// The main task's argument, as JSON (`7`, `'"text"'`, `'[1, 2]'`),
+    /// which the component's SDK turns into the entry's argument. The main
+    /// task's result, unless `null`, is printed on stdout as JSON.
+    /// [default: null]
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    arg: Option<String>,
+
     /// The most tasks alive at once [default: 100000, or as many as the
     /// address space holds with --max-memory].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -295,7 +302,15 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
             Err(e) => fail(e.to_string(), 1),
         };
     }
-    let main = match manager.add(&program, &args.entry, Vec::new()) {
+    // A component of WIT 0.1.2 takes the main task's argument as JSON
+    // (`null` if none) and gives its result back as JSON; older ones and
+    // commands take no argument.
+    let json = args.arg.is_some() || program.takes_json();
+    let added = match &args.arg {
+        _ if !json => manager.add(&program, &args.entry, Vec::new()),
+        arg => manager.add_json(&program, &args.entry, arg.as_deref().unwrap_or("null")),
+    };
+    let main = match added {
         Ok(id) => id,
         Err(e) => return fail(e.to_string(), 2),
     };
@@ -319,12 +334,27 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         );
     }
     match manager.take_outcome(main) {
-        Some(Ok(_)) => ExitCode::SUCCESS,
+        Some(Ok(value)) => {
+            if json && !value.is_empty() && value != b"null" {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&value).and_then(|()| out.write_all(b"\n"));
+            }
+            ExitCode::SUCCESS
+        }
         // A command's status is its own to give (it said why, if it had
         // to); one past 255 still reads as a failure.
         Some(Err(TaskError::Exited(status))) => ExitCode::from(status.clamp(1, 255) as u8),
         Some(Err(error)) => fail(format!("main task (`{}`) {}", args.entry, error), 1),
         None => fail("the main task did not end".to_string(), 1),
+    }
+}
+
+/// A JSON text, checked here so that a typo is the command line's error.
+fn parse_json(text: &str) -> Result<String, String> {
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => Ok(text.to_string()),
+        Err(e) => Err(format!("not JSON ({e}); a text is quoted: '\"hello\"'")),
     }
 }
 

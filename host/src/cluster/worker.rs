@@ -26,7 +26,7 @@ use crate::handles::open_shared_queue;
 use crate::ids::TaskCell;
 use crate::outcome::{Outcome, TaskError};
 use crate::program::Program;
-use crate::program::task::{Handover, Job, Start, spawn};
+use crate::program::task::{Handover, Job, Payload, Start, spawn};
 use crate::shard::{Holder, lock};
 use crate::shards::Shards;
 
@@ -187,7 +187,7 @@ async fn take(
             Ok(handover) => {
                 let start = Start {
                     entry: request.entry.into(),
-                    payload: request.payload,
+                    payload: Payload::Native(request.payload),
                     handover,
                     holder: Holder::Cluster { own },
                     job: Some(Job {

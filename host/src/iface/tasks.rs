@@ -11,7 +11,7 @@ use crate::cluster::remote::{Request, cancel, cancel_slot, publish};
 use crate::cluster::{Cluster, Names};
 use crate::handles::{LocalTask, QueueHandle, RemoteTask, TaskHandle};
 use crate::outcome;
-use crate::program::task::{Handover, Start, TaskState, spawn};
+use crate::program::task::{Handover, Payload, Start, TaskState, spawn};
 use crate::shard::Holder;
 use crate::waits::{Join, RemoteJoin, Sleep, YieldNow, outside};
 
@@ -43,17 +43,20 @@ impl Host for TaskState {
             }
         };
         let shard = shards.place(self.ctx()?.me().shard);
+        let entry: Arc<str> = entry.into();
         let start = Start {
-            entry: entry.into(),
-            payload,
+            entry: entry.clone(),
+            payload: Payload::Native(payload),
             handover,
             holder: Holder::Handle,
             job: None,
         };
         let task = spawn(&shards, shard, &self.program, start);
-        Ok(Ok(self
-            .table
-            .push(TaskHandle::Local(LocalTask { task, shards }))?))
+        Ok(Ok(self.table.push(TaskHandle::Local(LocalTask {
+            task,
+            shards,
+            entry,
+        }))?))
     }
 
     async fn spawn_at(
@@ -158,6 +161,7 @@ impl TaskState {
         // it waits, the handle's drop gives the place back.
         let mut task = RemoteTask {
             id: shards.next_id(),
+            entry: entry.as_str().into(),
             job: job.clone(),
             seq: 0,
             slot: cluster.waiting.add(&job),
@@ -242,6 +246,13 @@ impl HostTask for TaskState {
         Ok(match self.table.get(&task)? {
             TaskHandle::Local(local) => local.task.key().id,
             TaskHandle::Remote(remote) => remote.id,
+        })
+    }
+
+    fn entry(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<String> {
+        Ok(match self.table.get(&task)? {
+            TaskHandle::Local(local) => local.entry.to_string(),
+            TaskHandle::Remote(remote) => remote.entry.to_string(),
         })
     }
 

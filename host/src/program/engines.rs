@@ -34,7 +34,7 @@ impl Tier {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| crate::iface::wasi_sockets::add_to_linker(&mut linker))
             .map_err(host)?;
-        crate::bindings::Task::add_to_linker::<TaskState, HasSelf<TaskState>>(
+        crate::bindings::UntypedTask::add_to_linker::<TaskState, HasSelf<TaskState>>(
             &mut linker,
             |state| state,
         )

@@ -15,8 +15,8 @@ use wasmtime::component::{Component, Linker};
 
 use super::engines::{Engines, Tier};
 use super::task::TaskState;
-use super::{Code, DEFAULT_TENANT, Inner, NEXT_APP, Program};
-use crate::bindings::TaskPre;
+use super::{Code, DEFAULT_TENANT, Entry, Inner, NEXT_APP, Program};
+use crate::bindings::UntypedTaskPre;
 use crate::cache::{self, CacheNote, CodeOrigin, Lookup};
 use crate::engine::Tiering;
 use crate::error::{Error, one_line};
@@ -233,7 +233,7 @@ struct Loaded<'a> {
     origin: CodeOrigin,
     note: Option<CacheNote>,
     /// Its entries, when the cache kept them.
-    entries: Option<Vec<String>>,
+    entries: Option<Vec<Entry>>,
 }
 
 impl<'a> Loaded<'a> {
@@ -242,7 +242,7 @@ impl<'a> Loaded<'a> {
         tier: &'a Tier,
         origin: CodeOrigin,
         note: Option<CacheNote>,
-        entries: Option<Vec<String>>,
+        entries: Option<Vec<Entry>>,
     ) -> Self {
         Loaded {
             component,
@@ -396,8 +396,8 @@ fn link(name: &str, linker: &Linker<TaskState>, component: &Component) -> Result
             name: name.to_string(),
             message: one_line(&e),
         })?;
-    let as_task = match TaskPre::new(pre.clone()) {
-        Ok(task) => return Ok(Code::Task(task)),
+    let as_task = match UntypedTaskPre::new(pre.clone()) {
+        Ok(task) => return Ok(Code::Task(task, super::Typed::find(component))),
         Err(e) => e,
     };
     if let Ok(command) = CommandPre::new(pre) {

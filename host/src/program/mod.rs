@@ -14,14 +14,17 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
 use wasmtime::Engine;
+use wasmtime::component::ComponentExportIndex;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-use crate::bindings::TaskPre;
+use crate::bindings::UntypedTaskPre;
 use crate::cache::{CacheNote, CodeOrigin};
 use crate::engine::AppLimits;
+pub use crate::entries::Entry;
 use crate::error::{Error, one_line};
 use crate::ids::AppId;
 use crate::net_policy::NetPolicy;
+use crate::wit_types::mtask::task::types::EntryType;
 use task::TaskState;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
@@ -40,8 +43,8 @@ struct Inner {
     /// Cranelift's code, once compiled behind Winch's `code` (shared by
     /// every clone: tasks started after it is set run it).
     upgraded: Arc<OnceLock<Code>>,
-    /// The entries `run` dispatches to.
-    entries: Vec<String>,
+    /// The entries `run` dispatches to, with their types.
+    entries: Vec<Entry>,
     /// Where the compiled code came from.
     origin: CodeOrigin,
     /// What happened with the cache, if a user may want to hear of it.
@@ -76,8 +79,9 @@ struct Inner {
 /// What kind of component a program is, linked once.
 #[derive(Clone)]
 pub(crate) enum Code {
-    /// An mtask task: exports `entries` and `run`.
-    Task(TaskPre<TaskState>),
+    /// An mtask task: exports `entries` and `run`, and, if built by an SDK
+    /// of WIT 0.1.2 or later, the typed exports.
+    Task(UntypedTaskPre<TaskState>, Option<Typed>),
     /// A `wasi:cli` command: its one entry, `main`, is `wasi:cli/run`.
     Command(CommandPre<TaskState>),
 }
@@ -86,9 +90,28 @@ impl Code {
     /// The engine its stores must come from.
     pub(crate) fn engine(&self) -> &Engine {
         match self {
-            Code::Task(pre) => pre.engine(),
+            Code::Task(pre, _) => pre.engine(),
             Code::Command(pre) => pre.engine(),
         }
+    }
+}
+
+/// Where the exports that WIT 0.1.2 added are in a component.
+#[derive(Clone, Copy)]
+pub(crate) struct Typed {
+    /// `entry-types`: the entries with their types.
+    pub(crate) entry_types: ComponentExportIndex,
+    /// `run-json`: `run` with JSON in and out.
+    pub(crate) run_json: ComponentExportIndex,
+}
+
+impl Typed {
+    /// Where they are in `component`, if it has both.
+    pub(crate) fn find(component: &wasmtime::component::Component) -> Option<Typed> {
+        Some(Typed {
+            entry_types: component.get_export_index(None, "entry-types")?,
+            run_json: component.get_export_index(None, "run-json")?,
+        })
     }
 }
 
@@ -243,9 +266,21 @@ impl Program {
         &self.inner.name
     }
 
-    /// The entries its tasks can run.
-    pub fn entries(&self) -> &[String] {
+    /// The entries its tasks can run, with their types.
+    pub fn entries(&self) -> &[Entry] {
         &self.inner.entries
+    }
+
+    /// Whether its tasks can be started with a JSON argument
+    /// ([`TaskManager::add_json`](crate::TaskManager::add_json)): built by
+    /// an SDK of WIT 0.1.2 or later.
+    pub fn takes_json(&self) -> bool {
+        matches!(self.code(), Code::Task(_, Some(_)))
+    }
+
+    /// Whether it is a `wasi:cli` command (run as one task, `main`).
+    pub(crate) fn is_command(&self) -> bool {
+        matches!(self.code(), Code::Command(_))
     }
 
     /// Whether its code was compiled in this run or taken from the cache.
@@ -265,7 +300,7 @@ impl Program {
     }
 
     pub(crate) fn has_entry(&self, entry: &str) -> bool {
-        self.inner.entries.iter().any(|e| e == entry)
+        self.inner.entries.iter().any(|e| e.name == entry)
     }
 
     /// Whether its tasks run Cranelift's code: loaded from the cache,
@@ -330,10 +365,10 @@ impl Program {
 
     /// Instantiates once, outside any scheduler, to ask for the entry
     /// names; a command has one, `main`, and is not started here.
-    fn list_entries(&self) -> Result<Vec<String>, Error> {
-        let pre = match &self.inner.code {
-            Code::Task(pre) => pre,
-            Code::Command(_) => return Ok(vec![COMMAND_ENTRY.to_string()]),
+    fn list_entries(&self) -> Result<Vec<Entry>, Error> {
+        let (pre, typed) = match &self.inner.code {
+            Code::Task(pre, typed) => (pre, *typed),
+            Code::Command(_) => return Ok(vec![Entry::untyped(COMMAND_ENTRY.to_string())]),
         };
         let mut store = TaskState::store(pre.engine(), TaskState::new(self));
         // No scheduler runs here to preempt it: a start-up that loops is
@@ -352,8 +387,26 @@ impl Program {
         // WASI calls made at start-up (a sleep, say) need Tokio's context.
         let _tokio = crate::engine::tokio_runtime().enter();
         let listed = block_on(async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_entries(&mut store).await
+            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+            let Some(typed) = typed else {
+                let names = crate::bindings::UntypedTask::new(&mut store, &instance)?
+                    .call_entries(&mut store)
+                    .await?;
+                return Ok(names.into_iter().map(Entry::untyped).collect());
+            };
+            let list = instance
+                .get_typed_func::<(), (Vec<EntryType>,)>(&mut store, typed.entry_types)?
+                .call_async(&mut store, ())
+                .await?
+                .0;
+            Ok(list
+                .into_iter()
+                .map(|e| Entry {
+                    name: e.name,
+                    arg: e.arg,
+                    result: e.result,
+                })
+                .collect())
         });
         listed.map_err(|e| Error::Startup {
             name: self.inner.name.clone(),

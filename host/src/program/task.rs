@@ -15,7 +15,7 @@ use crate::handles::{
 };
 use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::outcome::Outcome;
-use crate::program::{Code, Program};
+use crate::program::{Code, Program, Typed};
 use crate::shard::{Core, Holder, Shard, TaskFuture};
 use crate::shards::Shards;
 
@@ -239,7 +239,7 @@ pub(crate) struct Start {
     /// The entry it runs.
     pub(crate) entry: Arc<str>,
     /// Its argument.
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: Payload,
     /// The handles it is handed.
     pub(crate) handover: Vec<Handover>,
     /// Who takes its outcome.
@@ -309,7 +309,7 @@ fn task_future(
     program: &Program,
     state: TaskState,
     entry: Arc<str>,
-    payload: Vec<u8>,
+    payload: Payload,
 ) -> TaskFuture {
     // Made before the future, so the future holds the store (a pointer),
     // not the state moved into it: a smaller future for every live task.
@@ -324,7 +324,13 @@ fn task_future(
         // tasks that yield in step with each other.
         store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1)));
         let started = match &code {
-            Code::Task(pre) => pre.instantiate_async(&mut store).await.map(Started::Task),
+            Code::Task(pre, typed) => {
+                match pre.instance_pre().instantiate_async(&mut store).await {
+                    Ok(instance) => crate::bindings::UntypedTask::new(&mut store, &instance)
+                        .map(|task| Started::Task(task, instance, *typed)),
+                    Err(e) => Err(e),
+                }
+            }
             Code::Command(pre) => pre
                 .instantiate_async(&mut store)
                 .await
@@ -344,7 +350,10 @@ fn task_future(
             ctx.core().restart_slice();
         }
         let result = match started {
-            Started::Task(instance) => instance.call_run(&mut store, &entry, &payload).await,
+            Started::Task(task, instance, typed) => match payload {
+                Payload::Native(payload) => task.call_run(&mut store, &entry, &payload).await,
+                Payload::Json(arg) => run_json(&mut store, &instance, typed, &entry, &arg).await,
+            },
             Started::Command(command) => {
                 let ran = command.wasi_cli_run().call_run(&mut store).await;
                 return crate::outcome::from_command(ran, store.data_mut().memory.refused.take());
@@ -355,8 +364,39 @@ fn task_future(
     })
 }
 
+/// A task's argument.
+pub(crate) enum Payload {
+    /// Encoded by the component's SDK, for `run`.
+    Native(Vec<u8>),
+    /// JSON text from outside the component, for `run-json` (WIT 0.1.2).
+    Json(String),
+}
+
+/// Runs `entry` with the JSON argument `arg` through `run-json`; the result
+/// is the JSON text's bytes. A component without it was refused JSON when
+/// the task was added (`Program::takes_json`).
+async fn run_json(
+    store: &mut Store<TaskState>,
+    instance: &wasmtime::component::Instance,
+    typed: Option<Typed>,
+    entry: &str,
+    arg: &str,
+) -> wasmtime::Result<Result<Vec<u8>, String>> {
+    let Some(typed) = typed else {
+        wasmtime::bail!("it was built with an SDK older than WIT 0.1.2, which takes no JSON");
+    };
+    let run = instance
+        .get_typed_func::<(&str, &str), (Result<String, String>,)>(&mut *store, typed.run_json)?;
+    let (result,) = run.call_async(&mut *store, (entry, arg)).await?;
+    Ok(result.map(String::into_bytes))
+}
+
 /// An instance ready to run its entry.
 enum Started {
-    Task(crate::bindings::Task),
+    Task(
+        crate::bindings::UntypedTask,
+        wasmtime::component::Instance,
+        Option<Typed>,
+    ),
     Command(wasmtime_wasi::p2::bindings::Command),
 }

@@ -6,7 +6,7 @@
 import {
   MtaskError, Queue, TaskFailed, UdpSocket, entry, fromUtf8, sleep, spawn, takeHandles,
 } from './mtask.js';
-export { entries, run } from './mtask.js';
+export { entries, entryTypes, run, runJson } from './mtask.js';
 
 /** The name of what `f()` threw, and how long it took in ms. */
 function thrown(f) {

@@ -78,7 +78,7 @@ fn timeout_main() -> mtask::Result<()> {
     busy(20)?;
     let start = Instant::now();
     match child.join_timeout(ms(15)) {
-        Err(Error::Timeout) => println!("timeout after {} ms", start.elapsed().as_millis()),
+        Err(Error::Timeout { .. }) => println!("timeout after {} ms", start.elapsed().as_millis()),
         other => println!("unexpected: {other:?}"),
     }
     println!("joined {}", child.join()?);
@@ -300,7 +300,7 @@ fn shards_main() -> mtask::Result<()> {
     let sleeper = mtask::spawn::<_, u64>("napper", &60_000u64)?;
     let start = Instant::now();
     match sleeper.join_timeout(ms(30)) {
-        Err(Error::Timeout) => println!("timeout after {} ms", start.elapsed().as_millis()),
+        Err(Error::Timeout { .. }) => println!("timeout after {} ms", start.elapsed().as_millis()),
         other => println!("unexpected: {other:?}"),
     }
     sleeper.cancel();

@@ -11,8 +11,22 @@ impl Guest for Early {
         vec!["main".into()]
     }
 
+    // What a host of WIT 0.1.2 asks for.
+    fn entry_types() -> Vec<EntryType> {
+        mtask::task::tasks::yield_now();
+        vec![EntryType {
+            name: "main".into(),
+            arg: String::new(),
+            result: String::new(),
+        }]
+    }
+
     fn run(_entry: String, _payload: Vec<u8>) -> Result<Vec<u8>, String> {
         Ok(Vec::new())
+    }
+
+    fn run_json(_entry: String, _arg: String) -> Result<String, String> {
+        Ok("null".into())
     }
 }
 
