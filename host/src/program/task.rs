@@ -323,15 +323,19 @@ fn task_future(
         // runs to its end: preempting it would reorder the first steps of
         // tasks that yield in step with each other.
         store.epoch_deadline_callback(|_| Ok(wasmtime::UpdateDeadline::Continue(1)));
-        let started = match &code {
-            Code::Task(pre, typed) => {
-                match pre.instance_pre().instantiate_async(&mut store).await {
-                    Ok(instance) => crate::bindings::UntypedTask::new(&mut store, &instance)
-                        .map(|task| Started::Task(task, instance, *typed)),
-                    Err(e) => Err(e),
-                }
-            }
-            Code::Command(pre) => pre
+        let started = match (&code, payload) {
+            // A spawned task's `run` was looked up once, in the `pre`; only
+            // a task started on JSON (the main task) looks up `run-json`.
+            (Code::Task(pre, _), Payload::Native(bytes)) => pre
+                .instantiate_async(&mut store)
+                .await
+                .map(|task| Started::Task(task, bytes)),
+            (Code::Task(pre, typed), Payload::Json(arg)) => pre
+                .instance_pre()
+                .instantiate_async(&mut store)
+                .await
+                .map(|instance| Started::Json(instance, *typed, arg)),
+            (Code::Command(pre), _) => pre
                 .instantiate_async(&mut store)
                 .await
                 .map(Started::Command),
@@ -350,10 +354,10 @@ fn task_future(
             ctx.core().restart_slice();
         }
         let result = match started {
-            Started::Task(task, instance, typed) => match payload {
-                Payload::Native(payload) => task.call_run(&mut store, &entry, &payload).await,
-                Payload::Json(arg) => run_json(&mut store, &instance, typed, &entry, &arg).await,
-            },
+            Started::Task(task, payload) => task.call_run(&mut store, &entry, &payload).await,
+            Started::Json(instance, typed, arg) => {
+                run_json(&mut store, &instance, typed, &entry, &arg).await
+            }
             Started::Command(command) => {
                 let ran = command.wasi_cli_run().call_run(&mut store).await;
                 return crate::outcome::from_command(ran, store.data_mut().memory.refused.take());
@@ -393,10 +397,9 @@ async fn run_json(
 
 /// An instance ready to run its entry.
 enum Started {
-    Task(
-        crate::bindings::UntypedTask,
-        wasmtime::component::Instance,
-        Option<Typed>,
-    ),
+    /// An mtask task, and its argument for `run`.
+    Task(crate::bindings::UntypedTask, Vec<u8>),
+    /// An mtask task, where its `run-json` is, and its JSON argument.
+    Json(wasmtime::component::Instance, Option<Typed>, String),
     Command(wasmtime_wasi::p2::bindings::Command),
 }
