@@ -85,11 +85,11 @@ impl Host {
     fn finish(mut self) -> Run {
         let status = self.child.wait().expect("wait for mtask-host");
         self.reader.take().unwrap().join().unwrap();
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: std::mem::take(&mut *self.stdout.lock().unwrap()),
-            stderr: self.stderr.take().unwrap().join().unwrap(),
-        }
+        Run::new(
+            status.code().unwrap_or(-1),
+            std::mem::take(&mut *self.stdout.lock().unwrap()),
+            &self.stderr.take().unwrap().join().unwrap(),
+        )
     }
 
     /// Sends `signal` (`-9`, `-TERM`) and waits for the end.

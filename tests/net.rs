@@ -73,11 +73,11 @@ impl Server {
             .unwrap()
             .read_to_string(&mut stderr)
             .unwrap();
-        Run {
-            code: self.child.wait().unwrap().code().unwrap_or(-1),
-            stdout: rest,
-            stderr,
-        }
+        Run::new(
+            self.child.wait().unwrap().code().unwrap_or(-1),
+            rest,
+            &stderr,
+        )
     }
 }
 

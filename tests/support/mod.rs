@@ -78,7 +78,13 @@ pub fn host_binary() -> PathBuf {
 pub struct Run {
     pub code: i32,
     pub stdout: String,
+    /// Stderr without [`Run::progress`]'s lines.
     pub stderr: String,
+    /// The host's "compiling ... (this may take a while)" lines. A compile
+    /// announces itself only when it is slow, which depends on whether
+    /// another test filled the shared cache first, so tests that match
+    /// stderr exactly see it apart.
+    pub progress: Vec<String>,
 }
 
 impl Run {
@@ -98,13 +104,33 @@ impl Run {
     }
 }
 
+/// How the host's progress line ends (host/src/cli/progress.rs).
+const PROGRESS_END: &str = " (this may take a while)";
+
+impl Run {
+    /// A run that exited with `code` after printing `stdout` and `stderr`;
+    /// the progress lines are taken out of `stderr`.
+    pub fn new(code: i32, stdout: String, stderr: &str) -> Run {
+        let (progress, rest): (Vec<&str>, Vec<&str>) =
+            stderr.split_inclusive('\n').partition(|line| {
+                line.starts_with("mtask-host: ") && line.trim_end().ends_with(PROGRESS_END)
+            });
+        Run {
+            code,
+            stdout,
+            stderr: rest.concat(),
+            progress: progress.iter().map(|l| l.trim_end().to_string()).collect(),
+        }
+    }
+}
+
 impl From<Output> for Run {
     fn from(out: Output) -> Self {
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        Run::new(
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            &String::from_utf8_lossy(&out.stderr),
+        )
     }
 }
 
