@@ -244,3 +244,61 @@ fn c_children_placed_anywhere_run_on_another_host_of_the_cluster() {
         ]
     );
 }
+
+#[test]
+fn c_detached_children_run_on_and_their_failures_are_reported() {
+    let run = run("c_conformance", "detached");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "child spawned",
+            "after detach: id 0",
+            "detached child ran",
+            "main done"
+        ]
+    );
+    // Nobody joins the failing child, so the host says how it ended.
+    let reported: Vec<&str> = run.stderr.lines().collect();
+    assert!(
+        matches!(&reported[..], [line] if line.starts_with("mtask-host: task ")
+            && line.ends_with(" (`inner`) failed: deep")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn c_shutdown_send_ends_the_peers_reads_and_keeps_the_answer_coming() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let peer = std::thread::spawn(move || {
+        let mut conn = support::accept(&listener);
+        // The end of the stream comes only from the guest's shutdown.
+        let mut got = String::new();
+        conn.read_to_string(&mut got).unwrap();
+        conn.write_all(format!("you sent {got:?}").as_bytes())
+            .unwrap();
+        got
+    });
+    let run = host_run([
+        Path::new("run"),
+        Path::new("--entry"),
+        Path::new("half_close"),
+        Path::new("--connect"),
+        Path::new(&addr),
+        &c_guest("c_conformance"),
+        Path::new("--"),
+        Path::new(&addr),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(peer.join().unwrap(), "hello from C");
+    let lines = run.lines();
+    assert_eq!(lines[..2], ["send: ok", "shutdown: ok"], "{}", run.stdout);
+    assert!(
+        lines[2].starts_with("send after shutdown: ") && lines[2] != "send after shutdown: ok",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(lines[3..], ["answer: you sent \"hello from C\""]);
+}

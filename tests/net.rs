@@ -284,7 +284,7 @@ fn binds_and_connects_outside_the_rules_are_denied() {
 
 #[test]
 fn udp_datagrams_make_the_round_trip() {
-    let mut server = Server::start("netting", "udp_main", "127.0.0.1:*", &[]);
+    let server = Server::start("netting", "udp_main", "127.0.0.1:*", &[]);
     let addr = server.addr;
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client
@@ -294,12 +294,93 @@ fn udp_datagrams_make_the_round_trip() {
     let mut buf = [0u8; 64];
     let (n, from) = client.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"datagram"[..], addr));
-    let (n, _) = client.recv_from(&mut buf).unwrap();
+    let (n, connected) = client.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"connected");
-    let mut line = String::new();
-    server.stdout.read_line(&mut line).unwrap();
-    assert_eq!(line, "echoed 8 bytes\n");
-    assert_eq!(server.finish().code, 0);
+    // The connected socket takes datagrams from its peer only: a
+    // stranger's, sent first, never reaches its `recv`.
+    let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+    stranger.send_to(b"stranger", connected).unwrap();
+    client.send_to(b"reply", connected).unwrap();
+    let run = server.finish();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"before: Err(Timeout { call: "UdpSocket::recv_timeout", after: 10ms })"#,
+            "echoed 8 bytes",
+            "connected got: reply",
+        ]
+    );
+}
+
+#[test]
+fn a_connect_that_times_out_says_so() {
+    // A listener that never accepts, with a queue of one: once full, the
+    // kernel drops the next handshake, so a connect waits until it gives up.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let fillers: Vec<_> = (0..2)
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok())
+        .collect();
+    assert!(!fillers.is_empty(), "the queue could not be filled");
+    let run = run_guest(
+        "netting",
+        "connect_timeout_main",
+        &["--connect", &addr.to_string()],
+        &[&addr.to_string()],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let line = run.lines()[0];
+    assert!(
+        line.starts_with(
+            r#"Err(Timeout { call: "TcpStream::connect_timeout", after: 100ms }) after"#
+        ),
+        "{line}"
+    );
+    let waited = support::number_after(line, "}) after");
+    assert!((100..1000).contains(&waited), "gave up after {waited} ms");
+}
+
+#[test]
+fn send_timeout_shutdown_and_connect_timeout_work_on_a_stream() {
+    // A native peer that reads nothing until the guest says its sends are
+    // timing out, then reads to the end and answers with the count.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut cmd = host();
+    cmd.args(["run", "--entry", "tcp_calls_main", "--connect", &addr])
+        .arg(guest("netting"))
+        .args(["--", &addr]);
+    let (child, mut stdout, lines) = support::spawn_until(&mut cmd, "sent ");
+    let mut conn = support::accept(&listener);
+    let sent = support::number_after(&lines[0], "sent");
+    assert!(
+        lines[0].ends_with("then: TcpStream::send_timeout timed out after 50ms"),
+        "{lines:?}"
+    );
+    // The guest's sends fill the socket buffers: at least 64 KiB went.
+    assert!(sent >= 64 << 10, "{lines:?}");
+    let mut got = Vec::new();
+    // The end of the stream comes only from the guest's shutdown.
+    conn.read_to_end(&mut got).unwrap();
+    assert_eq!(got.len() as u64, sent);
+    assert!(got.iter().all(|&b| b == 7));
+    conn.write_all(format!("got {} bytes", got.len()).as_bytes())
+        .unwrap();
+    drop(conn);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{rest}");
+    let rest: Vec<&str> = rest.lines().collect();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(rest[0].starts_with("send after shutdown: Err("), "{rest:?}");
+    assert_eq!(rest[1], format!("answer: got {sent} bytes"));
 }
 
 #[test]
@@ -365,9 +446,7 @@ fn std_io_read_and_write_work_with_question_marks() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let peer = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let mut conn = support::accept(&listener);
         let mut got = [0u8; 4];
         conn.read_exact(&mut got).unwrap();
         conn.write_all(b"pong").unwrap();

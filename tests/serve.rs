@@ -230,6 +230,7 @@ fn each_tenant_has_limits_of_its_own() {
             r#"
 [host]
 max_sockets = 20
+cpu_budget = "150ms"
 
 [[tenant]]
 name = "small"
@@ -249,6 +250,11 @@ name = "capped"
 app = "{h}"
 entry = "spin"
 cpu_budget = "100ms"
+
+[[tenant]]
+name = "host-capped"
+app = "{h}"
+entry = "spin"
 "#,
             h = hostile.display()
         ),
@@ -273,6 +279,128 @@ cpu_budget = "100ms"
         "{}",
         run.stderr
     );
+    // Without a budget of its own, a tenant has [host]'s.
+    assert!(
+        run.stderr.contains(
+            "tenant `host-capped`: main task went over a limit: it used up its CPU budget of 150 ms"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_tenant_gets_its_env_and_dirs_relative_to_the_file() {
+    let file = tenants_file(
+        "grants",
+        &format!(
+            r#"
+[[tenant]]
+name = "files"
+app = "{c}"
+entry = "files_main"
+dirs = ["data::/data"]
+dirs_rw = ["out::/out"]
+
+[[tenant]]
+name = "env"
+app = "{c}"
+entry = "print_env"
+env = {{ GREETING = "hi", EMPTY = "" }}
+
+[[tenant]]
+name = "bare"
+app = "{c}"
+entry = "print_env"
+"#,
+            c = guest("conformance").display()
+        ),
+    );
+    // The folders sit beside the file; serve runs elsewhere (in tests/).
+    let root = file.parent().unwrap();
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("out")).unwrap();
+    std::fs::write(root.join("data/hello.txt"), "hello").unwrap();
+    std::fs::write(root.join("secret.txt"), "secret").unwrap();
+    let _ = std::fs::remove_file(root.join("data/link"));
+    std::os::unix::fs::symlink("../secret.txt", root.join("data/link")).unwrap();
+    let _ = std::fs::remove_file(root.join("out/new.txt"));
+    let run = host_run([PathBuf::from("serve"), file.clone()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    support::assert_interleaves(
+        &run.lines(),
+        &[
+            &[
+                "read: ok hello",
+                "dotdot: error PermissionDenied",
+                "symlink: error PermissionDenied",
+                "absolute: error NotFound",
+                "write ro: error PermissionDenied",
+                "write rw: ok ",
+            ],
+            // Its variables and no others; `bare` prints none.
+            &["EMPTY=", "GREETING=hi"],
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("out/new.txt")).unwrap(),
+        "written"
+    );
+    assert!(!root.join("data/new.txt").exists());
+
+    // A folder that is not there is named as the file means it.
+    std::fs::write(
+        &file,
+        format!(
+            "[[tenant]]\nname = \"files\"\napp = \"{}\"\ndirs = [\"nowhere::/data\"]\n",
+            guest("conformance").display()
+        ),
+    )
+    .unwrap();
+    let run = host_run([PathBuf::from("serve"), file.clone()]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim(),
+        format!(
+            "mtask-host: {}: tenant `files`: cannot read {}: No such file or directory (os \
+             error 2)",
+            file.display(),
+            root.join("nowhere").display()
+        )
+    );
+}
+
+#[test]
+fn sigint_stops_serve_as_sigterm_does() {
+    let file = tenants_file(
+        "sigint",
+        &format!(
+            "[[tenant]]\nname = \"echo\"\napp = \"{}\"\nargs = [\"127.0.0.1:0\"]\n\
+             listen = [\"127.0.0.1:*\"]\n",
+            guest("echo_server").display()
+        ),
+    );
+    let mut cmd = host();
+    cmd.arg("serve").arg(&file).stderr(Stdio::piped());
+    let (child, _stdout, addr) = spawn_listening(&mut cmd);
+    let mut conn = connect(addr);
+    conn.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    conn.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+    signal(child.id(), "INT");
+    // The watchdog of spawn_listening bounds this wait.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match conn.read(&mut back) {
+        Ok(0) => {}
+        other => panic!("the connection did not end cleanly: {other:?}"),
+    }
 }
 
 #[test]
@@ -304,14 +432,11 @@ app = "{rust}"
         std::path::Path::new("--summary"),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // Every tenant printed all its lines (the tenants' lines interleave).
+    // Every tenant printed all its lines, in its own order (the tenants'
+    // lines interleave).
     let c = ["(no value)", "1", "(2, 3)", "caught exception: foo"];
     let others = ["None", "1", "(2, 3)", "caught exception: foo"];
-    let mut expected: Vec<&str> = [&c[..], &others, &others].concat();
-    expected.sort_unstable();
-    let mut lines = run.lines();
-    lines.sort_unstable();
-    assert_eq!(lines, expected, "{}", run.stdout);
+    support::assert_interleaves(&run.lines(), &[&c, &others, &others]);
     for tenant in ["c", "python", "rust"] {
         assert!(
             run.stderr.contains(&format!(
@@ -332,6 +457,9 @@ fn a_tenant_cannot_take_a_neighbours_task_slots_or_sockets() {
         "starve",
         &format!(
             r#"
+[host]
+max_tasks = 2030
+
 [[tenant]]
 name = "greedy"
 app = "{h}"
@@ -361,8 +489,7 @@ max_sockets = 5
     );
     let run = host_run([PathBuf::from("serve"), file]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let mut lines = run.lines();
-    lines.sort();
+    let lines = run.lines();
     let tasks = |n: usize, max: usize| {
         format!(
             "spawned {n} then: limit reached: the app may have at most {max} tasks (running, \
@@ -376,19 +503,24 @@ max_sockets = 5
         .map(|l| support::number_after(l, "opened"))
         .next()
         .expect("the greedy tenant's line");
-    let mut expected = vec![
-        "after closing: Ok(())".to_string(),
-        "after closing: Ok(())".to_string(),
-        format!(
-            "opened {greedy_sockets} then: limit reached: the app may have at most \
-             {greedy_sockets} sockets open"
-        ),
-        "opened 5 then: limit reached: the app may have at most 5 sockets open".to_string(),
-        tasks(8, 10),
-        tasks(998, 1000),
-    ];
-    expected.sort();
-    assert_eq!(lines, expected);
+    let greedy_opened = format!(
+        "opened {greedy_sockets} then: limit reached: the app may have at most \
+         {greedy_sockets} sockets open"
+    );
+    // [host] `max_tasks` is the pool: what `modest` reserves comes off it,
+    // and the three others share the rest, (2030 - 10) / 3 = 673 each.
+    support::assert_interleaves(
+        &lines,
+        &[
+            &[&tasks(671, 673)],
+            &[&tasks(8, 10)],
+            &[&greedy_opened, "after closing: Ok(())"],
+            &[
+                "opened 5 then: limit reached: the app may have at most 5 sockets open",
+                "after closing: Ok(())",
+            ],
+        ],
+    );
     assert!(greedy_sockets > 100, "{greedy_sockets}");
 }
 

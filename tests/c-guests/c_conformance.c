@@ -236,6 +236,62 @@ static int libc_sleep(mtask_bytes arg, mtask_bytes *result) {
     return MTASK_OK;
 }
 
+/* Sleeps 20 ms, then says it ran. */
+static int late_printer(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_sleep(MTASK_MS(20));
+    printf("detached child ran\n");
+    return MTASK_OK;
+}
+
+/* Detaches two children: one that ends well later and says so, one that
+ * fails, which the host reports since nobody joins it. */
+static int detached(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_task child;
+    if (mtask_spawn("late_printer", mtask_str(""), &child) != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    printf("child %s\n", mtask_task_id(&child) ? "spawned" : "missing");
+    mtask_detach(&child);
+    /* A detached handle is released: it has no task any more. */
+    printf("after detach: id %llu\n", (unsigned long long)mtask_task_id(&child));
+    if (mtask_spawn("inner", mtask_str(""), &child) != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    mtask_detach(&child);
+    /* The children run on: the sleeper ends within this sleep. */
+    mtask_sleep(MTASK_MS(100));
+    printf("main done\n");
+    return MTASK_OK;
+}
+
+/* Connects to arg 1, sends a line, shuts its sending side and reads the
+ * peer's answer, which comes once the peer has seen the end. */
+static int half_close(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    int argc;
+    char **argv = mtask_args(&argc);
+    if (argc < 2)
+        return mtask_fail("usage: half_close ADDRESS");
+    mtask_stream stream;
+    if (mtask_connect(argv[1], MTASK_MS(5000), &stream) != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    show("send", mtask_send_all(&stream, mtask_str("hello from C"), MTASK_FOREVER));
+    show("shutdown", mtask_shutdown_send(&stream));
+    show("send after shutdown", mtask_send_all(&stream, mtask_str("late"), MTASK_FOREVER));
+    for (;;) {
+        mtask_bytes got;
+        int status = mtask_recv(&stream, 1024, MTASK_FOREVER, &got);
+        if (status != MTASK_OK)
+            return mtask_fail("%s", mtask_error());
+        if (got.len == 0)
+            break;
+        printf("answer: %.*s\n", (int)got.len, (const char *)got.data);
+        mtask_bytes_free(&got);
+    }
+    mtask_stream_close(&stream);
+    return MTASK_OK;
+}
+
 /* Placed anywhere --------------------------------------------------------- */
 
 /* A child that says where it ran (the HOST variable each host is given)
@@ -270,7 +326,8 @@ static int anywhere(mtask_bytes arg, mtask_bytes *result) {
     return MTASK_OK;
 }
 
-MTASK_ENTRIES({"anywhere", anywhere}, {"where", where},
+MTASK_ENTRIES({"detached", detached}, {"late_printer", late_printer}, {"half_close", half_close},
+              {"anywhere", anywhere}, {"where", where},
               {"libc_sleep", libc_sleep}, {"libc_napper", libc_napper}, {"handover", handover}, {"taker", taker}, {"sockets", sockets},
               {"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},
               {"queues", queues}, {"sleeper", sleeper}, {"echo", echo}, {"panics", panics},

@@ -410,3 +410,43 @@ pub fn tenants_file(name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Asserts that `lines` are `parts` interleaved: each part's lines all
+/// there, in its own order, and nothing else (the output of tenants that
+/// print at once, where only each tenant's own order is fixed).
+#[track_caller]
+pub fn assert_interleaves(lines: &[&str], parts: &[&[&str]]) {
+    /// Whether `lines` from `at` on can be made of each part from its
+    /// position in `next` on; `tried` holds the positions that cannot.
+    fn fits(
+        lines: &[&str],
+        parts: &[&[&str]],
+        next: &mut Vec<usize>,
+        tried: &mut std::collections::HashSet<Vec<usize>>,
+    ) -> bool {
+        let at: usize = next.iter().sum();
+        if at == lines.len() {
+            return next.iter().zip(parts).all(|(&n, part)| n == part.len());
+        }
+        if tried.contains(next) {
+            return false;
+        }
+        for i in 0..parts.len() {
+            if parts[i].get(next[i]) == Some(&lines[at]) {
+                next[i] += 1;
+                if fits(lines, parts, next, tried) {
+                    return true;
+                }
+                next[i] -= 1;
+            }
+        }
+        tried.insert(next.clone());
+        false
+    }
+    let mut next = vec![0; parts.len()];
+    assert!(
+        fits(lines, parts, &mut next, &mut Default::default()),
+        "these lines are not {parts:?} interleaved:\n{}",
+        lines.join("\n")
+    );
+}

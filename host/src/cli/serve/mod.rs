@@ -48,8 +48,8 @@ env = { GREETING = "hi" }   # its environment variables (no others)
 listen = ["127.0.0.1:7878"] # network rules, as for `run --listen`
 connect = []                # as for `run --connect`
 name_lookup = false         # as for `run --name-lookup`
-dirs = ["data::/data"]      # read-only, as for `run --dir`
-dirs_rw = []                # writable, as for `run --dir-rw`
+dirs = ["data::/data"]      # read-only, as for `run --dir`; relative to this file's folder
+dirs_rw = []                # writable, as for `run --dir-rw`; the same
 max_memory = "64MiB"        # per task of this tenant
 max_app_memory = "2GiB"     # all its tasks' memory, reserved for it
 max_tasks = 1000            # live tasks of this tenant, reserved for it

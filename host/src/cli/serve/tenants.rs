@@ -144,7 +144,7 @@ pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFil
         if !names.insert(table.name.clone()) {
             return Err(format!("{label}: the name is used twice"));
         }
-        checked.push(check_tenant(table, &label, &config)?);
+        checked.push(check_tenant(table, &label, &config, dir)?);
     }
     let host_app_memory = match &host.max_app_memory {
         Some(s) => Some(in_host("max_app_memory", parse_size(s))?),
@@ -171,8 +171,13 @@ pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFil
 }
 
 /// Checks the keys of one tenant (its task and socket shares come later,
-/// from all the tenants together).
-fn check_tenant(table: TenantTable, label: &str, config: &Config) -> Result<Tenant, String> {
+/// from all the tenants together); its relative paths are in the folder `dir`.
+fn check_tenant(
+    table: TenantTable,
+    label: &str,
+    config: &Config,
+    dir: &Path,
+) -> Result<Tenant, String> {
     let rules = |key: &str, list: &[String]| -> Result<Vec<NetRule>, String> {
         list.iter()
             .map(|r| r.parse().map_err(|e| format!("{label}: `{key}`: {e}")))
@@ -186,8 +191,14 @@ fn check_tenant(table: TenantTable, label: &str, config: &Config) -> Result<Tena
     let grants = |key: &str, list: &[String], writable: bool| -> Result<Vec<DirGrant>, String> {
         list.iter()
             .map(|d| {
+                // Relative to the file's folder, like `app`: the file
+                // means the same wherever serve is started from.
                 d.parse::<DirGrant>()
-                    .map(|g| DirGrant { writable, ..g })
+                    .map(|g| DirGrant {
+                        host: dir.join(g.host),
+                        writable,
+                        ..g
+                    })
                     .map_err(|e| format!("{label}: `{key}`: {e}"))
             })
             .collect()

@@ -332,6 +332,30 @@ fn burst_server_main() -> mtask::Result<()> {
     Ok(())
 }
 
+/// Runs 300 ms without waiting, then ends: only preemption lets the
+/// others run meanwhile.
+fn busy_300ms() -> mtask::Result<String> {
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    while start.elapsed() < Duration::from_millis(300) {
+        n = black_box(n.wrapping_add(1));
+    }
+    Ok("done".into())
+}
+
+/// A steady task started first, then [`busy_300ms`] beside it: with
+/// preemption the steady one keeps its schedule; with `--no-preempt` (one
+/// thread) it waits until the busy one ends.
+fn busy_main() -> mtask::Result<()> {
+    let good: Task<u64> = mtask::spawn("steady", &(10u64, 40u32))?;
+    // Let it start its clock first.
+    mtask::sleep(Duration::from_millis(1));
+    let busy: Task<String> = mtask::spawn("busy_300ms", &())?;
+    println!("steady: worst lateness {} ms", good.join()?);
+    println!("busy: {}", busy.join()?);
+    Ok(())
+}
+
 fn spin_main() -> mtask::Result<()> {
     beside("spin")
 }
@@ -431,5 +455,7 @@ mtask::entries!(
     spawn_flood_main,
     host_call_hog,
     host_call_hog_main,
-    burst_server_main
+    burst_server_main,
+    busy_300ms,
+    busy_main
 );

@@ -57,7 +57,9 @@ fn std_io_main() -> mtask::Result<()> {
     Ok(())
 }
 
-/// Answers one datagram, then sends one through a connected socket.
+/// Answers one datagram, then talks to its sender through a connected
+/// socket: sends one, and receives the first that comes from that peer
+/// (the kernel drops the others').
 fn udp_main() -> mtask::Result<()> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     println!("listening on {}", socket.local_addr()?);
@@ -65,8 +67,56 @@ fn udp_main() -> mtask::Result<()> {
     socket.send_to(&data, &from.to_string())?;
     let connected = UdpSocket::bind("127.0.0.1:0")?;
     connected.connect(&from.to_string())?;
+    println!(
+        "before: {:?}",
+        connected.recv_timeout(1500, Duration::from_millis(10))
+    );
     connected.send(b"connected")?;
     println!("echoed {} bytes", data.len());
+    let reply = connected.recv(1500)?;
+    println!("connected got: {}", String::from_utf8_lossy(&reply));
+    Ok(())
+}
+
+/// Connects to `arg 1`, a listener whose queue is full, with a deadline.
+fn connect_timeout_main() {
+    let start = Instant::now();
+    let result = TcpStream::connect_timeout(&arg(1), Duration::from_millis(100));
+    println!(
+        "{:?} after {} ms",
+        result.map(|_| ()),
+        start.elapsed().as_millis()
+    );
+}
+
+/// Connects to `arg 1` with a deadline, then sends until a send times out
+/// (the peer reads nothing yet), shuts its writing half and reads the
+/// peer's answer to the end.
+fn tcp_calls_main() -> mtask::Result<()> {
+    let stream = TcpStream::connect_timeout(&arg(1), Duration::from_secs(10))?;
+    let chunk = vec![7u8; 64 << 10];
+    let mut sent = 0;
+    let full = loop {
+        match stream.send_timeout(&chunk, Duration::from_millis(50)) {
+            Ok(n) => sent += n,
+            Err(e) => break e,
+        }
+    };
+    println!("sent {sent} then: {full}");
+    stream.shutdown(std::net::Shutdown::Write)?;
+    println!(
+        "send after shutdown: {:?}",
+        stream.send(b"late").map_err(|e| e.to_string())
+    );
+    let mut answer = Vec::new();
+    loop {
+        let got = stream.recv(1024)?;
+        if got.is_empty() {
+            break;
+        }
+        answer.extend(got);
+    }
+    println!("answer: {}", String::from_utf8_lossy(&answer));
     Ok(())
 }
 
@@ -101,6 +151,8 @@ mtask::entries!(
     refused_main,
     denied_main,
     udp_main,
+    tcp_calls_main,
+    connect_timeout_main,
     handoff_main,
     greeter
 );
