@@ -748,3 +748,27 @@ fn a_component_built_for_wit_0_1_0_still_runs() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "child said: from 0.1.0\n");
 }
+
+#[test]
+fn without_preemption_a_busy_task_holds_its_neighbour_up() {
+    // In this file, not sandbox.rs: its compile without epoch checks would
+    // load the machine under that file's timing tests. One thread, so
+    // that the two tasks share it. A task busy for 300 ms is cut
+    // into slices; with --no-preempt it runs them all at once.
+    let preempted = run_guest("hostile", "busy_main", &support::ONE_THREAD, &[]);
+    assert_eq!(preempted.code, 0, "{}", preempted.stderr);
+    let on_time = support::number_after(preempted.lines()[0], "worst lateness");
+    assert!(on_time < 50, "preempted, it was {on_time} ms late");
+    assert_eq!(preempted.lines()[1], "busy: done");
+    let mut flags = support::ONE_THREAD.to_vec();
+    flags.push("--no-preempt");
+    let held = run_guest("hostile", "busy_main", &flags, &[]);
+    assert_eq!(held.code, 0, "{}", held.stderr);
+    assert_eq!(held.lines()[1], "busy: done");
+    let worst = support::number_after(held.lines()[0], "worst lateness");
+    assert!(
+        (250..1000).contains(&worst),
+        "without preemption the steady task was {worst} ms late: {}",
+        held.stdout
+    );
+}

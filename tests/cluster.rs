@@ -419,13 +419,18 @@ fn a_served_tenant_shares_its_queues_with_the_runs_of_its_name() {
     );
     assert_eq!(produced.code, 0, "{}", produced.stderr);
     // The tenant's main ends with the queue; serve runs on until stopped.
-    served.wait_for_line("consumed 50");
+    served.wait_for_line("[shop] consumed 50");
     std::thread::sleep(Duration::from_millis(200));
     let served = served.signal("-TERM");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(served.code, 0, "{}", served.stderr);
+    let lines = support::by_label(&served.stdout);
     assert_eq!(
-        got(&served),
+        lines["shop"]
+            .iter()
+            .filter_map(|l| l.strip_prefix("got "))
+            .map(|n| n.parse().unwrap())
+            .collect::<Vec<u64>>(),
         (0..50).collect::<Vec<_>>(),
         "{}",
         served.stderr

@@ -30,27 +30,6 @@ fn a_busy_loop_is_preempted_and_its_neighbour_keeps_its_schedule() {
 }
 
 #[test]
-fn without_preemption_a_busy_task_holds_its_neighbour_up() {
-    // One thread, so that the two share it. A task busy for 300 ms is cut
-    // into slices; with --no-preempt it runs them all at once.
-    let preempted = run_hostile("busy_main", &support::ONE_THREAD);
-    assert_eq!(preempted.code, 0, "{}", preempted.stderr);
-    assert_on_schedule(&preempted);
-    assert_eq!(preempted.lines()[1], "busy: done");
-    let mut flags = support::ONE_THREAD.to_vec();
-    flags.push("--no-preempt");
-    let held = run_hostile("busy_main", &flags);
-    assert_eq!(held.code, 0, "{}", held.stderr);
-    assert_eq!(held.lines()[1], "busy: done");
-    let worst = number_after(held.lines()[0], "worst lateness");
-    assert!(
-        (250..1000).contains(&worst),
-        "without preemption the steady task was {worst} ms late: {}",
-        held.stdout
-    );
-}
-
-#[test]
 fn a_cpu_budget_ends_a_busy_loop_with_a_limit_error() {
     let run = run_hostile("spin", &["--cpu-budget", "100ms"]);
     assert_eq!(run.code, 1);

@@ -132,9 +132,17 @@ fn one_tenants_trap_leaves_the_others_alone() {
     let args = ["serve".into(), "--threads".into(), "1".into(), file];
     let run = host_run::<PathBuf>(args);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    // Each line whole, after its tenant's name.
     assert_eq!(
         run.lines(),
-        ["hello", "goodbye", "hello", "goodbye", "hello", "goodbye"]
+        [
+            "[good] hello",
+            "[good] goodbye",
+            "[good] hello",
+            "[good] goodbye",
+            "[good] hello",
+            "[good] goodbye"
+        ]
     );
     assert!(
         run.stderr
@@ -261,16 +269,20 @@ entry = "spin"
     );
     let run = host_run([PathBuf::from("serve"), file]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let lines = run.lines();
-    assert!(
-        lines.contains(&"opened 5 then: limit reached: the app may have at most 5 sockets open"),
-        "{}",
-        run.stdout
+    let lines = support::by_label(&run.stdout);
+    assert_eq!(
+        lines["small"],
+        [
+            "opened 5 then: limit reached: the app may have at most 5 sockets open",
+            "after closing: Ok(())"
+        ]
     );
-    assert!(
-        lines.contains(&"opened 20 then: limit reached: the app may have at most 20 sockets open"),
-        "{}",
-        run.stdout
+    assert_eq!(
+        lines["large"],
+        [
+            "opened 20 then: limit reached: the app may have at most 20 sockets open",
+            "after closing: Ok(())"
+        ]
     );
     assert!(
         run.stderr.contains(
@@ -327,21 +339,21 @@ entry = "print_env"
     let _ = std::fs::remove_file(root.join("out/new.txt"));
     let run = host_run([PathBuf::from("serve"), file.clone()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    support::assert_interleaves(
-        &run.lines(),
-        &[
-            &[
-                "read: ok hello",
-                "dotdot: error PermissionDenied",
-                "symlink: error PermissionDenied",
-                "absolute: error NotFound",
-                "write ro: error PermissionDenied",
-                "write rw: ok ",
-            ],
-            // Its variables and no others; `bare` prints none.
-            &["EMPTY=", "GREETING=hi"],
-        ],
+    let lines = support::by_label(&run.stdout);
+    assert_eq!(
+        lines["files"],
+        [
+            "read: ok hello",
+            "dotdot: error PermissionDenied",
+            "symlink: error PermissionDenied",
+            "absolute: error NotFound",
+            "write ro: error PermissionDenied",
+            "write rw: ok ",
+        ]
     );
+    // Its variables and no others; `bare` has none, so prints nothing.
+    assert_eq!(lines["env"], ["EMPTY=", "GREETING=hi"]);
+    assert!(!lines.contains_key("bare"), "{}", run.stdout);
     assert_eq!(
         std::fs::read_to_string(root.join("out/new.txt")).unwrap(),
         "written"
@@ -432,11 +444,14 @@ app = "{rust}"
         std::path::Path::new("--summary"),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // Every tenant printed all its lines, in its own order (the tenants'
-    // lines interleave).
+    // Every tenant printed all its lines, in its own order, each after
+    // its name (the tenants' lines interleave).
     let c = ["(no value)", "1", "(2, 3)", "caught exception: foo"];
     let others = ["None", "1", "(2, 3)", "caught exception: foo"];
-    support::assert_interleaves(&run.lines(), &[&c, &others, &others]);
+    let lines = support::by_label(&run.stdout);
+    assert_eq!(lines["c"], c);
+    assert_eq!(lines["python"], others);
+    assert_eq!(lines["rust"], others);
     for tenant in ["c", "python", "rust"] {
         assert!(
             run.stderr.contains(&format!(
@@ -489,7 +504,7 @@ max_sockets = 5
     );
     let run = host_run([PathBuf::from("serve"), file]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let lines = run.lines();
+    let lines = support::by_label(&run.stdout);
     let tasks = |n: usize, max: usize| {
         format!(
             "spawned {n} then: limit reached: the app may have at most {max} tasks (running, \
@@ -497,29 +512,25 @@ max_sockets = 5
         )
     };
     // The greedy tenant's sockets: its share of the open files, at most 10000.
-    let greedy_sockets = lines
-        .iter()
-        .filter(|l| l.starts_with("opened") && !l.starts_with("opened 5 "))
-        .map(|l| support::number_after(l, "opened"))
-        .next()
-        .expect("the greedy tenant's line");
+    let greedy_sockets = support::number_after(lines["greedy-sockets"][0], "opened");
     let greedy_opened = format!(
         "opened {greedy_sockets} then: limit reached: the app may have at most \
          {greedy_sockets} sockets open"
     );
     // [host] `max_tasks` is the pool: what `modest` reserves comes off it,
     // and the three others share the rest, (2030 - 10) / 3 = 673 each.
-    support::assert_interleaves(
-        &lines,
-        &[
-            &[&tasks(671, 673)],
-            &[&tasks(8, 10)],
-            &[&greedy_opened, "after closing: Ok(())"],
-            &[
-                "opened 5 then: limit reached: the app may have at most 5 sockets open",
-                "after closing: Ok(())",
-            ],
-        ],
+    assert_eq!(lines["greedy"], [tasks(671, 673)]);
+    assert_eq!(lines["modest"], [tasks(8, 10)]);
+    assert_eq!(
+        lines["greedy-sockets"],
+        [&greedy_opened, "after closing: Ok(())"]
+    );
+    assert_eq!(
+        lines["modest-sockets"],
+        [
+            "opened 5 then: limit reached: the app may have at most 5 sockets open",
+            "after closing: Ok(())",
+        ]
     );
     assert!(greedy_sockets > 100, "{greedy_sockets}");
 }

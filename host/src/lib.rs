@@ -34,6 +34,8 @@
 //!   stack, slots of two large mappings.
 //! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
+//! - `output`: guest stdout and stderr a line at a time, each labelled
+//!   (a tenant's, in `serve`).
 //! - `entries`: an entry of a component and the types of its argument and
 //!   result.
 //! - `ids` and `wit_types`: the ids and WIT types shared by the modules
@@ -77,6 +79,7 @@ mod iface;
 pub mod manager;
 pub mod net_policy;
 mod outcome;
+mod output;
 pub mod program;
 mod queue;
 mod runner;

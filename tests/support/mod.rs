@@ -234,8 +234,7 @@ pub fn run_in_order(guest_name: &str, entry: &str) -> Run {
 pub fn spawn_listening(cmd: &mut Command) -> (Child, BufReader<ChildStdout>, SocketAddr) {
     let (child, stdout, lines) = spawn_until(cmd, "listening on ");
     let line = lines.last().expect("the listening line");
-    let addr = line
-        .trim()
+    let addr = unlabelled(line.trim())
         .strip_prefix("listening on ")
         .expect("read up to it");
     (child, stdout, addr.parse().expect("a socket address"))
@@ -264,7 +263,8 @@ pub fn spawn_until(
             let status = child.wait();
             panic!("it ended before printing `{prefix}`: {status:?}, after {lines:?}");
         }
-        let found = line.starts_with(prefix);
+        // `serve` labels each line with its tenant.
+        let found = unlabelled(&line).starts_with(prefix);
         lines.push(line.trim_end().to_string());
         if found {
             return (child, stdout, lines);
@@ -411,42 +411,24 @@ pub fn tenants_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
-/// Asserts that `lines` are `parts` interleaved: each part's lines all
-/// there, in its own order, and nothing else (the output of tenants that
-/// print at once, where only each tenant's own order is fixed).
-#[track_caller]
-pub fn assert_interleaves(lines: &[&str], parts: &[&[&str]]) {
-    /// Whether `lines` from `at` on can be made of each part from its
-    /// position in `next` on; `tried` holds the positions that cannot.
-    fn fits(
-        lines: &[&str],
-        parts: &[&[&str]],
-        next: &mut Vec<usize>,
-        tried: &mut std::collections::HashSet<Vec<usize>>,
-    ) -> bool {
-        let at: usize = next.iter().sum();
-        if at == lines.len() {
-            return next.iter().zip(parts).all(|(&n, part)| n == part.len());
-        }
-        if tried.contains(next) {
-            return false;
-        }
-        for i in 0..parts.len() {
-            if parts[i].get(next[i]) == Some(&lines[at]) {
-                next[i] += 1;
-                if fits(lines, parts, next, tried) {
-                    return true;
-                }
-                next[i] -= 1;
-            }
-        }
-        tried.insert(next.clone());
-        false
+/// The lines of `serve`'s stdout, by the label each starts with
+/// (`[tenant] line`), each tenant's in its order. Panics on a line without
+/// a label.
+pub fn by_label(stdout: &str) -> std::collections::BTreeMap<&str, Vec<&str>> {
+    let mut tenants = std::collections::BTreeMap::<&str, Vec<&str>>::new();
+    for line in stdout.lines() {
+        let (label, text) = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once("] "))
+            .unwrap_or_else(|| panic!("a line without a label: {line:?} in\n{stdout}"));
+        tenants.entry(label).or_default().push(text);
     }
-    let mut next = vec![0; parts.len()];
-    assert!(
-        fits(lines, parts, &mut next, &mut Default::default()),
-        "these lines are not {parts:?} interleaved:\n{}",
-        lines.join("\n")
-    );
+    tenants
+}
+
+/// A line of `serve`'s stdout without its `[tenant] ` label.
+pub fn unlabelled(line: &str) -> &str {
+    line.strip_prefix('[')
+        .and_then(|rest| rest.split_once("] "))
+        .map_or(line, |(_, text)| text)
 }

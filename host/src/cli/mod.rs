@@ -48,7 +48,8 @@ enum Command {
     /// traps and limits end only its own tasks. Each tenant's limits are
     /// reserved for it: the task pool, the open files and the machine's
     /// memory are shared out at start, and a file whose shares do not fit
-    /// is refused. SIGINT or SIGTERM cancels every task, closes every
+    /// is refused. What tasks print goes out in whole lines, each after its
+    /// tenant's name (`[echo] ...`). SIGINT or SIGTERM cancels every task, closes every
     /// socket, and exits 0; SIGUSR1 lists the live tasks on stderr (both
     /// are handled from the start, also while tenants load).
     #[command(after_long_help = serve::REFERENCE)]

@@ -120,6 +120,7 @@ impl Program {
             limits: None,
             stdin: false,
             tenant: DEFAULT_TENANT.into(),
+            output_label: None,
             digest: crate::cluster::short_hash(&[&digest.to_hex()]).into(),
         };
         inner.args = vec![inner.name.clone()];

@@ -71,6 +71,9 @@ struct Inner {
     /// The tenant whose named queues and remote spawns its tasks share in
     /// cluster mode (docs/design.md §10).
     tenant: Arc<str>,
+    /// The label before each line its tasks write to stdout and stderr;
+    /// `None`: their output goes out as written.
+    output_label: Option<Arc<str>>,
     /// Names the component's bytes across hosts: remote spawns go to hosts
     /// that run the same component.
     digest: Arc<str>,
@@ -228,6 +231,15 @@ impl Program {
         self
     }
 
+    /// The same program with its tasks' stdout and stderr in whole lines,
+    /// each after `[label] ` (`serve` labels a tenant's with its name): the
+    /// lines of tasks writing at once then never mix within a line. A line
+    /// waits for its newline (up to 64 KiB) or its task's end.
+    pub fn with_output_label(mut self, label: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.inner).output_label = Some(label.into().into());
+        self
+    }
+
     /// Its tenant's name (docs/design.md §10).
     pub fn tenant(&self) -> &str {
         &self.inner.tenant
@@ -315,7 +327,8 @@ impl Program {
         self.inner.upgraded.get().unwrap_or(&self.inner.code)
     }
 
-    /// A fresh WASI context: stdout and stderr inherited, args, env and
+    /// A fresh WASI context: stdout and stderr inherited (or labelled, a
+    /// line at a time: [`Program::with_output_label`]), args, env and
     /// directories as configured, the host's stdin if `stdin` (else none:
     /// a read finds its end), TCP and UDP sockets under the app's network
     /// rules (`iface::wasi_sockets`).
@@ -329,9 +342,17 @@ impl Program {
             self.inner.refusal_told.clone(),
             self.inner.name.clone(),
         );
+        match &self.inner.output_label {
+            Some(label) => {
+                use crate::output::{Labelled, Sink};
+                builder.stdout(Labelled::new(label, Sink::Stdout));
+                builder.stderr(Labelled::new(label, Sink::Stderr));
+            }
+            None => {
+                builder.inherit_stdout().inherit_stderr();
+            }
+        }
         builder
-            .inherit_stdout()
-            .inherit_stderr()
             .args(&self.inner.args)
             .envs(&self.inner.env)
             .allow_tcp(true)

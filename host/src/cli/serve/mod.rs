@@ -99,7 +99,8 @@ fn start(
         .with_dirs(tenant.dirs)
         .map_err(|e| format!("{label}: {e}"))?
         .with_limits(tenant.limits)
-        .with_tenant(name.clone());
+        .with_tenant(name.clone())
+        .with_output_label(name.clone());
     if let Some(max) = tenant.max_memory {
         program = program.with_max_memory(max as usize);
     }
