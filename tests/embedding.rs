@@ -173,3 +173,45 @@ fn a_pass_gives_start_ups_a_slice_and_the_rest_wait_their_turn() {
     }
     assert_eq!(m.take_outcome(spare), Some(Err(TaskError::Cancelled)));
 }
+
+#[test]
+fn a_supervised_task_is_started_again_until_its_policy_gives_up() {
+    use mtask_host::{Finish, Restart, RestartPolicy};
+    let mut m = manager();
+    let program = m.load(support::guest("conformance")).unwrap();
+    let policy = RestartPolicy {
+        restart: Restart::OnFailure,
+        max_restarts: 2,
+        backoff: Duration::from_millis(5),
+        ..RestartPolicy::default()
+    };
+    let supervised = m
+        .add_supervised(&program, "main_traps", Vec::new(), "trapper", policy)
+        .unwrap();
+    let started = Instant::now();
+    // `run` goes on through each back-off, until the supervisor gives up.
+    m.run().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(15));
+    assert_eq!(supervised.restarts(), 2);
+    assert!(matches!(
+        supervised.finish(),
+        Some(Finish {
+            outcome: Err(TaskError::Trapped(_)),
+            gave_up: true
+        })
+    ));
+    let stats = m.stats(&program);
+    assert_eq!((stats.started, stats.trapped, stats.restarts), (3, 3, 2));
+    // A task that succeeds is not started again on failure only.
+    let ok = m
+        .add_supervised(&program, "napper", small_u64(1), "napper", policy)
+        .unwrap();
+    m.run().unwrap();
+    assert_eq!(ok.restarts(), 0);
+    assert_eq!(ok.finish().map(|f| f.gave_up), Some(false));
+    // An unknown entry is refused at once.
+    assert!(matches!(
+        m.add_supervised(&program, "nope", Vec::new(), "x", policy),
+        Err(Error::UnknownEntry { .. })
+    ));
+}

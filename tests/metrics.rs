@@ -109,6 +109,9 @@ listen = ["127.0.0.1:*"]
 [[tenant]]
 name = "printer"
 app = "{printer}"
+restart = "always"
+max_restarts = 1
+restart_delay = "10ms"
 
 [[tenant]]
 name = "hostile"
@@ -132,14 +135,17 @@ cpu_budget = "50ms"
         r#"outcome="succeeded",tenant="printer""#,
     );
     let samples = scrape_until(metrics, |s| {
-        s.get(&printer_done) == Some(&3.0)
+        // Two runs of three tasks each: one restart.
+        s.get(&printer_done) == Some(&6.0)
             && s.get(&key(
                 "mtask_tasks_ended_total",
                 r#"outcome="limit",tenant="hostile""#,
             )) == Some(&1.0)
     });
     let get = |labels: &str, name: &str| samples[&key(name, labels)];
-    assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_started_total"), 3.0);
+    assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_started_total"), 6.0);
+    assert_eq!(get(r#"tenant="printer""#, "mtask_restarts_total"), 1.0);
+    assert_eq!(get(r#"tenant="echo""#, "mtask_restarts_total"), 0.0);
     assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_live"), 0.0);
     assert!(get(r#"tenant="printer""#, "mtask_linear_memory_peak_bytes") > 0.0);
     assert_eq!(

@@ -602,3 +602,124 @@ fn signals_while_tenants_load_are_handled_not_fatal() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("live tasks"), "{stderr}");
 }
+
+#[test]
+fn a_supervised_main_task_is_started_again_with_back_off_until_it_gives_up() {
+    let conformance = guest("conformance");
+    let file = tenants_file(
+        "restart",
+        &format!(
+            r#"
+[[tenant]]
+name = "flaky"
+app = "{c}"
+entry = "flaky_main"
+dirs_rw = ["state::/state"]
+restart = "on-failure"
+restart_delay = "50ms"
+
+[[tenant]]
+name = "crash"
+app = "{c}"
+entry = "main_traps"
+restart = "on-failure"
+max_restarts = 2
+restart_window = "10s"
+restart_delay = "20ms"
+
+[[tenant]]
+name = "again"
+app = "{p}"
+restart = "always"
+max_restarts = 1
+restart_window = "10s"
+restart_delay = "10ms"
+
+[[tenant]]
+name = "once"
+app = "{c}"
+entry = "main_traps"
+"#,
+            c = conformance.display(),
+            p = guest("printer").display(),
+        ),
+    );
+    let state = file.parent().unwrap().join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let started = Instant::now();
+    // One thread: the printers' exact order, in each run.
+    let flags = ["serve", "--summary", "--threads", "1"].map(PathBuf::from);
+    let run = host_run(flags.into_iter().chain([file]));
+    let took = started.elapsed();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = support::by_label(&run.stdout);
+    // Failed twice, started again after 50 ms, then 100 ms; then succeeded.
+    assert_eq!(lines["flaky"], ["run 1", "run 2", "run 3"]);
+    assert!(took >= Duration::from_millis(150), "{took:?}");
+    let printed = ["hello", "goodbye"].repeat(3);
+    assert_eq!(lines["again"], [&printed[..], &printed[..]].concat());
+    let said = |text: &str| {
+        assert!(
+            run.stderr.contains(text),
+            "`{text}` not in:\n{}",
+            run.stderr
+        );
+    };
+    said("tenant `flaky`: main task failed: invalid: run 1 fails; starting it again in 50ms");
+    said("tenant `flaky`: main task failed: invalid: run 2 fails; starting it again in 100ms");
+    said(
+        "tenant `flaky`: 3 tasks started, 1 succeeded, 2 failed, 0 trapped, 0 over a limit, 0 cancelled, 2 restarts",
+    );
+    // Three runs, two restarts, then the intensity is reached.
+    said("tenant `crash`: 3 tasks started, 0 succeeded, 0 failed, 3 trapped");
+    said("2 restarts within 10s already: given up, it stays down");
+    said("tenant `again`: main task ended; starting it again in 10ms");
+    said("tenant `again`: main task ended; 1 restarts within 10s already: given up");
+    // Without `restart`, a tenant runs once and its failure is said once.
+    said(
+        "tenant `once`: 1 tasks started, 0 succeeded, 0 failed, 1 trapped, 0 over a limit, 0 cancelled, 0 restarts",
+    );
+    let once: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("tenant `once`: main task"))
+        .collect();
+    assert!(
+        matches!(&once[..], [line] if line.starts_with("mtask-host: tenant `once`: main task trapped: panicked at")),
+        "{once:?}"
+    );
+    assert_eq!(std::fs::read_to_string(state.join("runs")).unwrap(), "3");
+}
+
+#[test]
+fn a_stop_during_a_restarts_back_off_ends_serve_at_once() {
+    let file = tenants_file(
+        "backoff-stop",
+        &format!(
+            "[[tenant]]\nname = \"slow\"\napp = \"{}\"\nrestart = \"always\"\n\
+             restart_delay = \"30s\"\nmax_restart_delay = \"30s\"\n",
+            guest("printer").display()
+        ),
+    );
+    let mut cmd = host();
+    cmd.arg("serve").arg(&file).stderr(Stdio::piped());
+    // A line of the first run; once it ends, the supervisor waits 30 s.
+    let (child, _stdout, _) = support::spawn_until(&mut cmd, "goodbye");
+    // The run ends within milliseconds: the supervisor is waiting by then.
+    std::thread::sleep(Duration::from_millis(300));
+    let stopping = Instant::now();
+    signal(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(5),
+        "stopped after {:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        stderr.contains("tenant `slow`: main task ended; starting it again in 30s"),
+        "{stderr}"
+    );
+}

@@ -36,6 +36,8 @@ pub struct AppStats {
     pub sockets: u64,
     /// The linear memory its live tasks hold now, in bytes.
     pub memory: u64,
+    /// Times a supervisor started its main task again.
+    pub restarts: u64,
 }
 
 /// How a task ended, for [`Apps::ended`].
@@ -240,6 +242,11 @@ impl Apps {
             Err(TaskError::Cancelled) => stats.cancelled += 1,
         }
         self.live
+    }
+
+    /// A supervisor started the main task of `app` again.
+    pub(crate) fn restarted(&mut self, app: AppId) {
+        self.apps.entry(app).or_default().stats.restarts += 1;
     }
 
     /// A kept outcome of `app` was taken (or let go of).

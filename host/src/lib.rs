@@ -16,6 +16,8 @@
 //!   the queues); each task's store holds it, so host calls reach their
 //!   shard through `&mut self`.
 //! - `runner`: runs the shards, a thread each, until every task ended.
+//! - `supervise`: a main task started again when it ends, with back-off
+//!   and a restart intensity ([`RestartPolicy`]).
 //! - `waits`: the futures a task waits on inside a host call (yield, sleep,
 //!   join) and the deadline each can carry.
 //! - `iface`: the host side of each WIT interface, one file each:
@@ -85,6 +87,7 @@ mod queue;
 mod runner;
 mod shard;
 mod shards;
+mod supervise;
 mod tier;
 
 mod waits;
@@ -99,3 +102,4 @@ pub use manager::{StatsHandle, StopHandle, TaskId, TaskManager};
 pub use outcome::Outcome;
 pub use outcome::TaskError;
 pub use program::{DirGrant, Program};
+pub use supervise::{Finish, Restart, RestartPolicy, Supervised};

@@ -18,6 +18,7 @@ use crate::program::engines::Engines;
 use crate::program::task::{Payload, Start, spawn};
 use crate::shard::{self, Holder, Outcome, Poller};
 use crate::shards::Shards;
+use crate::supervise::{self, Plan, RestartPolicy, Supervised};
 
 /// How long a host in a cluster waits, as a run ends, for the acks of what
 /// its tasks held to reach the server.
@@ -179,12 +180,51 @@ impl TaskManager {
         self.add_task(program, entry, Payload::Json(arg.to_string()))
     }
 
+    /// Adds `entry` of `program` as a main task that a supervisor starts
+    /// again, with the same payload, when it ends as `policy` says (after
+    /// a back-off; not once too many restarts came within the policy's
+    /// window, nor when the run is stopped). `label` names it in the
+    /// messages on stderr that say so. While the supervisor may start it
+    /// again, [`run`](Self::run) goes on even with no task alive.
+    pub fn add_supervised(
+        &mut self,
+        program: &Program,
+        entry: &str,
+        payload: Vec<u8>,
+        label: &str,
+        policy: RestartPolicy,
+    ) -> Result<Supervised, Error> {
+        self.register(program, entry)?;
+        let plan = Plan {
+            program: program.clone(),
+            entry: entry.into(),
+            payload: Payload::Native(payload),
+            label: label.to_string(),
+            policy,
+        };
+        let _tokio = tokio_runtime().enter();
+        supervise::start(&self.shards, plan)
+    }
+
     fn add_task(
         &mut self,
         program: &Program,
         entry: &str,
         payload: Payload,
     ) -> Result<TaskId, Error> {
+        self.register(program, entry)?;
+        let shards = &self.shards;
+        shards.apps().reserve(program.app()).map_err(Error::Limit)?;
+        let shard = shards.place_new();
+        let start = Start::new(entry.into(), payload, Holder::Embedder);
+        shards.apps().main_added();
+        let cell = spawn(shards, shard, program, start);
+        Ok(TaskId(cell.key()))
+    }
+
+    /// Checks that `program` has `entry`, and registers its app (its name
+    /// for listings, its limits).
+    fn register(&mut self, program: &Program, entry: &str) -> Result<(), Error> {
         if !program.has_entry(entry) {
             return Err(Error::UnknownEntry {
                 name: program.name().to_string(),
@@ -196,21 +236,8 @@ impl TaskManager {
             .entry(program.app())
             .or_insert_with(|| program.name().to_string());
         let limits = program.limits().unwrap_or(AppLimits::from(&self.config));
-        let shards = &self.shards;
-        shards.register_app(program.app(), limits);
-        shards.apps().reserve(program.app()).map_err(Error::Limit)?;
-        let shard = shards.place_new();
-        let entry = entry.into();
-        let start = Start {
-            entry,
-            payload,
-            handover: Vec::new(),
-            holder: Holder::Embedder,
-            job: None,
-        };
-        shards.apps().main_added();
-        let cell = spawn(shards, shard, program, start);
-        Ok(TaskId(cell.key()))
+        self.shards.register_app(program.app(), limits);
+        Ok(())
     }
 
     /// Runs, besides its own tasks, the tasks that hosts of the cluster

@@ -35,6 +35,9 @@ pub(crate) struct Shards {
     /// Runs go on with no task alive, until stopped: the host waits for
     /// work from its cluster.
     keep_open: std::sync::atomic::AtomicBool,
+    /// Supervisors that may start a task again: runs go on with no task
+    /// alive while one is waiting out its back-off.
+    holds: AtomicUsize,
 }
 
 impl Shards {
@@ -80,6 +83,7 @@ impl Shards {
             next_id: AtomicU64::new(1),
             cluster,
             keep_open: Default::default(),
+            holds: AtomicUsize::new(0),
         });
         Ok((this, pollers))
     }
@@ -135,7 +139,21 @@ impl Shards {
 
     /// Whether runs go on with no task alive.
     pub(crate) fn kept_open(&self) -> bool {
-        self.keep_open.load(Ordering::SeqCst)
+        self.keep_open.load(Ordering::SeqCst) || self.holds.load(Ordering::SeqCst) > 0
+    }
+
+    /// Keeps runs going with no task alive until [`Shards::release`]: a
+    /// supervisor may start a task again.
+    pub(crate) fn hold(&self) {
+        self.holds.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Ends a [`Shards::hold`]; every shard looks again whether the run is over.
+    pub(crate) fn release(&self) {
+        self.holds.fetch_sub(1, Ordering::SeqCst);
+        for shard in self.all() {
+            shard.remote.interrupt();
+        }
     }
 
     /// Gives `app` limits of its own (a tenant's).

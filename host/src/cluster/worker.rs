@@ -26,7 +26,7 @@ use crate::handles::open_shared_queue;
 use crate::ids::TaskCell;
 use crate::outcome::{Outcome, TaskError};
 use crate::program::Program;
-use crate::program::task::{Handover, Job, Payload, Start, spawn};
+use crate::program::task::{Handover, Payload, Start, spawn};
 use crate::shard::{Holder, lock};
 use crate::shards::Shards;
 
@@ -186,14 +186,14 @@ async fn take(
         match handover(&shards, &program, &request).await {
             Ok(handover) => {
                 let start = Start {
-                    entry: request.entry.into(),
-                    payload: Payload::Native(request.payload),
                     handover,
-                    holder: Holder::Cluster { own },
-                    job: Some(Job {
-                        key: job.as_str().into(),
-                        report: tx,
-                    }),
+                    spawn_key: Some(job.as_str().into()),
+                    report: Some(tx),
+                    ..Start::new(
+                        request.entry.into(),
+                        Payload::Native(request.payload),
+                        Holder::Cluster { own },
+                    )
                 };
                 let cell = spawn(&shards, shards.place_new(), &program, start);
                 lock(&running).insert(job.clone(), (cell, false));

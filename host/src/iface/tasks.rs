@@ -45,11 +45,8 @@ impl Host for TaskState {
         let shard = shards.place(self.ctx()?.me().shard);
         let entry: Arc<str> = entry.into();
         let start = Start {
-            entry: entry.clone(),
-            payload: Payload::Native(payload),
             handover,
-            holder: Holder::Handle,
-            job: None,
+            ..Start::new(entry.clone(), Payload::Native(payload), Holder::Handle)
         };
         let task = spawn(&shards, shard, &self.program, start);
         Ok(Ok(self.table.push(TaskHandle::Local(LocalTask {

@@ -244,17 +244,26 @@ pub(crate) struct Start {
     pub(crate) handover: Vec<Handover>,
     /// Who takes its outcome.
     pub(crate) holder: Holder,
-    /// For a remote spawn this host runs: its key, and where its outcome goes.
-    pub(crate) job: Option<Job>,
+    /// For a remote spawn this host runs: its spawn key (docs/design.md §10).
+    pub(crate) spawn_key: Option<Arc<str>>,
+    /// Where its outcome also goes when it ends (a remote spawn's host, a
+    /// supervisor); dropped unsent if the task is dropped unended (the
+    /// host is stopping).
+    pub(crate) report: Option<oneshot::Sender<Outcome>>,
 }
 
-/// A remote spawn that this host runs (docs/design.md §10).
-pub(crate) struct Job {
-    /// Its spawn key.
-    pub(crate) key: Arc<str>,
-    /// Where its outcome goes when it ends; dropped unsent if the task is
-    /// dropped unended (the host is stopping).
-    pub(crate) report: oneshot::Sender<Outcome>,
+impl Start {
+    /// A start of `entry(payload)` whose outcome `holder` takes.
+    pub(crate) fn new(entry: Arc<str>, payload: Payload, holder: Holder) -> Start {
+        Start {
+            entry,
+            payload,
+            handover: Vec::new(),
+            holder,
+            spawn_key: None,
+            report: None,
+        }
+    }
 }
 
 /// Starts a task of `program` on shard `shard` as `start` says; it first
@@ -280,19 +289,20 @@ pub(crate) fn spawn(
         payload,
         handover,
         holder,
-        job,
+        spawn_key,
+        report,
     } = start;
     let state = TaskState {
         handover,
-        stdin: holder == Holder::Embedder && program.stdin(),
-        spawn_key: job.as_ref().map(|job| job.key.clone()),
+        stdin: holder.is_main() && program.stdin(),
+        spawn_key,
         ..TaskState::of_task(program, Some(ctx))
     };
     let mut future = task_future(program, state, entry.clone(), payload);
-    if let Some(job) = job {
+    if let Some(report) = report {
         future = Box::pin(async move {
             let outcome = future.await;
-            let _ = job.report.send(outcome.clone());
+            let _ = report.send(outcome.clone());
             outcome
         });
     }
@@ -369,6 +379,7 @@ fn task_future(
 }
 
 /// A task's argument.
+#[derive(Clone)]
 pub(crate) enum Payload {
     /// Encoded by the component's SDK, for `run`.
     Native(Vec<u8>),

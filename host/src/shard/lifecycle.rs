@@ -72,7 +72,7 @@ impl Core {
         let (app, holder) = (e.app, e.holder);
         self.unstarted -= usize::from(never_ran);
         self.forget_app_task(app);
-        let main = holder == Holder::Embedder;
+        let main = holder.is_main();
         let end = Ended {
             held: holder.keeps_outcome(),
             main,

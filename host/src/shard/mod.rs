@@ -93,6 +93,9 @@ pub(crate) enum Holder {
     Handle,
     /// The embedder added it and collects the outcome from the manager.
     Embedder,
+    /// A main task that a supervisor starts again when it ends: its
+    /// outcome goes to the supervisor (`supervise`), from its future.
+    Supervisor,
     /// Nobody: a failure is reported on stderr.
     Nobody,
     /// This host runs it for a parent placed anywhere in the cluster: its
@@ -106,6 +109,12 @@ impl Holder {
     /// Whether the task's outcome stays in the table for its holder.
     pub(crate) fn keeps_outcome(self) -> bool {
         matches!(self, Holder::Handle | Holder::Embedder)
+    }
+
+    /// Whether it is a main task: one the embedder added, itself or
+    /// through a supervisor.
+    pub(crate) fn is_main(self) -> bool {
+        matches!(self, Holder::Embedder | Holder::Supervisor)
     }
 
     /// Whether the task counts among its app's live tasks (see `Cluster`).

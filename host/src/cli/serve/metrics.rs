@@ -47,6 +47,8 @@ struct Metrics {
     started: Family<TenantLabel, Counter>,
     /// Tasks ended, per tenant and outcome.
     ended: Family<EndedLabel, Counter>,
+    /// Restarts of the main task, per tenant.
+    restarts: Family<TenantLabel, Counter>,
     /// Live tasks, per tenant.
     live: Family<TenantLabel, Gauge>,
     /// Open sockets, per tenant.
@@ -67,12 +69,18 @@ impl Metrics {
     fn new(stats: StatsHandle, tenants: Vec<(String, Program)>) -> Self {
         let started = Family::<TenantLabel, Counter>::default();
         let ended = Family::<EndedLabel, Counter>::default();
+        let restarts = Family::<TenantLabel, Counter>::default();
         let [live, sockets, memory, peak_memory] =
             std::array::from_fn(|_| Family::<TenantLabel, Gauge>::default());
         let host_live = Gauge::default();
         let mut registry = Registry::with_prefix("mtask");
         registry.register("tasks_started", "Tasks started", started.clone());
         registry.register("tasks_ended", "Tasks ended, by outcome", ended.clone());
+        registry.register(
+            "restarts",
+            "Times the main task was started again (`restart`)",
+            restarts.clone(),
+        );
         registry.register("tasks_live", "Tasks alive now", live.clone());
         registry.register("sockets_open", "Sockets open now", sockets.clone());
         registry.register(
@@ -94,6 +102,7 @@ impl Metrics {
             registry,
             started,
             ended,
+            restarts,
             live,
             sockets,
             memory,
@@ -112,6 +121,7 @@ impl Metrics {
                 tenant: name.clone(),
             };
             catch_up(&self.started.get_or_create(&tenant), s.started);
+            catch_up(&self.restarts.get_or_create(&tenant), s.restarts);
             for (outcome, count) in outcomes(&s) {
                 let label = EndedLabel {
                     tenant: name.clone(),

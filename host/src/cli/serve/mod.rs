@@ -56,6 +56,11 @@ max_tasks = 1000            # live tasks of this tenant, reserved for it
 max_sockets = 100           # these three override [host]'s
 max_queue_bytes = "1MiB"
 cpu_budget = "2s"           # per task of this tenant
+restart = "on-failure"      # start main again when it ends: "never" (default), "on-failure", "always"
+max_restarts = 5            # at most this many restarts within restart_window, then it stays down
+restart_window = "60s"
+restart_delay = "100ms"     # the wait before a restart, doubled for each restart within the window
+max_restart_delay = "30s"   # the longest wait
 
 [cluster]                   # optional: join a cluster; serve then runs until stopped
 url = "nats://127.0.0.1:4222" # required: a NATS server with JetStream
@@ -75,7 +80,7 @@ use std::process::ExitCode;
 
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
-use crate::{CacheNote, Program, TaskError, TaskId, TaskManager};
+use crate::{CacheNote, Finish, Program, Supervised, TaskError, TaskManager};
 use tenant::Tenant;
 use tenants::{Budget, parse};
 
@@ -84,7 +89,7 @@ fn start(
     manager: &mut TaskManager,
     dir: &Path,
     tenant: Tenant,
-) -> Result<(String, Program, TaskId), String> {
+) -> Result<(String, Program, Supervised), String> {
     let name = tenant.table.name.clone();
     let label = format!("tenant `{name}`");
     let loading = format!("{label}: compiling {}", tenant.table.app.display());
@@ -104,13 +109,19 @@ fn start(
     if let Some(max) = tenant.max_memory {
         program = program.with_max_memory(max as usize);
     }
-    let id = manager
-        .add(&program, &tenant.table.entry, Vec::new())
+    let supervised = manager
+        .add_supervised(
+            &program,
+            &tenant.table.entry,
+            Vec::new(),
+            &label,
+            tenant.restart,
+        )
         .map_err(|e| format!("{label}: {e}"))?;
     // In cluster mode (else nothing): the tenant's remote spawns of this
     // component may run here.
     manager.take_remote_spawns(&program, true);
-    Ok((name, program, id))
+    Ok((name, program, supervised))
 }
 
 /// Runs `mtask-host serve`.
@@ -209,8 +220,12 @@ pub(crate) fn serve(
         eprintln!("mtask-host: {e}");
         return ExitCode::from(1);
     }
-    for (name, program, id) in &running {
-        if let Some(Err(error)) = manager.take_outcome(*id)
+    for (name, program, supervised) in &running {
+        // A supervisor that gave up said so, with the error.
+        if let Some(Finish {
+            outcome: Err(error),
+            gave_up: false,
+        }) = supervised.finish()
             && error != TaskError::Cancelled
         {
             eprintln!("mtask-host: tenant `{name}`: main task {error}");
@@ -218,13 +233,14 @@ pub(crate) fn serve(
         if summary {
             let s = manager.stats(program);
             eprintln!(
-                "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled; peak memory {} KiB",
+                "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled, {} restarts; peak memory {} KiB",
                 s.started,
                 s.succeeded,
                 s.failed,
                 s.trapped,
                 s.limited,
                 s.cancelled,
+                s.restarts,
                 s.peak_memory >> 10
             );
         }

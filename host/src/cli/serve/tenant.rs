@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::net_policy::NetPolicy;
-use crate::{AppLimits, DirGrant};
+use crate::{AppLimits, DirGrant, RestartPolicy};
 
 /// One `[[tenant]]` table.
 #[derive(Deserialize)]
@@ -36,6 +36,11 @@ pub(super) struct TenantTable {
     pub(super) max_sockets: Option<usize>,
     pub(super) max_queue_bytes: Option<String>,
     pub(super) cpu_budget: Option<String>,
+    pub(super) restart: Option<String>,
+    pub(super) max_restarts: Option<u32>,
+    pub(super) restart_window: Option<String>,
+    pub(super) restart_delay: Option<String>,
+    pub(super) max_restart_delay: Option<String>,
 }
 
 fn main_entry() -> String {
@@ -55,6 +60,8 @@ pub(super) struct Tenant {
     /// Its own `max_app_memory`, if it has one.
     pub(super) max_app_memory: Option<u64>,
     pub(super) limits: AppLimits,
+    /// When its main task is started again.
+    pub(super) restart: RestartPolicy,
 }
 
 impl Tenant {

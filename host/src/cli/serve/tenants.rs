@@ -10,7 +10,7 @@ use super::shares::{reserve_files, reserve_memory, reserve_tasks};
 use super::tenant::{Tenant, TenantTable};
 use crate::cli::units::{parse_duration, parse_size, parse_threads};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{AppLimits, ClusterConfig, Config, DirGrant};
+use crate::{AppLimits, ClusterConfig, Config, DirGrant, Restart, RestartPolicy};
 
 /// The `[host]` table.
 #[derive(Deserialize, Default)]
@@ -237,6 +237,7 @@ fn check_tenant(
         limits.cpu_budget =
             Some(parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("cpu_budget")))?);
     }
+    let restart = restart_policy(&table, label)?;
     Ok(Tenant {
         table,
         net,
@@ -244,7 +245,46 @@ fn check_tenant(
         max_memory,
         max_app_memory,
         limits,
+        restart,
     })
+}
+
+/// A tenant's `restart` and the keys that go with it.
+fn restart_policy(table: &TenantTable, label: &str) -> Result<RestartPolicy, String> {
+    let mut policy = RestartPolicy::default();
+    let time = |key: &str, value: &Option<String>, into: &mut std::time::Duration| {
+        if let Some(text) = value {
+            *into = parse_duration(text).map_err(|e| format!("{label}: `{key}`: {e}"))?;
+        }
+        Ok::<(), String>(())
+    };
+    policy.restart = match table.restart.as_deref() {
+        None | Some("never") => Restart::Never,
+        Some("on-failure") => Restart::OnFailure,
+        Some("always") => Restart::Always,
+        Some(other) => {
+            return Err(format!(
+                "{label}: `restart`: `{other}` is not one of \"never\", \"on-failure\", \"always\""
+            ));
+        }
+    };
+    if let Some(n) = table.max_restarts {
+        policy.max_restarts = n;
+    }
+    time("restart_window", &table.restart_window, &mut policy.within)?;
+    time("restart_delay", &table.restart_delay, &mut policy.backoff)?;
+    time(
+        "max_restart_delay",
+        &table.max_restart_delay,
+        &mut policy.max_backoff,
+    )?;
+    if policy.max_backoff < policy.backoff {
+        return Err(format!(
+            "{label}: `max_restart_delay` ({:?}) is shorter than `restart_delay` ({:?})",
+            policy.max_backoff, policy.backoff
+        ));
+    }
+    Ok(policy)
 }
 
 /// Says which `[host]` key an error is about.
@@ -271,6 +311,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// The keys a table type accepts, as serde's refusal of an unknown
     /// one lists them.
@@ -480,5 +521,41 @@ mod tests {
             error(&format!("{one}[other]\n")),
             "unknown key `other` (expected [host], [cluster] or [[tenant]])"
         );
+    }
+
+    #[test]
+    fn restart_keys_are_checked() {
+        assert_eq!(
+            error(&tenant("r", "restart = \"sometimes\"")),
+            "tenant `r`: `restart`: `sometimes` is not one of \"never\", \"on-failure\", \"always\""
+        );
+        assert!(
+            error(&tenant("r", "restart_delay = \"soon\""))
+                .starts_with("tenant `r`: `restart_delay`: "),
+        );
+        assert_eq!(
+            error(&tenant(
+                "r",
+                "restart_delay = \"2s\"\nmax_restart_delay = \"1s\""
+            )),
+            "tenant `r`: `max_restart_delay` (1s) is shorter than `restart_delay` (2s)"
+        );
+        let file = parse(
+            &tenant(
+                "r",
+                "restart = \"always\"\nmax_restarts = 2\nrestart_window = \"5s\"",
+            ),
+            Path::new("."),
+            BIG,
+        )
+        .unwrap();
+        let policy = file.tenants[0].restart;
+        assert_eq!(policy.restart, Restart::Always);
+        assert_eq!(
+            (policy.max_restarts, policy.within),
+            (2, Duration::from_secs(5))
+        );
+        // Unset: the defaults.
+        assert_eq!(policy.backoff, RestartPolicy::default().backoff);
     }
 }

@@ -182,6 +182,19 @@ fn main_traps() {
     panic!("main panicked");
 }
 
+/// Counts its runs in `/state/runs` (a writable grant): fails the first
+/// two, succeeds from the third on. For supervision tests.
+fn flaky_main() -> mtask::Result<()> {
+    let before = std::fs::read_to_string("/state/runs").unwrap_or_default();
+    let runs = before.trim().parse::<u32>().unwrap_or(0) + 1;
+    std::fs::write("/state/runs", runs.to_string())?;
+    println!("run {runs}");
+    if runs < 3 {
+        return Err(Error::Invalid(format!("run {runs} fails")));
+    }
+    Ok(())
+}
+
 // Blocking WASI calls suspend only their task.
 fn std_sleepers_main() -> mtask::Result<()> {
     let start = Instant::now();
@@ -366,6 +379,7 @@ fn stdin_ticker() {
 }
 
 mtask::entries!(
+    flaky_main,
     read_stdin,
     count_stdin,
     stdin_ticker,
