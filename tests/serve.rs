@@ -723,3 +723,47 @@ fn a_stop_during_a_restarts_back_off_ends_serve_at_once() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_tenants_own_time_slice_is_how_long_its_tasks_run_unpreempted() {
+    // One thread shared by a spinning tenant and a ticking one: the
+    // spinner's tasks run 100 ms slices, so the ticker (every 10 ms) waits
+    // most of one at some wake. With the host's 10 ms slice it waits about
+    // 10 ms (tests/shards.rs).
+    let file = tenants_file(
+        "slices",
+        &format!(
+            r#"
+[[tenant]]
+name = "busy"
+app = "{h}"
+entry = "spin"
+time_slice = "100ms"
+cpu_budget = "700ms"
+
+[[tenant]]
+name = "ticker"
+app = "{b}"
+entry = "ticker_main"
+args = ["10", "40"]
+"#,
+            h = guest("hostile").display(),
+            b = guest("bench").display(),
+        ),
+    );
+    let flags = ["serve", "--threads", "1"].map(PathBuf::from);
+    let run = host_run(flags.into_iter().chain([file]));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines = support::by_label(&run.stdout);
+    let late = support::number_after(lines["ticker"][0], "wakes, latest");
+    assert!(
+        late >= 50_000,
+        "with a 100 ms slice beside it, the ticker was at worst {late} us late"
+    );
+    assert!(
+        run.stderr
+            .contains("tenant `busy`: main task went over a limit"),
+        "{}",
+        run.stderr
+    );
+}

@@ -130,6 +130,9 @@ pub struct AppLimits {
     pub max_app_memory: u64,
     /// The most CPU time one of its tasks may use (needs preemption on).
     pub cpu_budget: Option<Duration>,
+    /// How long one of its tasks runs before it is preempted; `None`: the
+    /// host's [`Config::time_slice`].
+    pub time_slice: Option<Duration>,
 }
 
 impl From<&Config> for AppLimits {
@@ -140,6 +143,7 @@ impl From<&Config> for AppLimits {
             max_queue_bytes: config.max_queue_bytes,
             max_app_memory: config.max_app_memory,
             cpu_budget: config.cpu_budget,
+            time_slice: None,
         }
     }
 }

@@ -168,6 +168,9 @@ struct Entry {
     /// The most CPU time it may use (its app's budget, kept here so that
     /// the check on every poll looks at nothing else).
     cpu_budget: Option<Duration>,
+    /// How long it runs before it is preempted: its app's slice, or the
+    /// host's.
+    time_slice: Duration,
     /// Its first poll (instantiation, start-up) has run.
     started: bool,
     /// Its last poll ended in a yield or a preemption, not a wait: it wants
@@ -308,7 +311,8 @@ impl Core {
             task: cell.clone(),
             peers: self.peers.clone(),
         }));
-        let cpu_budget = lock(&self.apps).limits(app).cpu_budget;
+        let limits = lock(&self.apps).limits(app);
+        let (cpu_budget, time_slice) = (limits.cpu_budget, limits.time_slice);
         vacant.insert(Entry {
             id: key.id,
             cell,
@@ -323,6 +327,7 @@ impl Core {
             cancelled: false,
             cpu: Duration::ZERO,
             cpu_budget,
+            time_slice: time_slice.unwrap_or(self.time_slice),
             started: false,
             hungry: false,
             app,
@@ -387,8 +392,8 @@ impl Core {
         let current = self
             .current
             .and_then(|k| self.tasks.get(k.slot))
-            .map(|e| (e.cpu, e.cpu_budget));
-        if let Some((cpu, Some(budget))) = current {
+            .map(|e| (e.cpu, e.cpu_budget, e.time_slice));
+        if let Some((cpu, Some(budget), _)) = current {
             let used = cpu + ran;
             if used > budget {
                 return Err(wasmtime::Error::new(crate::outcome::OverLimit::cpu_budget(
@@ -396,7 +401,8 @@ impl Core {
                 )));
             }
         }
-        if sliced >= self.time_slice {
+        let slice = current.map_or(self.time_slice, |(_, _, slice)| slice);
+        if sliced >= slice {
             // Woken at once, so it goes to the back of the run queue.
             self.pending_wait = Some(Wait::Runnable);
             self.yielded = true;

@@ -237,6 +237,10 @@ fn check_tenant(
         limits.cpu_budget =
             Some(parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("cpu_budget")))?);
     }
+    if let Some(t) = &table.time_slice {
+        limits.time_slice =
+            Some(parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("time_slice")))?);
+    }
     let restart = restart_policy(&table, label)?;
     Ok(Tenant {
         table,

@@ -379,7 +379,6 @@ fn stdin_ticker() {
 }
 
 mtask::entries!(
-    flaky_main,
     read_stdin,
     count_stdin,
     stdin_ticker,
@@ -417,4 +416,5 @@ mtask::entries!(
     typed_square,
     typed_greet,
     typed_printer,
+    flaky_main
 );
