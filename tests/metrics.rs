@@ -118,6 +118,12 @@ name = "hostile"
 app = "{hostile}"
 entry = "spin"
 cpu_budget = "50ms"
+
+[[tenant]]
+name = "queued"
+app = "{hostile}"
+entry = "empty_items_main"
+max_queue_bytes = "64KiB"
 "#,
             echo = guest("echo_server").display(),
             printer = guest("printer").display(),
@@ -141,11 +147,22 @@ cpu_budget = "50ms"
                 "mtask_tasks_ended_total",
                 r#"outcome="limit",tenant="hostile""#,
             )) == Some(&1.0)
+            && s.get(&key("mtask_queue_bytes", r#"tenant="queued""#)) > Some(&60000.0)
     });
     let get = |labels: &str, name: &str| samples[&key(name, labels)];
     assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_started_total"), 6.0);
     assert_eq!(get(r#"tenant="printer""#, "mtask_restarts_total"), 1.0);
     assert_eq!(get(r#"tenant="echo""#, "mtask_restarts_total"), 0.0);
+    // The spinner ran until its 50 ms budget was used up; the live echo
+    // server's time so far counts too.
+    let spun = get(r#"tenant="hostile""#, "mtask_cpu_seconds_total");
+    assert!((0.05..1.0).contains(&spun), "{spun}");
+    assert!(get(r#"tenant="echo""#, "mtask_cpu_seconds_total") > 0.0);
+    assert_eq!(get(r#"tenant="printer""#, "mtask_queue_bytes"), 0.0);
+    // Empty items up to the tenant's 64 KiB, which it then holds.
+    assert!(get(r#"tenant="queued""#, "mtask_queue_bytes") <= 65536.0);
+    assert!(get("", "mtask_scheduler_passes_total") > 0.0);
+    assert_eq!(get("", "mtask_run_queue_tasks"), 0.0);
     assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_live"), 0.0);
     assert!(get(r#"tenant="printer""#, "mtask_linear_memory_peak_bytes") > 0.0);
     assert_eq!(
@@ -159,7 +176,8 @@ cpu_budget = "50ms"
     assert_eq!(get(r#"tenant="echo""#, "mtask_tasks_live"), 1.0);
     assert_eq!(get(r#"tenant="echo""#, "mtask_sockets_open"), 1.0);
     assert!(get(r#"tenant="echo""#, "mtask_linear_memory_bytes") > 0.0);
-    assert_eq!(get("", "mtask_host_tasks_live"), 1.0);
+    // The echo server and the tenant holding its items.
+    assert_eq!(get("", "mtask_host_tasks_live"), 2.0);
 
     // A connection: one more socket, and a task that serves it.
     let mut conn = connect(echo);

@@ -38,6 +38,10 @@ pub struct AppStats {
     pub memory: u64,
     /// Times a supervisor started its main task again.
     pub restarts: u64,
+    /// CPU time its tasks have used, the live ones' so far included.
+    pub cpu: std::time::Duration,
+    /// Bytes its queues hold now (items, and the items of waiting putters).
+    pub queue_bytes: u64,
 }
 
 /// How a task ended, for [`Apps::ended`].
@@ -49,6 +53,8 @@ pub(crate) struct Ended {
     pub(crate) main: bool,
     /// It counted among its app's live tasks.
     pub(crate) counted: bool,
+    /// The CPU time it used.
+    pub(crate) cpu: std::time::Duration,
 }
 
 /// What the host keeps per app.
@@ -234,6 +240,7 @@ impl Apps {
         record.live -= usize::from(end.counted);
         record.held += usize::from(end.held);
         let stats = &mut record.stats;
+        stats.cpu += end.cpu;
         match outcome {
             Ok(_) => stats.succeeded += 1,
             Err(TaskError::Failed(_) | TaskError::Exited(_)) => stats.failed += 1,

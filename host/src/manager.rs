@@ -104,6 +104,16 @@ impl StatsHandle {
     pub fn live_tasks(&self) -> usize {
         self.0.live()
     }
+
+    /// Scheduler passes begun so far, over every shard.
+    pub fn passes(&self) -> u64 {
+        self.0.passes()
+    }
+
+    /// Tasks queued to run in their shard's next pass, over every shard.
+    pub fn queued_tasks(&self) -> usize {
+        self.0.queued()
+    }
 }
 
 impl TaskManager {

@@ -246,7 +246,27 @@ impl Shards {
 
     /// How the tasks of `app` have fared so far.
     pub(crate) fn stats(&self, app: AppId) -> AppStats {
-        self.apps().stats(app)
+        let mut stats = self.apps().stats(app);
+        // Each lock taken alone: a shard never waits on another's here.
+        for shard in self.all() {
+            stats.cpu += shard.core().live_cpu(app);
+        }
+        stats.queue_bytes = self.queues().bytes_of(app) as u64;
+        stats
+    }
+
+    /// Scheduler passes begun so far, over every shard.
+    pub(crate) fn passes(&self) -> u64 {
+        let passes = self
+            .all()
+            .iter()
+            .map(|s| s.remote.passes.load(Ordering::SeqCst));
+        passes.sum()
+    }
+
+    /// Tasks queued to run in their shard's next pass, over every shard.
+    pub(crate) fn queued(&self) -> usize {
+        self.all().iter().map(|s| s.core().queued()).sum()
     }
 
     /// Asks every shard to cancel its tasks and stop.

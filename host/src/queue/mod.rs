@@ -191,6 +191,11 @@ impl Queues {
         }
     }
 
+    /// Bytes `app` holds now.
+    pub(crate) fn bytes_of(&self, app: AppId) -> usize {
+        self.bytes.get(&app).copied().unwrap_or(0)
+    }
+
     /// Caps the bytes `app`'s queues may hold.
     pub(crate) fn set_max_bytes(&mut self, app: AppId, max: usize) {
         self.app_max_bytes.insert(app, max);

@@ -69,7 +69,7 @@ impl Core {
         e.queued = false;
         // Cancelled before it ever ran.
         let never_ran = !std::mem::replace(&mut e.started, true);
-        let (app, holder) = (e.app, e.holder);
+        let (app, holder, cpu) = (e.app, e.holder, e.cpu);
         self.unstarted -= usize::from(never_ran);
         self.forget_app_task(app);
         let main = holder.is_main();
@@ -77,6 +77,7 @@ impl Core {
             held: holder.keeps_outcome(),
             main,
             counted: holder.counted(),
+            cpu,
         };
         let left = lock(&self.apps).ended(app, &outcome, end);
         self.publish_load();
@@ -109,6 +110,20 @@ impl Core {
                 self.app_tasks.remove(&app);
             }
         }
+    }
+
+    /// The CPU time the live tasks of `app` on this shard have used so far.
+    pub(crate) fn live_cpu(&self, app: crate::ids::AppId) -> std::time::Duration {
+        self.tasks
+            .iter()
+            .filter(|(_, e)| e.app == app && e.outcome.is_none())
+            .map(|(_, e)| e.cpu)
+            .sum()
+    }
+
+    /// Tasks queued to run in this shard's next pass.
+    pub(crate) fn queued(&self) -> usize {
+        self.run_queue.len()
     }
 
     /// Takes the outcome of an ended task that the embedder holds.

@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -49,6 +50,14 @@ struct Metrics {
     ended: Family<EndedLabel, Counter>,
     /// Restarts of the main task, per tenant.
     restarts: Family<TenantLabel, Counter>,
+    /// CPU time used, per tenant, in seconds.
+    cpu: Family<TenantLabel, Counter<f64, AtomicU64>>,
+    /// Bytes held in queues now, per tenant.
+    queue_bytes: Family<TenantLabel, Gauge>,
+    /// Scheduler passes begun, over every shard.
+    passes: Counter,
+    /// Tasks queued for their shard's next pass.
+    queued: Gauge,
     /// Live tasks, per tenant.
     live: Family<TenantLabel, Gauge>,
     /// Open sockets, per tenant.
@@ -70,6 +79,9 @@ impl Metrics {
         let started = Family::<TenantLabel, Counter>::default();
         let ended = Family::<EndedLabel, Counter>::default();
         let restarts = Family::<TenantLabel, Counter>::default();
+        let cpu = Family::<TenantLabel, Counter<f64, AtomicU64>>::default();
+        let queue_bytes = Family::<TenantLabel, Gauge>::default();
+        let (passes, queued) = (Counter::default(), Gauge::default());
         let [live, sockets, memory, peak_memory] =
             std::array::from_fn(|_| Family::<TenantLabel, Gauge>::default());
         let host_live = Gauge::default();
@@ -80,6 +92,26 @@ impl Metrics {
             "restarts",
             "Times the main task was started again (`restart`)",
             restarts.clone(),
+        );
+        registry.register(
+            "cpu_seconds",
+            "CPU time the tasks used, the live ones' so far included",
+            cpu.clone(),
+        );
+        registry.register(
+            "queue_bytes",
+            "Bytes the queues hold now (items, and those of waiting putters)",
+            queue_bytes.clone(),
+        );
+        registry.register(
+            "scheduler_passes",
+            "Scheduler passes begun, over every shard",
+            passes.clone(),
+        );
+        registry.register(
+            "run_queue_tasks",
+            "Tasks queued for their shard's next pass",
+            queued.clone(),
         );
         registry.register("tasks_live", "Tasks alive now", live.clone());
         registry.register("sockets_open", "Sockets open now", sockets.clone());
@@ -103,6 +135,10 @@ impl Metrics {
             started,
             ended,
             restarts,
+            cpu,
+            queue_bytes,
+            passes,
+            queued,
             live,
             sockets,
             memory,
@@ -122,6 +158,8 @@ impl Metrics {
             };
             catch_up(&self.started.get_or_create(&tenant), s.started);
             catch_up(&self.restarts.get_or_create(&tenant), s.restarts);
+            let cpu = self.cpu.get_or_create(&tenant);
+            cpu.inc_by((s.cpu.as_secs_f64() - cpu.get()).max(0.0));
             for (outcome, count) in outcomes(&s) {
                 let label = EndedLabel {
                     tenant: name.clone(),
@@ -136,7 +174,10 @@ impl Metrics {
             gauge(&self.sockets, s.sockets);
             gauge(&self.memory, s.memory);
             gauge(&self.peak_memory, s.peak_memory);
+            gauge(&self.queue_bytes, s.queue_bytes);
         }
+        catch_up(&self.passes, self.stats.passes());
+        self.queued.set(saturate(self.stats.queued_tasks() as u64));
         self.host_live.set(saturate(self.stats.live_tasks() as u64));
         let mut text = String::new();
         // Writing into a String cannot fail.
