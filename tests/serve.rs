@@ -19,6 +19,24 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
+/// Sends `child` (a `serve`) signal `name`, waits for it to end, and
+/// asserts that it exited 0, in under 10 s; gives its stderr.
+fn stop(child: std::process::Child, name: &str) -> String {
+    let pid = child.id();
+    let stopping = Instant::now();
+    signal(pid, name);
+    // The watchdog of spawn_until, or the caller's, bounds this wait.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "SIG{name}: stopped after {took:?}"
+    );
+    stderr
+}
+
 #[test]
 fn tenants_run_side_by_side_and_stop_on_sigterm() {
     let file = tenants_file(
@@ -52,7 +70,7 @@ app = "{printer}"
     cmd.args(["serve", "--summary"])
         .arg(&file)
         .stderr(Stdio::piped());
-    let (mut child, _stdout, addr) = spawn_listening(&mut cmd);
+    let (child, _stdout, addr) = spawn_listening(&mut cmd);
     // The echo tenant answers while the busy tenant spins beside it.
     let mut conn = connect(addr);
     conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -69,23 +87,7 @@ app = "{printer}"
 
     signal(child.id(), "USR1");
     std::thread::sleep(Duration::from_millis(200));
-    signal(child.id(), "TERM");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    let stderr = stop(child, "TERM");
     // The connection ended in an orderly close: end of stream, not a
     // reset, an error or the read timing out. (From outside, a close by
     // the stop and one by the process's exit look alike.)
@@ -218,14 +220,7 @@ fn the_example_tenants_file_is_valid() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
         .unwrap();
-    signal(child.id(), "TERM");
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stop(child, "TERM");
     assert!(!first.is_empty());
 }
 
@@ -400,15 +395,7 @@ fn sigint_stops_serve_as_sigterm_does() {
     let mut back = [0u8; 4];
     conn.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"ping");
-    signal(child.id(), "INT");
-    // The watchdog of spawn_listening bounds this wait.
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    stop(child, "INT");
     match conn.read(&mut back) {
         Ok(0) => {}
         other => panic!("the connection did not end cleanly: {other:?}"),
@@ -596,10 +583,7 @@ fn signals_while_tenants_load_are_handled_not_fatal() {
         std::thread::sleep(Duration::from_millis(1));
     }
     signal(child.id(), "USR1");
-    signal(child.id(), "TERM");
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stderr = stop(child, "TERM");
     assert!(stderr.contains("live tasks"), "{stderr}");
 }
 
@@ -708,16 +692,8 @@ fn a_stop_during_a_restarts_back_off_ends_serve_at_once() {
     let (child, _stdout, _) = support::spawn_until(&mut cmd, "goodbye");
     // The run ends within milliseconds: the supervisor is waiting by then.
     std::thread::sleep(Duration::from_millis(300));
-    let stopping = Instant::now();
-    signal(child.id(), "TERM");
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(
-        stopping.elapsed() < Duration::from_secs(5),
-        "stopped after {:?}",
-        stopping.elapsed()
-    );
+    // Well before the 30 s are up.
+    let stderr = stop(child, "TERM");
     assert!(
         stderr.contains("tenant `slow`: main task ended; starting it again in 30s"),
         "{stderr}"
