@@ -116,12 +116,7 @@ fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
     let root = support::target_dir()
         .join("sandbox-fs")
         .join(std::process::id().to_string());
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::create_dir_all(root.join("data")).unwrap();
-    std::fs::create_dir_all(root.join("out")).unwrap();
-    std::fs::write(root.join("data/hello.txt"), "hello").unwrap();
-    std::fs::write(root.join("secret.txt"), "secret").unwrap();
-    std::os::unix::fs::symlink("../secret.txt", root.join("data/link")).unwrap();
+    support::files_fixture(&root);
     let data = format!("{}::/data", root.join("data").display());
     let out = format!("{}::/out", root.join("out").display());
     let run = run_guest(
@@ -131,17 +126,7 @@ fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
         &[],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        run.lines(),
-        [
-            "read: ok hello",
-            "dotdot: error PermissionDenied",
-            "symlink: error PermissionDenied",
-            "absolute: error NotFound",
-            "write ro: error PermissionDenied",
-            "write rw: ok ",
-        ]
-    );
+    assert_eq!(run.lines(), support::FILES_MAIN_LINES);
     assert_eq!(
         std::fs::read_to_string(root.join("out/new.txt")).unwrap(),
         "written"

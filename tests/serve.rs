@@ -325,27 +325,11 @@ entry = "print_env"
     );
     // The folders sit beside the file; serve runs elsewhere (in tests/).
     let root = file.parent().unwrap();
-    std::fs::create_dir_all(root.join("data")).unwrap();
-    std::fs::create_dir_all(root.join("out")).unwrap();
-    std::fs::write(root.join("data/hello.txt"), "hello").unwrap();
-    std::fs::write(root.join("secret.txt"), "secret").unwrap();
-    let _ = std::fs::remove_file(root.join("data/link"));
-    std::os::unix::fs::symlink("../secret.txt", root.join("data/link")).unwrap();
-    let _ = std::fs::remove_file(root.join("out/new.txt"));
+    support::files_fixture(root);
     let run = host_run([PathBuf::from("serve"), file.clone()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let lines = support::by_label(&run.stdout);
-    assert_eq!(
-        lines["files"],
-        [
-            "read: ok hello",
-            "dotdot: error PermissionDenied",
-            "symlink: error PermissionDenied",
-            "absolute: error NotFound",
-            "write ro: error PermissionDenied",
-            "write rw: ok ",
-        ]
-    );
+    assert_eq!(lines["files"], support::FILES_MAIN_LINES);
     // Its variables and no others; `bare` has none, so prints nothing.
     assert_eq!(lines["env"], ["EMPTY=", "GREETING=hi"]);
     assert!(!lines.contains_key("bare"), "{}", run.stdout);

@@ -432,3 +432,27 @@ pub fn unlabelled(line: &str) -> &str {
         .and_then(|rest| rest.split_once("] "))
         .map_or(line, |(_, text)| text)
 }
+
+/// What the conformance guest's `files_main` prints given
+/// [`files_fixture`]'s `data` read-only at `/data` and `out` writable at
+/// `/out`: the grants work, and every way out of them fails.
+pub const FILES_MAIN_LINES: [&str; 6] = [
+    "read: ok hello",
+    "dotdot: error PermissionDenied",
+    "symlink: error PermissionDenied",
+    "absolute: error NotFound",
+    "write ro: error PermissionDenied",
+    "write rw: ok ",
+];
+
+/// Makes, in `root`, the folders `files_main` is run with: `data` (with
+/// `hello.txt`, and `link` to `../secret.txt` beside it) and an empty `out`.
+pub fn files_fixture(root: &Path) {
+    let _ = std::fs::remove_dir_all(root.join("data"));
+    let _ = std::fs::remove_dir_all(root.join("out"));
+    std::fs::create_dir_all(root.join("data")).unwrap();
+    std::fs::create_dir_all(root.join("out")).unwrap();
+    std::fs::write(root.join("data/hello.txt"), "hello").unwrap();
+    std::fs::write(root.join("secret.txt"), "secret").unwrap();
+    std::os::unix::fs::symlink("../secret.txt", root.join("data/link")).unwrap();
+}
