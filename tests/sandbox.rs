@@ -6,6 +6,12 @@ mod support;
 
 use support::{Run, guest, number_after, peak_rss_mib, run_guest, spawn_until};
 
+/// Held by each test here: they run one at a time. Half of them measure
+/// how late a steady task wakes beside an attack, against a 50 ms bound
+/// about the host; the other half are attacks (memory, floods) that, run
+/// beside one of those on this 2-core machine, pushed it to the bound.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// `mtask-host run --entry <entry> [flags...] hostile.wasm`.
 fn run_hostile(entry: &str, flags: &[&str]) -> Run {
     run_guest("hostile", entry, flags, &[])
@@ -23,6 +29,7 @@ fn assert_on_schedule(run: &Run) {
 
 #[test]
 fn a_busy_loop_is_preempted_and_its_neighbour_keeps_its_schedule() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("spin_main", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_on_schedule(&run);
@@ -31,6 +38,7 @@ fn a_busy_loop_is_preempted_and_its_neighbour_keeps_its_schedule() {
 
 #[test]
 fn a_cpu_budget_ends_a_busy_loop_with_a_limit_error() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("spin", &["--cpu-budget", "100ms"]);
     assert_eq!(run.code, 1);
     assert_eq!(
@@ -41,6 +49,7 @@ fn a_cpu_budget_ends_a_busy_loop_with_a_limit_error() {
 
 #[test]
 fn a_memory_bomb_ends_with_a_limit_error() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("bomb_main", &["--max-memory", "16MiB"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_on_schedule(&run);
@@ -54,6 +63,7 @@ fn a_memory_bomb_ends_with_a_limit_error() {
 
 #[test]
 fn unbounded_recursion_traps_with_a_stack_overflow() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("deep_main", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_on_schedule(&run);
@@ -65,6 +75,7 @@ fn unbounded_recursion_traps_with_a_stack_overflow() {
 
 #[test]
 fn a_spawn_bomb_hits_the_task_limit() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("spawn_bomb_main", &["--max-tasks", "100"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The main task and the bomb hold two of the 100 places.
@@ -79,6 +90,7 @@ fn a_spawn_bomb_hits_the_task_limit() {
 
 #[test]
 fn a_socket_bomb_hits_the_socket_limit() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile(
         "socket_bomb_main",
         &["--listen", "127.0.0.1:*", "--max-sockets", "50"],
@@ -95,6 +107,7 @@ fn a_socket_bomb_hits_the_socket_limit() {
 
 #[test]
 fn durations_are_checked() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("spin", &["--time-slice", "0ms"]);
     assert_eq!(run.code, 2);
     assert!(
@@ -113,6 +126,7 @@ fn durations_are_checked() {
 
 #[test]
 fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let root = support::target_dir()
         .join("sandbox-fs")
         .join(std::process::id().to_string());
@@ -152,6 +166,7 @@ fn granted_directories_are_the_only_ones_and_cannot_be_escaped() {
 
 #[test]
 fn an_item_larger_than_the_queue_limit_is_refused() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("huge_item_main", &["--max-queue-bytes", "1MiB"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
@@ -165,6 +180,7 @@ fn an_item_larger_than_the_queue_limit_is_refused() {
 
 #[test]
 fn a_trap_in_the_middle_of_io_closes_that_connection_only() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     use std::io::{Read, Write};
     let mut cmd = support::host();
     cmd.args([
@@ -230,6 +246,7 @@ fn end(mut child: std::process::Child) {
 
 #[test]
 fn empty_queue_items_are_counted_so_host_memory_stays_bounded() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // 40 million empty items once held 1.6 GiB under a 64 MiB limit: each
     // item now counts 64 bytes beside its data, so the limit holds.
     let (child, _, lines) = start_hostile("empty_items_main", &[], &[], "holding");
@@ -245,6 +262,7 @@ fn empty_queue_items_are_counted_so_host_memory_stays_bounded() {
 
 #[test]
 fn queue_names_and_handles_count_against_the_app() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("names_main", &["--max-queue-bytes", "1MiB"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
@@ -268,6 +286,7 @@ fn queue_names_and_handles_count_against_the_app() {
 
 #[test]
 fn the_apps_linear_memory_is_capped_in_all() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // 40 tasks of 48 MiB once held 1.9 GiB: with a 256 MiB cap for the
     // app, five fit and the others end with `limit`.
     let (child, _, lines) = start_hostile(
@@ -295,6 +314,7 @@ fn the_apps_linear_memory_is_capped_in_all() {
 
 #[test]
 fn a_selective_get_over_many_tags_does_not_hold_up_the_others() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // 20,000 items and 100,000 tags once took 400 ms inside one call.
     let run = run_hostile("tag_scan_main", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -308,6 +328,7 @@ fn a_selective_get_over_many_tags_does_not_hold_up_the_others() {
 
 #[test]
 fn a_spawn_flood_up_to_the_task_limit_does_not_hold_up_the_others() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Up to the default --max-tasks: once 500 ms late.
     let run = run_hostile("spawn_flood_main", &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -329,6 +350,7 @@ fn a_spawn_flood_up_to_the_task_limit_does_not_hold_up_the_others() {
 
 #[test]
 fn a_cpu_budget_counts_time_spent_in_host_calls() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let run = run_hostile("host_call_hog_main", &["--cpu-budget", "100ms"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let line = run.lines()[0];
@@ -342,6 +364,7 @@ fn a_cpu_budget_counts_time_spent_in_host_calls() {
 
 #[test]
 fn a_burst_of_connections_does_not_hold_up_the_others() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     use std::io::{Read, Write};
     // Once 70-130 ms late: each time the kernel grew the host's file table
     // (doubling, as sockets were accepted) it waited for an RCU grace
