@@ -91,6 +91,9 @@ pub(crate) struct Apps {
     /// readers that take no lock: a host that is no cluster worker takes
     /// remote spawns only while it has one (docs/design.md §10).
     mains: Arc<AtomicUsize>,
+    /// The app whose record each later version of it counts in
+    /// ([`Apps::succeed`]): a tenant's versions share its limits.
+    first_version: HashMap<AppId, AppId>,
 }
 
 impl Apps {
@@ -102,7 +105,25 @@ impl Apps {
             live_seen: Arc::default(),
             max_live,
             mains: Arc::default(),
+            first_version: HashMap::new(),
         }
+    }
+
+    /// Counts `new` as a version of `old` (a tenant's app replaced on
+    /// reload, docs/design.md §13): they share one record, so the old
+    /// version's tasks, sockets and memory, while it drains, count against
+    /// the limits the new one runs under, and the figures go on.
+    pub(crate) fn succeed(&mut self, new: AppId, old: AppId) {
+        let first = self.record_of(old);
+        self.first_version.insert(new, first);
+    }
+
+    /// The app whose record `app` counts in.
+    fn record_of(&self, app: AppId) -> AppId {
+        if self.first_version.is_empty() {
+            return app;
+        }
+        self.first_version.get(&app).copied().unwrap_or(app)
     }
 
     /// The count of live tasks, kept up to date for readers with no lock.
@@ -125,6 +146,7 @@ impl Apps {
     /// outcome is kept, until [`Apps::outcome_taken`]: it is not alive
     /// here, but its handle and outcome are host memory.
     pub(crate) fn reserve_remote(&mut self, app: AppId) -> Result<(), String> {
+        let app = self.record_of(app);
         let max = self.limits(app).max_tasks;
         let record = self.apps.entry(app).or_default();
         if record.live + record.held >= max {
@@ -143,11 +165,13 @@ impl Apps {
 
     /// Gives `app` limits of its own (a tenant's).
     pub(crate) fn register(&mut self, app: AppId, limits: AppLimits) {
+        let app = self.record_of(app);
         self.apps.entry(app).or_default().limits = Some(limits);
     }
 
     /// The limits `app` runs under.
     pub(crate) fn limits(&self, app: AppId) -> AppLimits {
+        let app = self.record_of(app);
         self.apps
             .get(&app)
             .and_then(|a| a.limits)
@@ -158,6 +182,7 @@ impl Apps {
     /// alive as allowed. Check and count are one step, so that shards
     /// spawning at once cannot both take the last place.
     pub(crate) fn reserve(&mut self, app: AppId) -> Result<(), String> {
+        let app = self.record_of(app);
         // The app's own limit first: in `serve` the pool is the sum of the
         // apps' limits, so only an embedder's apps can reach the host's.
         let max = self.limits(app).max_tasks;
@@ -193,6 +218,7 @@ impl Apps {
     /// tasks: `Holder::Cluster { own: true }`), so only the host's own
     /// limit applies to it.
     pub(crate) fn reserve_job(&mut self, app: AppId, own: bool) -> Result<(), String> {
+        let app = self.record_of(app);
         if !own {
             return self.reserve(app);
         }
@@ -210,6 +236,7 @@ impl Apps {
     /// Gives back a place [`Apps::reserve_job`] took for a job that did not
     /// start after all.
     pub(crate) fn unreserve_job(&mut self, app: AppId, own: bool) {
+        let app = self.record_of(app);
         if !own {
             return self.unreserve(app);
         }
@@ -222,6 +249,7 @@ impl Apps {
     /// Gives back a place [`Apps::reserve`] took for a task that did not
     /// start after all.
     pub(crate) fn unreserve(&mut self, app: AppId) {
+        let app = self.record_of(app);
         if let Some(record) = self.apps.get_mut(&app) {
             record.stats.started -= 1;
             record.live -= 1;
@@ -232,6 +260,7 @@ impl Apps {
     /// Counts the end of a task of `app`, as `end` says. Gives the tasks of
     /// every app still alive.
     pub(crate) fn ended(&mut self, app: AppId, outcome: &Outcome, end: Ended) -> usize {
+        let app = self.record_of(app);
         self.set_live(self.live - 1);
         if end.main {
             self.mains.fetch_sub(1, Ordering::SeqCst);
@@ -253,11 +282,13 @@ impl Apps {
 
     /// A supervisor started the main task of `app` again.
     pub(crate) fn restarted(&mut self, app: AppId) {
+        let app = self.record_of(app);
         self.apps.entry(app).or_default().stats.restarts += 1;
     }
 
     /// A kept outcome of `app` was taken (or let go of).
     pub(crate) fn outcome_taken(&mut self, app: AppId) {
+        let app = self.record_of(app);
         if let Some(record) = self.apps.get_mut(&app) {
             record.held -= 1;
         }
@@ -265,6 +296,7 @@ impl Apps {
 
     /// How the tasks of `app` have fared so far.
     pub(crate) fn stats(&self, app: AppId) -> AppStats {
+        let app = self.record_of(app);
         self.apps
             .get(&app)
             .map(|a| AppStats {
@@ -279,6 +311,7 @@ impl Apps {
     /// Counts `grown` more bytes of linear memory for `app`, unless its
     /// tasks would then hold more than `max_app_memory` in all.
     pub(crate) fn grow_memory(&mut self, app: AppId, grown: usize) -> Result<(), String> {
+        let app = self.record_of(app);
         let max = self.limits(app).max_app_memory;
         let record = self.apps.entry(app).or_default();
         if record.memory.saturating_add(grown) as u64 > max {
@@ -294,6 +327,7 @@ impl Apps {
 
     /// Counts `freed` bytes of linear memory of `app` as given back.
     pub(crate) fn free_memory(&mut self, app: AppId, freed: usize) {
+        let app = self.record_of(app);
         if let Some(record) = self.apps.get_mut(&app) {
             record.memory = record.memory.saturating_sub(freed);
         }
@@ -301,6 +335,7 @@ impl Apps {
 
     /// Counts a new socket of `app`, unless it has as many as it may.
     pub(crate) fn open_socket(&mut self, app: AppId) -> Result<(), String> {
+        let app = self.record_of(app);
         let max = self.limits(app).max_sockets;
         let record = self.apps.entry(app).or_default();
         if record.sockets >= max {
@@ -312,6 +347,7 @@ impl Apps {
 
     /// Counts a closed socket of `app`.
     pub(crate) fn close_socket(&mut self, app: AppId) {
+        let app = self.record_of(app);
         if let Some(record) = self.apps.get_mut(&app) {
             record.sockets = record.sockets.saturating_sub(1);
         }

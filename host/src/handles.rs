@@ -9,6 +9,7 @@ use crate::cluster::Names;
 use crate::cluster::queue::{ClusterHandle, ClusterQueue};
 use crate::cluster::remote::Slot;
 use crate::ids::{AppId, TaskCell};
+use crate::listeners::Claim;
 use crate::queue::{HANDLE_COST, QueueKey};
 use crate::shard::reactor::SourceKey;
 use crate::shards::Shards;
@@ -185,8 +186,36 @@ impl<S: mio::event::Source> Drop for Registered<S> {
     }
 }
 
-/// A listening TCP socket.
-pub type TcpListenerHandle = Registered<mio::net::TcpListener>;
+/// A listening TCP socket, and its hold on the socket the host keeps for
+/// the tenant's next version (`listeners`; none for port 0).
+pub struct TcpListenerHandle {
+    /// The socket, registered with a reactor.
+    pub(crate) socket: Registered<mio::net::TcpListener>,
+    /// The host's copy of it, held while the handle lives.
+    pub(crate) claim: Option<Claim>,
+}
+
+impl TcpListenerHandle {
+    /// Set once its app is retired (replaced, or its tenant removed): it
+    /// accepts no more. `None`: it is never retired (port 0).
+    pub(crate) fn retired(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.claim.as_ref().map(Claim::flag)
+    }
+}
+
+impl std::ops::Deref for TcpListenerHandle {
+    type Target = Registered<mio::net::TcpListener>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.socket
+    }
+}
+
+impl std::ops::DerefMut for TcpListenerHandle {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.socket
+    }
+}
 /// A TCP connection.
 pub type TcpStreamHandle = Registered<mio::net::TcpStream>;
 /// A UDP socket.

@@ -16,6 +16,9 @@
 //!   the queues); each task's store holds it, so host calls reach their
 //!   shard through `&mut self`.
 //! - `runner`: runs the shards, a thread each, until every task ended.
+//! - `control`: [`Control`], what changes a running host: add, replace,
+//!   retire and drain apps (`serve`'s reload); `listeners`: the tenants'
+//!   listening sockets, kept so that a new version takes them over.
 //! - `supervise`: a main task started again when it ends, with back-off
 //!   and a restart intensity ([`RestartPolicy`]).
 //! - `waits`: the futures a task waits on inside a host call (yield, sleep,
@@ -71,6 +74,7 @@ mod bindings;
 pub mod cache;
 pub mod cli;
 mod cluster;
+mod control;
 pub mod engine;
 mod entries;
 mod error;
@@ -78,6 +82,7 @@ mod files;
 mod handles;
 mod ids;
 mod iface;
+mod listeners;
 pub mod manager;
 pub mod net_policy;
 mod outcome;
@@ -96,6 +101,7 @@ mod wit_types;
 pub use apps::AppStats;
 pub use cache::{CacheNote, CodeOrigin};
 pub use cluster::{ClusterConfig, DEFAULT_LEASE};
+pub use control::{Control, Retire};
 pub use engine::{AppLimits, Config, Tiering};
 pub use error::Error;
 pub use manager::{StatsHandle, StopHandle, TaskId, TaskManager};

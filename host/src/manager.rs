@@ -1,6 +1,5 @@
 //! [`TaskManager`]: the embedding API, after multitask's `TaskManager`.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +9,16 @@ use wasmtime::Engine;
 use crate::apps::AppStats;
 use crate::cluster::Cluster;
 use crate::cluster::worker::{self, Taking};
-use crate::engine::{AppLimits, Config, tokio_runtime};
+use crate::control::Control;
+use crate::engine::{Config, tokio_runtime};
 use crate::error::Error;
-use crate::ids::{AppId, TaskKey};
+use crate::ids::TaskKey;
 use crate::program::Program;
 use crate::program::engines::Engines;
 use crate::program::task::{Payload, Start, spawn};
 use crate::shard::{self, Holder, Outcome, Poller};
 use crate::shards::Shards;
-use crate::supervise::{self, Plan, RestartPolicy, Supervised};
+use crate::supervise::{RestartPolicy, Supervised};
 
 /// How long a host in a cluster waits, as a run ends, for the acks of what
 /// its tasks held to reach the server.
@@ -55,8 +55,9 @@ impl TaskId {
 /// ```
 pub struct TaskManager {
     /// Compile components (and tick their epochs), with the host's
-    /// imports linked for each, and own the instance pool.
-    engines: Engines,
+    /// imports linked for each, and own the instance pool; shared with
+    /// every [`Control`].
+    engines: Arc<Engines>,
     /// The settings it was made with.
     config: Config,
     /// The scheduler shards and the state they share.
@@ -64,8 +65,6 @@ pub struct TaskManager {
     /// Where each shard waits for I/O, by index: lent to the thread that
     /// runs it.
     pollers: Vec<Poller>,
-    /// The name of each app loaded, for listings.
-    names: HashMap<AppId, String>,
 }
 
 /// Stops a [`TaskManager::run`] from any thread; see [`TaskManager::stop_handle`].
@@ -122,7 +121,7 @@ impl TaskManager {
         config
             .check(|key| format!("Config::{key}"))
             .map_err(Error::Config)?;
-        let engines = Engines::new(&config)?;
+        let engines = Arc::new(Engines::new(&config)?);
         let cluster = config.cluster.as_ref().map(Cluster::connect).transpose()?;
         let (shards, pollers) = Shards::new(&config, config.threads, cluster)
             .map_err(|e| Error::Host(e.to_string()))?;
@@ -131,7 +130,6 @@ impl TaskManager {
             config,
             shards,
             pollers,
-            names: HashMap::new(),
         })
     }
 
@@ -204,16 +202,18 @@ impl TaskManager {
         label: &str,
         policy: RestartPolicy,
     ) -> Result<Supervised, Error> {
-        self.register(program, entry)?;
-        let plan = Plan {
-            program: program.clone(),
-            entry: entry.into(),
-            payload: Payload::Native(payload),
-            label: label.to_string(),
-            policy,
-        };
-        let _tokio = tokio_runtime().enter();
-        supervise::start(&self.shards, plan)
+        self.control()
+            .add_supervised(program, entry, payload, label, policy)
+    }
+
+    /// A handle that loads components and adds, replaces and retires apps
+    /// from any thread, while [`run`](Self::run) runs (what `serve`'s
+    /// reload does; docs/design.md §13).
+    pub fn control(&self) -> Control {
+        Control {
+            engines: self.engines.clone(),
+            shards: self.shards.clone(),
+        }
     }
 
     fn add_task(
@@ -235,19 +235,7 @@ impl TaskManager {
     /// Checks that `program` has `entry`, and registers its app (its name
     /// for listings, its limits).
     fn register(&mut self, program: &Program, entry: &str) -> Result<(), Error> {
-        if !program.has_entry(entry) {
-            return Err(Error::UnknownEntry {
-                name: program.name().to_string(),
-                entry: entry.to_string(),
-                entries: program.entries().iter().map(ToString::to_string).collect(),
-            });
-        }
-        self.names
-            .entry(program.app())
-            .or_insert_with(|| program.name().to_string());
-        let limits = program.limits().unwrap_or(AppLimits::from(&self.config));
-        self.shards.register_app(program.app(), limits);
-        Ok(())
+        self.control().register(program, entry)
     }
 
     /// Runs, besides its own tasks, the tasks that hosts of the cluster
@@ -260,11 +248,7 @@ impl TaskManager {
         let Some(cluster) = &self.config.cluster else {
             return;
         };
-        self.names
-            .entry(program.app())
-            .or_insert_with(|| program.name().to_string());
-        let limits = program.limits().unwrap_or(AppLimits::from(&self.config));
-        self.shards.register_app(program.app(), limits);
+        self.control().register_app(program);
         let slots = cluster.jobs.unwrap_or(self.config.threads);
         let taking = if for_good {
             Taking::UntilStopped
@@ -287,7 +271,7 @@ impl TaskManager {
     /// another, and no timer or I/O can wake any of them).
     pub fn run(&mut self) -> Result<(), Error> {
         let _tokio = tokio_runtime().enter();
-        let ran = crate::runner::run(&self.shards, &mut self.pollers, &self.names);
+        let ran = crate::runner::run(&self.shards, &mut self.pollers);
         if let Some(cluster) = self.shards.cluster() {
             // The acks (and hand-backs) of what the ended tasks held.
             cluster.settle(SETTLE);

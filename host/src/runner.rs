@@ -7,13 +7,12 @@
 //! tasks all wait on other shards parks in its poll; the last to park
 //! sees that every shard is parked, which is a deadlock.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::engine::tokio_runtime;
 use crate::error::Error;
-use crate::ids::{AppId, TaskKey};
+use crate::ids::TaskKey;
 use crate::shard::{self, Poller, Shard, lock};
 use crate::shards::Shards;
 
@@ -41,13 +40,8 @@ impl Run<'_> {
     }
 }
 
-/// Runs every shard until the run ends; the names of the apps are for
-/// listings.
-pub(crate) fn run(
-    shards: &Shards,
-    pollers: &mut [Poller],
-    names: &HashMap<AppId, String>,
-) -> Result<(), Error> {
+/// Runs every shard until the run ends.
+pub(crate) fn run(shards: &Shards, pollers: &mut [Poller]) -> Result<(), Error> {
     let run = Run {
         shards,
         over: AtomicBool::new(false),
@@ -63,7 +57,7 @@ pub(crate) fn run(
                 .spawn_scoped(scope, move || {
                     let _tokio = tokio_runtime().enter();
                     // A panic ended the run; the thread just ends.
-                    let _ = guarded(run, || run_shard(run, i + 1, poller, None));
+                    let _ = guarded(run, || run_shard(run, i + 1, poller));
                 });
             match spawned {
                 Ok(thread) => threads.push(thread),
@@ -75,7 +69,7 @@ pub(crate) fn run(
                 }
             }
         }
-        let panic = guarded(&run, || run_shard(&run, 0, first, Some(names)));
+        let panic = guarded(&run, || run_shard(&run, 0, first));
         for thread in threads {
             // Its panic, if any, ended the run already.
             let _ = thread.join();
@@ -105,18 +99,11 @@ fn guarded(run: &Run<'_>, f: impl FnOnce()) -> std::thread::Result<()> {
 }
 
 /// The loop of shard `index`; shard 0 also lists the tasks when asked.
-fn run_shard(
-    run: &Run<'_>,
-    index: usize,
-    poller: &mut Poller,
-    names: Option<&HashMap<AppId, String>>,
-) {
+fn run_shard(run: &Run<'_>, index: usize, poller: &mut Poller) {
     let shard = &run.shards.all()[index];
     loop {
-        if let Some(names) = names
-            && shard.remote.take_dump_request()
-        {
-            dump_tasks(run.shards, names);
+        if index == 0 && shard.remote.take_dump_request() {
+            dump_tasks(run.shards);
         }
         if run.over.load(Ordering::SeqCst) {
             return;
@@ -161,13 +148,14 @@ pub(crate) fn cancel_all(shard: &Shard) {
 }
 
 /// Writes one line per live task to stderr.
-fn dump_tasks(shards: &Shards, names: &HashMap<AppId, String>) {
+fn dump_tasks(shards: &Shards) {
     let tasks: Vec<_> = shards
         .all()
         .iter()
         .flat_map(|shard| shard.core().live_tasks())
         .collect();
     eprintln!("mtask-host: {} live tasks", tasks.len());
+    let names = shards.names().clone();
     for (key, entry, app) in tasks {
         let app = names.get(&app).map_or("?", String::as_str);
         eprintln!("mtask-host:   task {} `{entry}` of {app}", key.id);

@@ -4,6 +4,7 @@
 //! Each task's store holds an `Arc` of this, so a host call finds its
 //! shard and the shared state through `&mut self`, not through a global.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -11,6 +12,7 @@ use crate::apps::{AppStats, Apps};
 use crate::cluster::Cluster;
 use crate::engine::{AppLimits, Config};
 use crate::ids::{AppId, TaskCell, TaskKey};
+use crate::listeners::Listeners;
 use crate::queue::Queues;
 use crate::shard::{Core, Poller, Reactor, Remote, Shard, lock};
 
@@ -38,6 +40,10 @@ pub(crate) struct Shards {
     /// Supervisors that may start a task again: runs go on with no task
     /// alive while one is waiting out its back-off.
     holds: AtomicUsize,
+    /// The tenants' listening sockets, kept for their next versions.
+    listeners: Arc<Listeners>,
+    /// The name of each app added, for listings.
+    names: Mutex<HashMap<AppId, String>>,
 }
 
 impl Shards {
@@ -84,6 +90,8 @@ impl Shards {
             cluster,
             keep_open: Default::default(),
             holds: AtomicUsize::new(0),
+            listeners: Arc::default(),
+            names: Mutex::default(),
         });
         Ok((this, pollers))
     }
@@ -124,6 +132,34 @@ impl Shards {
     /// The queues: a leaf lock (nothing else is taken under it).
     pub(crate) fn queues(&self) -> MutexGuard<'_, Queues> {
         lock(&self.queues)
+    }
+
+    /// The tenants' listening sockets.
+    pub(crate) fn listeners(&self) -> &Arc<Listeners> {
+        &self.listeners
+    }
+
+    /// The names of the apps added: a leaf lock.
+    pub(crate) fn names(&self) -> MutexGuard<'_, HashMap<AppId, String>> {
+        lock(&self.names)
+    }
+
+    /// The live tasks of `app` (one version of a tenant), over every shard.
+    pub(crate) fn app_live(&self, app: AppId) -> usize {
+        self.all().iter().map(|s| s.core().app_tasks(app)).sum()
+    }
+
+    /// Ends every task of `app` with `cancelled`, on every shard, until
+    /// none is left (a task moving between shards meanwhile is found on
+    /// the next round).
+    pub(crate) fn cancel_app(&self, app: AppId) {
+        while self.app_live(app) > 0 {
+            for shard in self.all() {
+                shard.cancel_app(app);
+            }
+            // One being polled ends as its poll returns.
+            std::thread::yield_now();
+        }
     }
 
     /// The cluster this host joined, if any.

@@ -88,6 +88,8 @@ struct Status {
     restarts: u32,
     /// How it ended for good, once it has.
     finish: Option<Finish>,
+    /// No more restarts: its app is retired (docs/design.md §13).
+    retired: bool,
 }
 
 impl Supervised {
@@ -101,7 +103,23 @@ impl Supervised {
     pub fn finish(&self) -> Option<Finish> {
         lock(&self.0).finish.clone()
     }
+
+    /// Starts the task no more: the run under way runs on, and when it
+    /// ends, it ends for good (an app retired, or replaced by a new
+    /// version; see [`Control::retire`](crate::Control::retire)).
+    pub fn retire(&self) {
+        lock(&self.0).retired = true;
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn is_retired(&self) -> bool {
+        lock(&self.0).retired
+    }
 }
+
+/// The longest a supervisor sleeps at once during a back-off: it looks
+/// between naps whether it was retired or the host is stopping.
+const NAP: Duration = Duration::from_millis(50);
 
 /// What a supervisor starts, and how.
 pub(crate) struct Plan {
@@ -151,7 +169,7 @@ async fn supervise(
                 gave_up,
             });
         };
-        if !again(policy.restart, &outcome) || shards.stop_requested() {
+        if !again(policy.restart, &outcome) || shards.stop_requested() || status.is_retired() {
             return finish(false);
         }
         let now = Instant::now();
@@ -178,8 +196,14 @@ async fn supervise(
             "mtask-host: {}: main task {how}; starting it again in {wait:?}",
             plan.label
         );
-        tokio::time::sleep(wait).await;
-        if shards.stop_requested() {
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            if shards.stop_requested() || status.is_retired() {
+                return finish(false);
+            }
+            tokio::time::sleep(NAP.min(end - Instant::now())).await;
+        }
+        if shards.stop_requested() || status.is_retired() {
             return finish(false);
         }
         recent.push_back(Instant::now());

@@ -51,7 +51,10 @@ enum Command {
     /// is refused. What tasks print goes out in whole lines, each after its
     /// tenant's name (`[echo] ...`). SIGINT or SIGTERM cancels every task, closes every
     /// socket, and exits 0; SIGUSR1 lists the live tasks on stderr (both
-    /// are handled from the start, also while tenants load).
+    /// are handled from the start, also while tenants load). SIGHUP reloads
+    /// the file: new tenants start, removed ones drain and stop, changed
+    /// ones start their new version, which takes over the listening
+    /// sockets (no connection refused); a bad file is refused whole.
     #[command(after_long_help = serve::REFERENCE)]
     Serve {
         /// The tenants file.
@@ -70,6 +73,10 @@ enum Command {
         /// this address, for Prometheus; overrides `metrics` under [host].
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+        /// Reload when the tenants file or a tenant's app changes, as on
+        /// SIGHUP.
+        #[arg(long)]
+        watch: bool,
     },
 
     /// Compile a component into the cache ahead of its first run.
@@ -125,7 +132,8 @@ pub fn main() -> ExitCode {
             threads,
             tiering,
             metrics,
-        } => serve::serve(&config, summary, threads, tiering.tiering(), metrics),
+            watch,
+        } => serve::serve(&config, summary, threads, tiering.tiering(), metrics, watch),
         Command::Compile(args) => compile::compile(args),
     }
 }

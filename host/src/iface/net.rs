@@ -10,6 +10,7 @@ use std::future::Future;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
 use wasmtime::component::Resource;
@@ -235,9 +236,12 @@ impl HostTcpListener for TaskState {
         backlog: u32,
     ) -> wasmtime::Result<Result<Resource<TcpListenerHandle>, Error>> {
         let addr = guest_try!(self.allowed(&address, NetUse::Listen));
-        let listener = guest_try!(listen(addr, backlog).map_err(io_error));
-        let registered = guest_try!(Registered::new(self.ctx()?, listener, self.program.app()));
-        Ok(Ok(self.table.push(registered)?))
+        let (app, tenant) = (self.program.app(), self.program.tenant_name().clone());
+        let ctx = self.ctx()?;
+        let bound = ctx.shards.listeners().bind(&tenant, app, addr, backlog);
+        let (listener, claim) = guest_try!(bound.map_err(io_error));
+        let socket = guest_try!(Registered::new(ctx, listener, app));
+        Ok(Ok(self.table.push(TcpListenerHandle { socket, claim })?))
     }
 
     async fn accept(
@@ -248,8 +252,15 @@ impl HostTcpListener for TaskState {
         let app = self.program.app();
         let (ctx, table) = self.parts()?;
         let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
-        let (stream, peer) = retry!(ctx, table, listener, Direction::Read, deadline, |io| io
-            .accept());
+        let retired = table.get(&listener)?.retired();
+        let (stream, peer) = retry!(ctx, table, listener, Direction::Read, deadline, |io| {
+            // Replaced or removed, its app accepts no more: the socket is
+            // its successor's, or shut.
+            if retired.as_ref().is_some_and(|r| r.load(Ordering::Acquire)) {
+                return Ok(Err(Error::Closed));
+            }
+            io.accept()
+        });
         let registered = guest_try!(Registered::new(ctx, stream, app));
         Ok(Ok((table.push(registered)?, peer.to_string())))
     }
@@ -271,25 +282,6 @@ impl HostTcpListener for TaskState {
         self.table.delete(listener)?;
         Ok(())
     }
-}
-
-/// A non-blocking listening socket with `backlog`.
-fn listen(addr: SocketAddr, backlog: u32) -> io::Result<mio::net::TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.set_reuse_address(true)?;
-    // An IPv6 wildcard would also take IPv4 connections: a grant of `[::]`
-    // must not reach IPv4 (see `net_policy`).
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(backlog.clamp(1, i32::MAX as u32) as i32)?;
-    Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
 impl HostTcpStream for TaskState {
@@ -459,7 +451,7 @@ impl HostTcpStream for TaskState {
 }
 
 /// A non-blocking UDP socket bound to `addr` (IPv6 sockets IPv6 only, as
-/// for [`listen`]).
+/// for `listeners::listen`).
 fn udp_bind(addr: SocketAddr) -> io::Result<mio::net::UdpSocket> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),

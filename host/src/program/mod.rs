@@ -245,6 +245,11 @@ impl Program {
         &self.inner.tenant
     }
 
+    /// Its tenant's name, shared.
+    pub(crate) fn tenant_name(&self) -> &Arc<str> {
+        &self.inner.tenant
+    }
+
     /// What names its component across hosts: a hash of its bytes.
     pub(crate) fn digest(&self) -> &str {
         &self.inner.digest

@@ -112,6 +112,11 @@ impl Core {
         }
     }
 
+    /// The live tasks of `app` on this shard.
+    pub(crate) fn app_tasks(&self, app: crate::ids::AppId) -> usize {
+        self.app_tasks.get(&app).copied().unwrap_or(0)
+    }
+
     /// The CPU time the live tasks of `app` on this shard have used so far.
     pub(crate) fn live_cpu(&self, app: crate::ids::AppId) -> std::time::Duration {
         self.tasks

@@ -84,6 +84,19 @@ impl Shard {
         };
         drop(doomed);
     }
+
+    /// Ends every task of `app` on this shard with `cancelled` now, as
+    /// [`Shard::cancel_now`] does one (an app drained, docs/design.md §13).
+    pub(crate) fn cancel_app(&self, app: AppId) {
+        let doomed = {
+            let mut core = self.core();
+            for (key, _, _) in core.live_tasks().into_iter().filter(|t| t.2 == app) {
+                core.cancel(key);
+            }
+            core.take_doomed()
+        };
+        drop(doomed);
+    }
 }
 
 /// Who will receive a task's outcome.

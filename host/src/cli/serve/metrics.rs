@@ -19,6 +19,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use super::tenant::Roster;
+use crate::shard::lock;
 use crate::{AppStats, Program, StatsHandle};
 
 /// How long a scraper may take to send its request and read the answer.
@@ -68,14 +70,14 @@ struct Metrics {
     peak_memory: Family<TenantLabel, Gauge>,
     /// Live tasks of the whole host.
     host_live: Gauge,
-    /// The tenants by name.
-    tenants: Vec<(String, Program)>,
+    /// The tenants, as reloads change them.
+    tenants: Roster,
     /// Reads their counters while the host runs.
     stats: StatsHandle,
 }
 
 impl Metrics {
-    fn new(stats: StatsHandle, tenants: Vec<(String, Program)>) -> Self {
+    fn new(stats: StatsHandle, tenants: Roster) -> Self {
         let started = Family::<TenantLabel, Counter>::default();
         let ended = Family::<EndedLabel, Counter>::default();
         let restarts = Family::<TenantLabel, Counter>::default();
@@ -151,7 +153,11 @@ impl Metrics {
 
     /// Every series, read now, in the text format.
     fn render(&self) -> String {
-        for (name, program) in &self.tenants {
+        let tenants: Vec<(String, Program)> = lock(&self.tenants)
+            .iter()
+            .map(|s| (s.table.name.clone(), s.program.clone()))
+            .collect();
+        for (name, program) in &tenants {
             let s = self.stats.stats(program);
             let tenant = TenantLabel {
                 tenant: name.clone(),
@@ -208,7 +214,7 @@ fn saturate(value: u64) -> i64 {
 }
 
 /// Serves the tenants' figures on `listener` until the process ends.
-pub(super) fn serve(listener: TcpListener, stats: StatsHandle, tenants: Vec<(String, Program)>) {
+pub(super) fn serve(listener: TcpListener, stats: StatsHandle, tenants: Roster) {
     let metrics = Metrics::new(stats, tenants);
     std::thread::Builder::new()
         .name("mtask-metrics".into())

@@ -62,6 +62,7 @@ max_restarts = 5            # at most this many restarts within restart_window, 
 restart_window = "60s"
 restart_delay = "100ms"     # the wait before a restart, doubled for each restart within the window
 max_restart_delay = "30s"   # the longest wait
+drain_grace = "10s"         # after a reload replaced or removed it, its old tasks run on this long
 
 [cluster]                   # optional: join a cluster; serve then runs until stopped
 url = "nats://127.0.0.1:4222" # required: a NATS server with JetStream
@@ -71,7 +72,9 @@ lease = "30s"               # what a dead host held goes to another after this
 jobs = 4                    # remote spawns this host runs at once; default one per thread
 "#;
 
+mod launch;
 mod metrics;
+mod reload;
 mod shares;
 mod tenant;
 mod tenants;
@@ -79,51 +82,14 @@ mod tenants;
 use std::path::Path;
 use std::process::ExitCode;
 
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
-use crate::{CacheNote, Finish, Program, Supervised, TaskError, TaskManager};
-use tenant::Tenant;
+use crate::shard::lock;
+use crate::{CacheNote, Finish, TaskError, TaskManager};
+use launch::{launch, prepare};
+use reload::{Reloader, Started};
+use tenant::Roster;
 use tenants::{Budget, parse};
-
-/// Loads a checked tenant into `manager` and starts its main task.
-fn start(
-    manager: &mut TaskManager,
-    dir: &Path,
-    tenant: Tenant,
-) -> Result<(String, Program, Supervised), String> {
-    let name = tenant.table.name.clone();
-    let label = format!("tenant `{name}`");
-    let loading = format!("{label}: compiling {}", tenant.table.app.display());
-    let program =
-        super::progress::while_slow(&loading, || manager.load(dir.join(&tenant.table.app)))
-            .map_err(|e| format!("{label}: {e}"))?;
-    let mut program = program
-        .with_name(name.clone())
-        .with_args(tenant.table.args)
-        .with_env(tenant.table.env)
-        .with_network(tenant.net)
-        .with_dirs(tenant.dirs)
-        .map_err(|e| format!("{label}: {e}"))?
-        .with_limits(tenant.limits)
-        .with_tenant(name.clone())
-        .with_output_label(name.clone());
-    if let Some(max) = tenant.max_memory {
-        program = program.with_max_memory(max as usize);
-    }
-    let supervised = manager
-        .add_supervised(
-            &program,
-            &tenant.table.entry,
-            Vec::new(),
-            &label,
-            tenant.restart,
-        )
-        .map_err(|e| format!("{label}: {e}"))?;
-    // In cluster mode (else nothing): the tenant's remote spawns of this
-    // component may run here.
-    manager.take_remote_spawns(&program, true);
-    Ok((name, program, supervised))
-}
 
 /// Runs `mtask-host serve`.
 pub(crate) fn serve(
@@ -132,6 +98,7 @@ pub(crate) fn serve(
     threads: Option<usize>,
     tiering: crate::Tiering,
     metrics: Option<std::net::SocketAddr>,
+    watch: bool,
 ) -> ExitCode {
     let fail = |message: String| {
         eprintln!("mtask-host: {message}");
@@ -164,23 +131,30 @@ pub(crate) fn serve(
     if let Some(Ok(addr)) = metrics.as_ref().map(|l| l.local_addr()) {
         eprintln!("mtask-host: metrics at http://{addr}/metrics");
     }
-    crate::files::reserve_table((file.files() + crate::files::HOST_FILES).min(budget.open_files));
+    let files = (file.files() + crate::files::HOST_FILES).min(budget.open_files);
+    crate::files::reserve_table(files);
     let clustered = file.config.cluster.is_some();
+    let started = Started {
+        fixed: file.fixed.clone(),
+        pool: file.config.max_tasks,
+    };
     let mut manager = match TaskManager::new(file.config) {
         Ok(m) => m,
         Err(e) => return fail(e.to_string()),
     };
     // Signals are handled from before the first (slow) load: one that
     // comes while tenants load is acted on, never fatal.
+    let (reloads, asked) = std::sync::mpsc::channel();
     let handle = manager.stop_handle();
-    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1]) {
+    let on_hup = reloads.clone();
+    match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP]) {
         Ok(mut signals) => {
             std::thread::spawn(move || {
                 for signal in signals.forever() {
-                    if signal == SIGUSR1 {
-                        handle.list_tasks();
-                    } else {
-                        handle.stop();
+                    match signal {
+                        SIGUSR1 => handle.list_tasks(),
+                        SIGHUP => drop(on_hup.send(())),
+                        _ => handle.stop(),
                     }
                 }
             });
@@ -192,47 +166,62 @@ pub(crate) fn serve(
         // Remote spawns may come at any time: serve runs until stopped.
         manager.keep_running();
     }
-    let mut running = Vec::new();
+    let control = manager.control();
+    let roster: Roster = Default::default();
     let mut warned = false;
     for tenant in file.tenants {
         if stop.is_stopping() {
             break; // `run` below cancels what started and returns
         }
-        match start(&mut manager, dir, tenant) {
-            Ok(started) => {
+        let served = prepare(&control, dir, tenant).and_then(|p| launch(&control, p));
+        match served {
+            Ok(served) => {
                 // Said once: every tenant shares the one cache.
-                if let Some(note @ CacheNote::Unsafe(_)) = started.1.cache_note()
+                if let Some(note @ CacheNote::Unsafe(_)) = served.program.cache_note()
                     && !std::mem::replace(&mut warned, true)
                 {
                     eprintln!("mtask-host: {note}");
                 }
-                running.push(started);
+                // In cluster mode (else nothing): the tenant's remote
+                // spawns of this component may run here.
+                manager.take_remote_spawns(&served.program, true);
+                lock(&roster).push(served);
             }
             Err(e) => return fail(format!("{shown}: {e}")),
         }
     }
     if let Some(listener) = metrics {
-        let tenants = running
-            .iter()
-            .map(|(name, program, _)| (name.clone(), program.clone()));
-        metrics::serve(listener, manager.stats_handle(), tenants.collect());
+        metrics::serve(listener, manager.stats_handle(), roster.clone());
     }
+    let reloader = Reloader {
+        path: path.to_path_buf(),
+        budget,
+        started,
+        control,
+        roster: roster.clone(),
+        stop: manager.stop_handle(),
+        clustered,
+    };
+    reload::start(reloader, asked, watch.then_some(reloads));
     if let Err(e) = manager.run() {
         eprintln!("mtask-host: {e}");
         return ExitCode::from(1);
     }
-    for (name, program, supervised) in &running {
-        // A supervisor that gave up said so, with the error.
+    for served in lock(&roster).iter() {
+        let name = &served.table.name;
+        // A supervisor that gave up said so, with the error; a version
+        // retired by a reload ended as it was told to.
         if let Some(Finish {
             outcome: Err(error),
             gave_up: false,
-        }) = supervised.finish()
+        }) = served.main.finish()
             && error != TaskError::Cancelled
+            && !served.main.is_retired()
         {
             eprintln!("mtask-host: tenant `{name}`: main task {error}");
         }
         if summary {
-            let s = manager.stats(program);
+            let s = manager.stats(&served.program);
             eprintln!(
                 "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled, {} restarts; peak memory {} KiB",
                 s.started,

@@ -2,14 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::net_policy::NetPolicy;
-use crate::{AppLimits, DirGrant, RestartPolicy};
+use crate::{AppLimits, DirGrant, Program, RestartPolicy, Supervised};
 
 /// One `[[tenant]]` table.
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TenantTable {
     pub(super) name: String,
@@ -42,6 +44,7 @@ pub(super) struct TenantTable {
     pub(super) restart_window: Option<String>,
     pub(super) restart_delay: Option<String>,
     pub(super) max_restart_delay: Option<String>,
+    pub(super) drain_grace: Option<String>,
 }
 
 fn main_entry() -> String {
@@ -63,7 +66,30 @@ pub(super) struct Tenant {
     pub(super) limits: AppLimits,
     /// When its main task is started again.
     pub(super) restart: RestartPolicy,
+    /// How long its tasks run on once a reload replaced or removed it.
+    pub(super) grace: Duration,
 }
+
+/// A tenant being served: what a reload compares with the file, and
+/// changes.
+pub(super) struct Served {
+    /// Its table, as its current version was loaded.
+    pub(super) table: TenantTable,
+    /// The BLAKE3 hash of its app's bytes, as loaded.
+    pub(super) app_hash: blake3::Hash,
+    /// Its current version.
+    pub(super) program: Program,
+    /// The supervisor of that version's main task.
+    pub(super) main: Supervised,
+    /// How long that version's tasks run on once replaced or removed.
+    pub(super) grace: Duration,
+    /// A reload removed it; its figures stay for the summary and metrics.
+    pub(super) removed: bool,
+}
+
+/// The tenants served (the removed ones too), shared by the reloads, the
+/// metrics and the summary at exit.
+pub(super) type Roster = Arc<Mutex<Vec<Served>>>;
 
 impl Tenant {
     /// The directory handles its tasks may hold: each task opens its own

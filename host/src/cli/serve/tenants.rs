@@ -57,6 +57,8 @@ pub(super) struct TenantsFile {
     pub(super) tenants: Vec<Tenant>,
     /// Where to serve `GET /metrics` (`[host] metrics`).
     pub(super) metrics: Option<std::net::SocketAddr>,
+    /// `[host]` and `[cluster]` as written: a reload may not change them.
+    pub(super) fixed: toml::Table,
 }
 
 impl TenantsFile {
@@ -84,6 +86,12 @@ pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFil
     let mut table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| one_line(&e.to_string()))?;
+    let mut fixed = toml::Table::new();
+    for key in ["host", "cluster"] {
+        if let Some(value) = table.get(key) {
+            fixed.insert(key.to_string(), value.clone());
+        }
+    }
     let host: HostTable = match table.remove("host") {
         Some(value) => value
             .try_into()
@@ -167,6 +175,7 @@ pub(super) fn parse(text: &str, dir: &Path, budget: Budget) -> Result<TenantsFil
         config,
         tenants: checked,
         metrics,
+        fixed,
     })
 }
 
@@ -242,7 +251,12 @@ fn check_tenant(
             Some(parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("time_slice")))?);
     }
     let restart = restart_policy(&table, label)?;
+    let grace = match &table.drain_grace {
+        Some(t) => parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("drain_grace")))?,
+        None => DEFAULT_GRACE,
+    };
     Ok(Tenant {
+        grace,
         table,
         net,
         dirs,
@@ -252,6 +266,10 @@ fn check_tenant(
         restart,
     })
 }
+
+/// How long a tenant's old version's tasks run on after a reload replaced
+/// or removed it, unless its `drain_grace` says otherwise.
+const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A tenant's `restart` and the keys that go with it.
 fn restart_policy(table: &TenantTable, label: &str) -> Result<RestartPolicy, String> {
