@@ -7,13 +7,13 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{guest, host, unlabelled, watchdog};
+use support::{guest, host, signal, unlabelled, watchdog};
 
 /// A `serve` under test, its stdout and stderr read line by line.
 struct Serve {
@@ -95,14 +95,6 @@ impl Serve {
         assert_eq!(status.code(), Some(0), "{said:?}");
         said
     }
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn free_port() -> u16 {

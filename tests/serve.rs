@@ -4,20 +4,12 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use support::{
-    c_guest, connect, guest, host, host_run, python_guest, spawn_listening, tenants_file,
+    c_guest, connect, guest, host, host_run, python_guest, signal, spawn_listening, tenants_file,
 };
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
 
 /// Sends `child` (a `serve`) signal `name`, waits for it to end, and
 /// asserts that it exited 0, in under 10 s; gives its stderr.

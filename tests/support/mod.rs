@@ -399,6 +399,15 @@ pub fn assert_echoes_until_shutdown(cmd: &mut Command) -> String {
     rest
 }
 
+/// Sends process `pid` the signal `name` (`TERM`, `HUP`, ...).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Writes `text` to a fresh tenants file (in a folder named after `name`
 /// and this process).
 pub fn tenants_file(name: &str, text: &str) -> PathBuf {
