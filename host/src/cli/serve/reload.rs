@@ -18,7 +18,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, SystemTime};
 
 use super::launch::{Prepared, app_hash, launch, prepare};
-use super::tenant::Roster;
+use super::tenant::{Roster, TenantTable};
 use super::tenants::{Budget, parse};
 use crate::shard::lock;
 use crate::{Control, Retire, StopHandle};
@@ -136,21 +136,22 @@ impl Reloader {
         // Every changed or new tenant is loaded before anything changes.
         let mut unchanged = 0;
         let mut loaded: Vec<Prepared> = Vec::new();
-        {
-            let served = lock(&self.roster);
-            for tenant in file.tenants {
-                let current = served
-                    .iter()
-                    .find(|s| !s.removed && s.table.name == tenant.table.name);
-                if let Some(current) = current
-                    && current.table == tenant.table
-                    && app_hash(&dir.join(&tenant.table.app)).ok() == Some(current.app_hash)
-                {
-                    unchanged += 1;
-                    continue;
-                }
-                loaded.push(prepare(&self.control, dir, tenant)?);
+        // What runs now, by name; the roster is not held while apps load
+        // (the metrics read it meanwhile). Only this thread changes it.
+        let current: HashMap<String, (TenantTable, blake3::Hash)> = lock(&self.roster)
+            .iter()
+            .filter(|s| !s.removed)
+            .map(|s| (s.table.name.clone(), (s.table.clone(), s.app_hash)))
+            .collect();
+        for tenant in file.tenants {
+            if let Some((table, hash)) = current.get(&tenant.table.name)
+                && *table == tenant.table
+                && app_hash(&dir.join(&tenant.table.app)).ok() == Some(*hash)
+            {
+                unchanged += 1;
+                continue;
             }
+            loaded.push(prepare(&self.control, dir, tenant)?);
         }
         Ok(self.apply(loaded, unchanged, &names))
     }
