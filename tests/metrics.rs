@@ -81,6 +81,32 @@ fn scrape_until(
     }
 }
 
+/// Checks the wake-latency histogram: a bucket per bound, each holding
+/// those before it; every task started (`polls` of them at least) was
+/// polled, each after its spawn; and the mean wait is short, as no task
+/// here runs long without a wait.
+fn check_wake_latencies(samples: &HashMap<String, f64>, polls: f64) {
+    let name = "mtask_wake_latency_seconds";
+    let mut buckets: Vec<(f64, f64)> = samples
+        .iter()
+        .filter_map(|(k, &v)| {
+            let le = k.strip_prefix(&format!("{name}_bucket{{le=\""))?;
+            Some((le.trim_end_matches("\"}").parse().ok()?, v))
+        })
+        .collect();
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(buckets.len(), 13, "{buckets:?}");
+    assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{buckets:?}");
+    let count = samples[&format!("{name}_count{{}}")];
+    let sum = samples[&format!("{name}_sum{{}}")];
+    assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, count));
+    assert!(count >= polls, "{count} polls, {polls} tasks started");
+    assert!(
+        sum > 0.0 && sum / count < 0.05,
+        "{sum} s over {count} polls"
+    );
+}
+
 /// A port nobody listens on now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -178,6 +204,14 @@ max_queue_bytes = "64KiB"
     assert!(get(r#"tenant="echo""#, "mtask_linear_memory_bytes") > 0.0);
     // The echo server and the tenant holding its items.
     assert_eq!(get("", "mtask_host_tasks_live"), 2.0);
+    // Each live task holds a slot of the pool, which has the four
+    // tenants' 1000 each (and a few for listing entries).
+    assert_eq!(get("", "mtask_pool_task_slots_used"), 2.0);
+    assert!((4000.0..4100.0).contains(&get("", "mtask_pool_task_slots")));
+    let memories = get("", "mtask_pool_memory_slots_used");
+    assert!((2.0..20.0).contains(&memories), "{memories}");
+    assert!(get("", "mtask_pool_memory_slots") >= 4000.0);
+    check_wake_latencies(&samples, 9.0);
 
     // A connection: one more socket, and a task that serves it.
     let mut conn = connect(echo);
@@ -188,6 +222,8 @@ max_queue_bytes = "64KiB"
         s.get(&key("mtask_sockets_open", r#"tenant="echo""#)) == Some(&2.0)
     });
     assert_eq!(samples[&key("mtask_tasks_live", r#"tenant="echo""#)], 2.0);
+    assert_eq!(samples[&key("mtask_pool_task_slots_used", "")], 3.0);
+    check_wake_latencies(&samples, 10.0);
 
     // Nothing but GET /metrics.
     let (status, _) = http(metrics, "GET / HTTP/1.1\r\n\r\n");

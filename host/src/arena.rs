@@ -140,6 +140,13 @@ impl Region {
         None
     }
 
+    /// How many slots are taken now (a slot between its eviction from the
+    /// warm list and its place among the cold counts as taken).
+    fn taken(&self) -> usize {
+        let free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        free.fresh - free.warm.len() - free.cold.len()
+    }
+
     /// Gives `slot` back, its pages resident. If that makes too many warm
     /// slots, the oldest one's pages go back to the kernel.
     fn give_back(&self, slot: usize) {
@@ -189,6 +196,21 @@ impl Drop for Region {
     }
 }
 
+/// How much of the pool is taken (see
+/// [`StatsHandle::pool`](crate::StatsHandle::pool)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Task slots (fiber stacks) taken: one per started task, and one per
+    /// component whose entries are being listed.
+    pub tasks: usize,
+    /// Task slots there are: `max_tasks`, and a few for listing entries.
+    pub task_slots: usize,
+    /// Linear-memory slots taken.
+    pub memories: usize,
+    /// Linear-memory slots there are.
+    pub memory_slots: usize,
+}
+
 /// The linear memories of every task: `slots` of `max_memory` bytes each.
 pub(crate) struct Memories {
     /// The slots.
@@ -202,6 +224,13 @@ impl Memories {
         Ok(Memories {
             region: Arc::new(Region::new(slots, stride, "linear memories")?),
         })
+    }
+}
+
+impl Memories {
+    /// Slots taken now, and how many there are.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (self.region.taken(), self.region.slots)
     }
 }
 
@@ -409,6 +438,14 @@ impl Stacks {
             size,
             split: guards_split(),
         })
+    }
+}
+
+impl Stacks {
+    /// Stacks taken now (one per task that has started), and how many
+    /// there are.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        (self.region.taken(), self.region.slots)
     }
 }
 

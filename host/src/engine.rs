@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use wasmtime::{Engine, InstanceAllocationStrategy};
 
-use crate::arena::{Memories, Stacks};
+use crate::arena::{Memories, PoolUsage, Stacks};
 
 /// Limits and settings of a host. `Config::default()` suits a command-line run.
 #[derive(Clone, Debug)]
@@ -311,6 +311,18 @@ pub(crate) struct Arena {
 }
 
 impl Arena {
+    /// How much of it is taken now.
+    pub(crate) fn usage(&self) -> PoolUsage {
+        let (tasks, task_slots) = self.stacks.usage();
+        let (memories, memory_slots) = self.memories.usage();
+        PoolUsage {
+            tasks,
+            task_slots,
+            memories,
+            memory_slots,
+        }
+    }
+
     pub(crate) fn new(config: &Config) -> wasmtime::Result<Self> {
         let instances = config.max_tasks.saturating_add(SPARE_INSTANCES) as usize;
         let memories = Memories::new(instances * MEMORIES_PER_TASK, config.max_memory as usize)

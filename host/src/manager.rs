@@ -7,12 +7,14 @@ use std::time::Duration;
 use wasmtime::Engine;
 
 use crate::apps::AppStats;
+use crate::arena::PoolUsage;
 use crate::cluster::Cluster;
 use crate::cluster::worker::{self, Taking};
 use crate::control::Control;
 use crate::engine::{Config, tokio_runtime};
 use crate::error::Error;
 use crate::ids::TaskKey;
+use crate::latency::Latencies;
 use crate::program::Program;
 use crate::program::engines::Engines;
 use crate::program::task::{Payload, Start, spawn};
@@ -91,27 +93,43 @@ impl StopHandle {
 /// Reads how the apps fare from any thread, while [`TaskManager::run`]
 /// runs; see [`TaskManager::stats_handle`].
 #[derive(Clone)]
-pub struct StatsHandle(Arc<Shards>);
+pub struct StatsHandle {
+    /// The shards' counters.
+    shards: Arc<Shards>,
+    /// The pool their tasks take slots of.
+    engines: Arc<Engines>,
+}
 
 impl StatsHandle {
     /// How the tasks of `program` have fared so far, and what they hold now.
     pub fn stats(&self, program: &Program) -> AppStats {
-        self.0.stats(program.app())
+        self.shards.stats(program.app())
     }
 
     /// The live tasks of every app.
     pub fn live_tasks(&self) -> usize {
-        self.0.live()
+        self.shards.live()
     }
 
     /// Scheduler passes begun so far, over every shard.
     pub fn passes(&self) -> u64 {
-        self.0.passes()
+        self.shards.passes()
     }
 
     /// Tasks queued to run in their shard's next pass, over every shard.
     pub fn queued_tasks(&self) -> usize {
-        self.0.queued()
+        self.shards.queued()
+    }
+
+    /// How long tasks waited between being woken and being polled, over
+    /// every shard, as of each one's last pass.
+    pub fn wake_latencies(&self) -> Latencies {
+        self.shards.wake_latencies()
+    }
+
+    /// How much of the task pool is taken now.
+    pub fn pool(&self) -> PoolUsage {
+        self.engines.pool()
     }
 }
 
@@ -289,7 +307,10 @@ impl TaskManager {
     /// A handle that reads the apps' [`stats`](Self::stats) from another
     /// thread (a metrics endpoint's) while `run` runs.
     pub fn stats_handle(&self) -> StatsHandle {
-        StatsHandle(self.shards.clone())
+        StatsHandle {
+            shards: self.shards.clone(),
+            engines: self.engines.clone(),
+        }
     }
 
     /// How the tasks of `program` have fared so far, and what they hold now.

@@ -12,6 +12,7 @@ use crate::apps::{AppStats, Apps};
 use crate::cluster::Cluster;
 use crate::engine::{AppLimits, Config};
 use crate::ids::{AppId, TaskCell, TaskKey};
+use crate::latency::Latencies;
 use crate::listeners::Listeners;
 use crate::queue::Queues;
 use crate::shard::{Core, Poller, Reactor, Remote, Shard, lock};
@@ -298,6 +299,15 @@ impl Shards {
             .iter()
             .map(|s| s.remote.passes.load(Ordering::SeqCst));
         passes.sum()
+    }
+
+    /// Wake latencies of every shard's polls so far.
+    pub(crate) fn wake_latencies(&self) -> Latencies {
+        let mut all = Latencies::default();
+        for shard in self.all() {
+            shard.remote.wake_latency.read_into(&mut all);
+        }
+        all
     }
 
     /// Tasks queued to run in their shard's next pass, over every shard.

@@ -12,6 +12,7 @@ use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
 
 use super::task::TaskState;
+use crate::arena::PoolUsage;
 use crate::engine::{Arena, Compiler, Config, Ticker, Tiering, new_engine};
 use crate::error::{Error, one_line};
 use crate::tier::Background;
@@ -74,6 +75,11 @@ impl Engines {
             arena,
             background: Background::default(),
         })
+    }
+
+    /// How much of the task pool is taken now.
+    pub(crate) fn pool(&self) -> PoolUsage {
+        self.arena.usage()
     }
 
     /// How a component missing from the cache is compiled.

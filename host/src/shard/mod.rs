@@ -34,6 +34,7 @@ pub(crate) use steal::{call_for_help, steal};
 
 use crate::apps::Apps;
 use crate::ids::{AppId, TaskCell, TaskKey};
+use crate::latency::Tally;
 pub(crate) use crate::outcome::Outcome;
 use crate::outcome::TaskError;
 use reactor::TaskWaker;
@@ -165,6 +166,8 @@ struct Entry {
     waker: Waker,
     /// Already in the run queue: a second wake adds nothing.
     queued: bool,
+    /// When it was last queued, for its wake latency (see `latency`).
+    woken: Instant,
     /// What it waits for while suspended.
     wait: Wait,
     /// Set once it ended, until someone takes it.
@@ -258,6 +261,12 @@ pub(crate) struct Core {
     /// Tasks were woken from another thread since the last wait: the next
     /// idle wait spins a little before it sleeps (see `reactor::SPIN`).
     talking: bool,
+    /// When the last wait for events ended: the stamp of what it woke.
+    events_at: Instant,
+    /// Between the end of a wait for events and the end of its pass.
+    in_pass: bool,
+    /// Wake latencies of this shard's polls, not yet published.
+    latency: Tally,
 }
 
 impl Core {
@@ -294,6 +303,9 @@ impl Core {
             yielded: false,
             hungry_queued: 0,
             talking: false,
+            events_at: Instant::now(),
+            in_pass: false,
+            latency: Tally::default(),
         }
     }
 
@@ -318,6 +330,7 @@ impl Core {
         future: TaskFuture,
     ) {
         let key = cell.key();
+        let woken = self.wake_stamp();
         let vacant = self.tasks.vacant_entry();
         assert_eq!(vacant.key(), key.slot, "spawned under a stale key");
         let waker = Waker::from(Arc::new(TaskWaker {
@@ -333,6 +346,7 @@ impl Core {
             future: Some(future),
             waker,
             queued: true,
+            woken,
             wait: Wait::Runnable,
             outcome: None,
             holder,
@@ -490,13 +504,28 @@ impl Core {
             self.peers[key.shard].wake(key);
             return;
         }
+        let stamp = self.wake_stamp();
         let Some(e) = self.entry(key) else { return };
         if e.queued || e.future.is_none() {
             return;
         }
         e.queued = true;
+        e.woken = stamp;
         self.set_wait(key, Wait::Runnable);
         self.run_queue.push_back(key);
+    }
+
+    /// When a task queued now became runnable, as near as a clock already
+    /// read tells (see `latency`): the start of the poll under way, the
+    /// end of the last one, or the end of the wait for events; outside a
+    /// pass, the clock.
+    fn wake_stamp(&self) -> Instant {
+        match (self.current, self.last_poll_end) {
+            (Some(_), _) => self.poll_started,
+            (None, Some(end)) => end,
+            (None, None) if self.in_pass => self.events_at,
+            (None, None) => Instant::now(),
+        }
     }
 }
 

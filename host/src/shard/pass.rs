@@ -57,6 +57,8 @@ impl Core {
     /// wakes woke.
     fn end_wait(&mut self, events: Option<&mio::Events>) {
         self.reactor.end_wait(events);
+        self.events_at = Instant::now();
+        self.in_pass = true;
         // I/O first, then timers and other threads' wakes (docs/design.md §4 row 3).
         let mut woken = std::mem::take(&mut self.woken);
         self.reactor.take_io_woken(&mut woken);
@@ -96,6 +98,7 @@ impl Core {
             return Begin::Defer;
         }
         let future = e.future.take().expect("checked above");
+        let woken = e.woken;
         e.queued = false;
         // Lent for the poll (a no-op waker minds the slot), saving a clone.
         let waker = std::mem::replace(&mut e.waker, Waker::noop().clone());
@@ -105,6 +108,8 @@ impl Core {
         self.pending_wait = None;
         self.poll_started = self.last_poll_end.take().unwrap_or_else(Instant::now);
         self.slice_started = self.poll_started;
+        self.latency
+            .record(self.poll_started.saturating_duration_since(woken));
         Begin::Poll(future, waker)
     }
 
@@ -135,6 +140,11 @@ impl Core {
         e.waker = waker;
         e.cpu += ran;
         e.hungry = hungry;
+        if e.queued {
+            // Queued again during its own poll (a yield, say): runnable
+            // from the poll's end, not from when it asked.
+            e.woken = now;
+        }
         let (queued, cancelled) = (e.queued, std::mem::take(&mut e.cancelled));
         // What a thief could take (see `steal`): the embedder's stay.
         let movable = hungry && queued && e.holder != Holder::Embedder;
@@ -281,6 +291,8 @@ impl Core {
         }
         // Tasks woken during the pass are runnable now, for `has_runnable`.
         self.queue_woken();
+        self.in_pass = false;
         self.publish_queued();
+        self.reactor.remote().wake_latency.absorb(&mut self.latency);
     }
 }

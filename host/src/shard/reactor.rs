@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::ids::{TaskCell, TaskKey};
+use crate::latency::Histogram;
 
 /// The token of the mio waker; sockets use the tokens below it.
 const WAKE_TOKEN: mio::Token = mio::Token(usize::MAX);
@@ -81,6 +82,8 @@ pub(crate) struct Remote {
     pub(crate) queued: AtomicUsize,
     /// Tasks this shard took from others.
     pub(crate) taken: AtomicU64,
+    /// Its polls' wake latencies, as of its last pass.
+    pub(crate) wake_latency: Histogram,
 }
 
 impl Remote {
@@ -279,6 +282,7 @@ impl Reactor {
             parked_stuck: AtomicBool::new(false),
             passes: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
+            wake_latency: Histogram::default(),
             taken: AtomicU64::new(0),
         });
         let poller = Poller {

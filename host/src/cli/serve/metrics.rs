@@ -11,17 +11,19 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
 
 use super::tenant::Roster;
 use crate::shard::lock;
-use crate::{AppStats, Program, StatsHandle};
+use crate::{AppStats, BOUNDS_MICROS, Latencies, Program, StatsHandle};
 
 /// How long a scraper may take to send its request and read the answer.
 const PATIENCE: Duration = Duration::from_secs(2);
@@ -70,6 +72,12 @@ struct Metrics {
     peak_memory: Family<TenantLabel, Gauge>,
     /// Live tasks of the whole host.
     host_live: Gauge,
+    /// Task slots of the pool taken, and there are.
+    task_slots: [Gauge; 2],
+    /// Linear-memory slots of the pool taken, and there are.
+    memory_slots: [Gauge; 2],
+    /// How long woken tasks waited for their poll.
+    wake_latency: WakeLatency,
     /// The tenants, as reloads change them.
     tenants: Roster,
     /// Reads their counters while the host runs.
@@ -87,6 +95,9 @@ impl Metrics {
         let [live, sockets, memory, peak_memory] =
             std::array::from_fn(|_| Family::<TenantLabel, Gauge>::default());
         let host_live = Gauge::default();
+        let [task_slots, memory_slots] =
+            std::array::from_fn(|_| [Gauge::default(), Gauge::default()]);
+        let wake_latency = WakeLatency::default();
         let mut registry = Registry::with_prefix("mtask");
         registry.register("tasks_started", "Tasks started", started.clone());
         registry.register("tasks_ended", "Tasks ended, by outcome", ended.clone());
@@ -132,6 +143,32 @@ impl Metrics {
             "Tasks alive now, every tenant's",
             host_live.clone(),
         );
+        registry.register(
+            "pool_task_slots_used",
+            "Task slots of the pool taken (one per started task)",
+            task_slots[0].clone(),
+        );
+        registry.register(
+            "pool_task_slots",
+            "Task slots the pool has (max_tasks, and a few for listing entries)",
+            task_slots[1].clone(),
+        );
+        registry.register(
+            "pool_memory_slots_used",
+            "Linear-memory slots of the pool taken",
+            memory_slots[0].clone(),
+        );
+        registry.register(
+            "pool_memory_slots",
+            "Linear-memory slots the pool has",
+            memory_slots[1].clone(),
+        );
+        registry.register_with_unit(
+            "wake_latency",
+            "Time from a task's wake (or spawn) to its poll",
+            Unit::Seconds,
+            wake_latency.clone(),
+        );
         Metrics {
             registry,
             started,
@@ -146,6 +183,9 @@ impl Metrics {
             memory,
             peak_memory,
             host_live,
+            task_slots,
+            memory_slots,
+            wake_latency,
             tenants,
             stats,
         }
@@ -185,10 +225,48 @@ impl Metrics {
         catch_up(&self.passes, self.stats.passes());
         self.queued.set(saturate(self.stats.queued_tasks() as u64));
         self.host_live.set(saturate(self.stats.live_tasks() as u64));
+        let pool = self.stats.pool();
+        let slots = |gauges: &[Gauge; 2], used: usize, all: usize| {
+            gauges[0].set(saturate(used as u64));
+            gauges[1].set(saturate(all as u64));
+        };
+        slots(&self.task_slots, pool.tasks, pool.task_slots);
+        slots(&self.memory_slots, pool.memories, pool.memory_slots);
+        *lock(&self.wake_latency.0) = self.stats.wake_latencies();
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+/// The host's wake latencies as last read, encoded as a histogram.
+#[derive(Clone, Debug, Default)]
+struct WakeLatency(Arc<Mutex<Latencies>>);
+
+impl TypedMetric for WakeLatency {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for WakeLatency {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let read = lock(&self.0).clone();
+        let bounds = BOUNDS_MICROS.iter().map(|&b| b as f64 / 1e6);
+        // The encoder adds the buckets up; the last bound is its +Inf.
+        let buckets: Vec<(f64, u64)> = bounds
+            .chain([f64::MAX])
+            .zip(read.counts.iter().copied())
+            .collect();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            read.sum.as_secs_f64(),
+            read.total(),
+            &buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
 
