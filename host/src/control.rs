@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::program::Program;
 use crate::program::engines::Engines;
 use crate::program::task::Payload;
+use crate::say::say;
 use crate::shards::Shards;
 use crate::supervise::{self, Plan, RestartPolicy, Supervised};
 
@@ -146,8 +147,10 @@ async fn drain(shards: &Shards, app: crate::ids::AppId, grace: Duration, label: 
         }
         if Instant::now() >= end {
             shards.cancel_app(app);
-            eprintln!(
-                "mtask-host: {label}: {live} tasks of the old version cancelled after the {grace:?} grace period"
+            say!(
+                warn,
+                { cancelled = live, },
+                "{label}: {live} tasks of the old version cancelled after the {grace:?} grace period"
             );
             return;
         }

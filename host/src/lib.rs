@@ -39,6 +39,8 @@
 //!   stack, slots of two large mappings.
 //! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
+//! - `say`: the host's messages as `tracing` events (or stderr lines where
+//!   nothing subscribes); `latency`: the wake-latency histogram.
 //! - `output`: guest stdout and stderr a line at a time, each labelled
 //!   (a tenant's, in `serve`).
 //! - `entries`: an entry of a component and the types of its argument and
@@ -47,7 +49,8 @@
 //!   above, at the bottom of the module graph.
 //! - [`cli`]: the `mtask-host` command: `cli::run`, and `cli::serve`, its
 //!   multi-tenant mode (`serve::tenants` reads the file, `serve::shares`
-//!   reserves each tenant's share); `cli::units`: the durations, sizes and
+//!   reserves each tenant's share); `cli::logs`: the log's two formats and
+//!   `RUST_LOG`; `cli::units`: the durations, sizes and
 //!   thread counts both parse.
 //! - [`net_policy`]: which addresses an app may bind and connect to.
 //!
@@ -91,6 +94,7 @@ mod output;
 pub mod program;
 mod queue;
 mod runner;
+mod say;
 mod shard;
 mod shards;
 mod supervise;

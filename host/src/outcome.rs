@@ -37,6 +37,19 @@ impl std::fmt::Display for TaskError {
 
 impl std::error::Error for TaskError {}
 
+impl TaskError {
+    /// One word for the kind of end, as logs and metrics name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskError::Failed(_) => "failed",
+            TaskError::Trapped(_) => "trapped",
+            TaskError::Cancelled => "cancelled",
+            TaskError::Limit(_) => "limit",
+            TaskError::Exited(_) => "exited",
+        }
+    }
+}
+
 /// The error that ends a task for going over a limit it has no error value
 /// for (its CPU budget, a handle past its app's bytes); the text names it.
 #[derive(Debug)]

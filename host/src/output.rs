@@ -24,6 +24,12 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 /// The most bytes of one line held back before they go out anyway.
 pub(crate) const MAX_LINE: usize = 64 << 10;
 
+/// The target of a task's stdout lines made events ([`Sink::Events`]).
+pub(crate) const GUEST_STDOUT: &str = "mtask::stdout";
+
+/// The target of a task's stderr lines made events.
+pub(crate) const GUEST_STDERR: &str = "mtask::stderr";
+
 /// Which of the host's streams the lines go to.
 #[derive(Clone, Debug)]
 pub(crate) enum Sink {
@@ -31,6 +37,12 @@ pub(crate) enum Sink {
     Stdout,
     /// The host's stderr.
     Stderr,
+    /// A `tracing` event per line, in the span the stream was made in
+    /// (the task's), of target [`GUEST_STDERR`] or [`GUEST_STDOUT`].
+    Events {
+        /// Lines of the task's stderr, not its stdout.
+        stderr: bool,
+    },
     /// Kept, for the tests.
     #[cfg(test)]
     Kept(Arc<Mutex<Vec<u8>>>),
@@ -50,6 +62,7 @@ impl Labelled {
             line: Arc::new(Mutex::new(Line {
                 prefix: format!("[{label}] ").into_bytes(),
                 sink,
+                span: tracing::Span::current(),
                 bytes: Vec::new(),
             })),
         }
@@ -85,6 +98,9 @@ struct Line {
     prefix: Vec<u8>,
     /// Where whole lines go.
     sink: Sink,
+    /// The span its events are made in: the task's, where the task made
+    /// its WASI context (its last line may go out after its poll).
+    span: tracing::Span,
     /// What was written since the last newline.
     bytes: Vec<u8>,
 }
@@ -108,19 +124,34 @@ impl Line {
 
     /// Writes the held bytes as one line, label first.
     fn emit(&mut self) -> std::io::Result<()> {
-        let mut out = Vec::with_capacity(self.prefix.len() + self.bytes.len() + 1);
-        out.extend_from_slice(&self.prefix);
-        out.append(&mut self.bytes);
-        out.push(b'\n');
+        let line = std::mem::take(&mut self.bytes);
+        let written = self.send(&line);
+        // The buffer is kept for the next line.
+        self.bytes = line;
+        self.bytes.clear();
+        written
+    }
+
+    /// Sends `line` (without its newline) where the sink says.
+    fn send(&self, line: &[u8]) -> std::io::Result<()> {
+        let whole = || [&self.prefix[..], line, b"\n"].concat();
         match &self.sink {
             Sink::Stdout => {
                 let mut stdout = std::io::stdout().lock();
-                stdout.write_all(&out).and_then(|()| stdout.flush())
+                stdout.write_all(&whole()).and_then(|()| stdout.flush())
             }
-            Sink::Stderr => std::io::stderr().lock().write_all(&out),
+            Sink::Stderr => std::io::stderr().lock().write_all(&whole()),
+            Sink::Events { stderr } => {
+                let line = String::from_utf8_lossy(line);
+                self.span.in_scope(|| match stderr {
+                    true => tracing::info!(target: GUEST_STDERR, stream = "stderr", "{line}"),
+                    false => tracing::info!(target: GUEST_STDOUT, stream = "stdout", "{line}"),
+                });
+                Ok(())
+            }
             #[cfg(test)]
             Sink::Kept(kept) => {
-                kept.lock().unwrap().extend(out);
+                kept.lock().unwrap().extend(whole());
                 Ok(())
             }
         }

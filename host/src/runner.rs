@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::engine::tokio_runtime;
 use crate::error::Error;
 use crate::ids::TaskKey;
+use crate::say::say;
 use crate::shard::{self, Poller, Shard, lock};
 use crate::shards::Shards;
 
@@ -154,10 +155,10 @@ fn dump_tasks(shards: &Shards) {
         .iter()
         .flat_map(|shard| shard.core().live_tasks())
         .collect();
-    eprintln!("mtask-host: {} live tasks", tasks.len());
+    say!(info, {}, "{} live tasks", tasks.len());
     let names = shards.names().clone();
     for (key, entry, app) in tasks {
         let app = names.get(&app).map_or("?", String::as_str);
-        eprintln!("mtask-host:   task {} `{entry}` of {app}", key.id);
+        say!(info, { task = key.id, app = %app, }, "  task {} `{entry}` of {app}", key.id);
     }
 }

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::outcome::{Outcome, TaskError};
 use crate::program::Program;
 use crate::program::task::{Payload, Start, spawn};
+use crate::say::say;
 use crate::shard::{Holder, lock};
 use crate::shards::Shards;
 
@@ -181,8 +182,11 @@ async fn supervise(
             Err(error) => error.to_string(),
         };
         if recent.len() >= policy.max_restarts as usize {
-            eprintln!(
-                "mtask-host: {}: main task {how}; {} restarts within {:?} already: given up, it \
+            say!(
+                error,
+                in plan.program.log_span(),
+                { restarts = recent.len(), },
+                "{}: main task {how}; {} restarts within {:?} already: given up, it \
                  stays down",
                 plan.label,
                 recent.len(),
@@ -192,8 +196,11 @@ async fn supervise(
         }
         let doubled = policy.backoff.saturating_mul(1 << recent.len().min(31));
         let wait = doubled.min(policy.max_backoff);
-        eprintln!(
-            "mtask-host: {}: main task {how}; starting it again in {wait:?}",
+        say!(
+            warn,
+            in plan.program.log_span(),
+            { restart_in = ?wait, },
+            "{}: main task {how}; starting it again in {wait:?}",
             plan.label
         );
         let end = Instant::now() + wait;

@@ -17,6 +17,7 @@ use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use crate::engine::{Config, default_threads};
+use crate::say::say;
 
 /// A compile job: compiles, stores, and hands the code on.
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
@@ -68,7 +69,7 @@ impl Background {
                     }
                 });
             if started.is_err() {
-                eprintln!("mtask-host: cannot start the background compile thread");
+                say!(warn, {}, "cannot start the background compile thread");
             }
             sender
         });

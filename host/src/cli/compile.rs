@@ -46,7 +46,7 @@ pub(super) fn compile(args: CompileArgs) -> ExitCode {
         crate::tier::lower_priority();
     }
     let fail = |message: String| {
-        eprintln!("mtask-host: {message}");
+        tracing::error!("{message}");
         ExitCode::from(2)
     };
     let Some(cache_dir) = args.cache_dir.or_else(crate::cache::default_dir) else {
@@ -88,7 +88,7 @@ pub(super) fn compile(args: CompileArgs) -> ExitCode {
         // `compile` does not tier: Cranelift compiled it.
         (CodeOrigin::Compiled | CodeOrigin::Baseline, note) => {
             if let Some(note) = note {
-                eprintln!("mtask-host: {note}");
+                tracing::warn!("{note}");
             }
             println!(
                 "{name}: compiled into the cache ({}) in {:.1} s",

@@ -8,6 +8,7 @@
 
 mod cluster;
 mod compile;
+pub(crate) mod logs;
 mod progress;
 mod run;
 pub(crate) mod serve;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use compile::CompileArgs;
+use logs::LogFormat;
 use run::RunArgs;
 use units::parse_threads;
 
@@ -28,6 +30,14 @@ use units::parse_threads;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How the host writes its messages: `text`, a line each on stderr
+    /// (`mtask-host: ...`), or `json`, an object each (with level, target,
+    /// timestamp, and the tenant and task it concerns), and in `serve`
+    /// the tenants' output lines as objects too. RUST_LOG filters them
+    /// (default `info`; `RUST_LOG=mtask=debug` adds each task's start and
+    /// end and each refused address).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -124,6 +134,10 @@ fn flag(key: &str) -> String {
 /// Runs the command line; returns the process's exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = logs::init(cli.log_format) {
+        eprintln!("mtask-host: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Serve {
@@ -133,7 +147,17 @@ pub fn main() -> ExitCode {
             tiering,
             metrics,
             watch,
-        } => serve::serve(&config, summary, threads, tiering.tiering(), metrics, watch),
+        } => serve::serve(
+            &config,
+            serve::Options {
+                summary,
+                threads,
+                tiering: tiering.tiering(),
+                metrics,
+                watch,
+                log_format: cli.log_format,
+            },
+        ),
         Command::Compile(args) => compile::compile(args),
     }
 }

@@ -28,7 +28,7 @@ pub(crate) fn while_slow<T>(what: &str, work: impl FnOnce() -> T) -> T {
                 _ => return,
             }
             if !terminal {
-                eprintln!("mtask-host: {what} (this may take a while)");
+                tracing::info!("{what} (this may take a while)");
                 return;
             }
             let frames = ['|', '/', '-', '\\'];

@@ -189,7 +189,7 @@ fn guest_env(
 /// Runs one app to its end; returns the process's exit status.
 pub(super) fn run(args: RunArgs) -> ExitCode {
     let fail = |message: String, code: u8| {
-        eprintln!("mtask-host: {message}");
+        tracing::error!("{message}");
         ExitCode::from(code)
     };
     let open_files = crate::files::raise_limit();
@@ -269,8 +269,8 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
     };
     match program.cache_note() {
         // A cache others could write is a hazard to hear of on every run.
-        Some(note @ CacheNote::Unsafe(_)) => eprintln!("mtask-host: {note}"),
-        Some(note) if args.verbose => eprintln!("mtask-host: {note}"),
+        Some(note @ CacheNote::Unsafe(_)) => tracing::warn!("{note}"),
+        Some(note) if args.verbose => tracing::info!("{note}"),
         _ => {}
     }
     if args.verbose {
@@ -281,8 +281,8 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
                 "compiled by Winch (Cranelift compiles it for the cache in the background)"
             }
         };
-        eprintln!(
-            "mtask-host: {} {how} in {:.1} ms",
+        tracing::info!(
+            "{} {how} in {:.1} ms",
             program.name(),
             start.elapsed().as_secs_f64() * 1e3
         );
@@ -323,15 +323,16 @@ pub(super) fn run(args: RunArgs) -> ExitCode {
         // waiting was cancelled by the stall, which says nothing new).
         match manager.take_outcome(main) {
             Some(Err(TaskError::Cancelled)) | Some(Ok(_)) | None => {}
-            Some(Err(error)) => eprintln!("mtask-host: main task (`{}`) {error}", args.entry),
+            Some(Err(error)) => tracing::error!(
+                outcome = error.kind(),
+                "main task (`{}`) {error}",
+                args.entry
+            ),
         }
         return fail(e.to_string(), 1);
     }
     if args.verbose {
-        eprintln!(
-            "mtask-host: ran in {:.1} ms",
-            running.elapsed().as_secs_f64() * 1e3
-        );
+        tracing::info!("ran in {:.1} ms", running.elapsed().as_secs_f64() * 1e3);
     }
     match manager.take_outcome(main) {
         Some(Ok(value)) => {

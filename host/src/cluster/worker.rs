@@ -27,6 +27,7 @@ use crate::ids::TaskCell;
 use crate::outcome::{Outcome, TaskError};
 use crate::program::Program;
 use crate::program::task::{Handover, Payload, Start, spawn};
+use crate::say::say;
 use crate::shard::{Holder, lock};
 use crate::shards::Shards;
 
@@ -67,7 +68,11 @@ pub(crate) fn start(shards: Arc<Shards>, program: Program, slots: usize, taking:
             match consumer(&cluster, &names, &program).await {
                 Ok(consumer) => break consumer,
                 Err(e) => {
-                    eprintln!("mtask-host: cluster: cannot take remote spawns (trying again): {e}");
+                    say!(
+                        warn,
+                        {},
+                        "cluster: cannot take remote spawns (trying again): {e}"
+                    );
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -243,7 +248,7 @@ async fn pull(consumer: &PullConsumer) -> Option<(Request, Acker)> {
     match Request::decode(message.headers.as_ref(), &message.payload) {
         Ok(request) => Some((request, acker)),
         Err(why) => {
-            eprintln!("mtask-host: cluster: dropped a bad spawn request: {why}");
+            say!(warn, {}, "cluster: dropped a bad spawn request: {why}");
             let _ = acker.ack_with(AckKind::Term).await;
             None
         }

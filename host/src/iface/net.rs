@@ -213,7 +213,11 @@ impl TaskState {
     /// address as IPv4), which the socket then uses.
     fn allowed(&self, text: &str, what: NetUse) -> Result<SocketAddr, Error> {
         let addr = parse_addr(text)?;
-        self.program.net().check(&addr, what).map_err(Error::Denied)
+        self.program.net().check(&addr, what).map_err(|why| {
+            let name = self.program.name();
+            tracing::debug!(target: "mtask::denied", %addr, "{name}: {why}");
+            Error::Denied(why)
+        })
     }
 }
 

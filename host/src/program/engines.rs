@@ -15,6 +15,7 @@ use super::task::TaskState;
 use crate::arena::PoolUsage;
 use crate::engine::{Arena, Compiler, Config, Ticker, Tiering, new_engine};
 use crate::error::{Error, one_line};
+use crate::say::say;
 use crate::tier::Background;
 
 /// An engine, the host's imports linked for it, and its epoch ticker.
@@ -100,8 +101,10 @@ impl Engines {
                 || match Tier::new(&self.config, &self.arena, Compiler::Winch) {
                     Ok(tier) => Some(tier),
                     Err(e) => {
-                        eprintln!(
-                            "mtask-host: no baseline compiler ({e}): compiling with Cranelift"
+                        say!(
+                            warn,
+                            {},
+                            "no baseline compiler ({e}): compiling with Cranelift"
                         );
                         None
                     }

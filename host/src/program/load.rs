@@ -20,6 +20,7 @@ use crate::bindings::UntypedTaskPre;
 use crate::cache::{self, CacheNote, CodeOrigin, Lookup};
 use crate::engine::Tiering;
 use crate::error::{Error, one_line};
+use crate::say::say;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 impl Program {
@@ -121,6 +122,8 @@ impl Program {
             stdin: false,
             tenant: DEFAULT_TENANT.into(),
             output_label: None,
+            output_events: false,
+            span: tracing::Span::none(),
             digest: crate::cluster::short_hash(&[&digest.to_hex()]).into(),
         };
         inner.args = vec![inner.name.clone()];
@@ -205,8 +208,10 @@ impl Program {
             .and_then(|spawned| {
                 spawned
                     .map_err(|e| {
-                        eprintln!(
-                            "mtask-host: cannot compile {} in the background: {e}",
+                        say!(
+                            warn,
+                            {},
+                            "cannot compile {} in the background: {e}",
                             app.display()
                         )
                     })

@@ -24,6 +24,7 @@ pub use crate::entries::Entry;
 use crate::error::{Error, one_line};
 use crate::ids::AppId;
 use crate::net_policy::NetPolicy;
+use crate::say::say;
 use crate::wit_types::mtask::task::types::EntryType;
 use task::TaskState;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -74,6 +75,10 @@ struct Inner {
     /// The label before each line its tasks write to stdout and stderr;
     /// `None`: their output goes out as written.
     output_label: Option<Arc<str>>,
+    /// Its tasks' output lines are `tracing` events, not writes.
+    output_events: bool,
+    /// The span its tasks' spans are made in (a tenant's); disabled: none.
+    span: tracing::Span,
     /// Names the component's bytes across hosts: remote spawns go to hosts
     /// that run the same component.
     digest: Arc<str>,
@@ -240,6 +245,29 @@ impl Program {
         self
     }
 
+    /// The same program with each line its tasks write to stdout or
+    /// stderr made a `tracing` event (target `mtask::stdout` or
+    /// `mtask::stderr`, level info, the line its message, in the task's
+    /// span) instead of written: what `serve --log-format json` does. A
+    /// line is whole, as with [`Program::with_output_label`].
+    pub fn with_output_events(mut self) -> Self {
+        Arc::make_mut(&mut self.inner).output_events = true;
+        self
+    }
+
+    /// The same program with its tasks' spans made inside `span` (a span
+    /// per tenant, in `serve`): each task runs in a span `task` with
+    /// fields `task` (its id) and `entry`, whose parent this is.
+    pub fn with_log_span(mut self, span: tracing::Span) -> Self {
+        Arc::make_mut(&mut self.inner).span = span;
+        self
+    }
+
+    /// The span its tasks' spans are made in.
+    pub(crate) fn log_span(&self) -> &tracing::Span {
+        &self.inner.span
+    }
+
     /// Its tenant's name (docs/design.md §10).
     pub fn tenant(&self) -> &str {
         &self.inner.tenant
@@ -347,9 +375,13 @@ impl Program {
             self.inner.refusal_told.clone(),
             self.inner.name.clone(),
         );
+        use crate::output::{Labelled, Sink};
         match &self.inner.output_label {
+            _ if self.inner.output_events => {
+                builder.stdout(Labelled::new("", Sink::Events { stderr: false }));
+                builder.stderr(Labelled::new("", Sink::Events { stderr: true }));
+            }
             Some(label) => {
-                use crate::output::{Labelled, Sink};
                 builder.stdout(Labelled::new(label, Sink::Stdout));
                 builder.stderr(Labelled::new(label, Sink::Stderr));
             }
@@ -366,13 +398,16 @@ impl Program {
             .allow_ip_name_lookup(true)
             .socket_addr_check(move |addr, used| {
                 let checked = net.check_wasi(addr, used);
-                if let Err(why) = &checked
-                    && !told.swap(true, Ordering::Relaxed)
-                {
-                    eprintln!(
-                        "mtask-host: {name}: a WASI socket was refused: {why} \
-                         (further refusals are not shown)"
-                    );
+                if let Err(why) = &checked {
+                    tracing::debug!(target: "mtask::denied", %addr, "{name}: a WASI socket was refused: {why}");
+                    if !told.swap(true, Ordering::Relaxed) {
+                        say!(
+                            warn,
+                            { target: "mtask::denied", %addr, },
+                            "{name}: a WASI socket was refused: {why} \
+                             (further refusals are not shown)"
+                        );
+                    }
                 }
                 Box::pin(std::future::ready(checked.is_ok()))
             });

@@ -298,7 +298,23 @@ pub(crate) fn spawn(
         spawn_key,
         ..TaskState::of_task(program, Some(ctx))
     };
+    // A span costs about 0.6 µs a spawn (BENCHMARKS.md): made only for a
+    // program whose log shows spans (`serve --log-format json`).
+    let span = match program.log_span() {
+        tenant if tenant.is_disabled() => tracing::Span::none(),
+        tenant => tracing::info_span!(
+            target: "mtask",
+            parent: tenant,
+            "task",
+            task = id,
+            entry = &*entry
+        ),
+    };
     let mut future = task_future(program, state, entry.clone(), payload);
+    if !span.is_disabled() {
+        // Each poll runs in the task's span; no span, no wrapper.
+        future = Box::pin(tracing::Instrument::instrument(future, span.clone()));
+    }
     if let Some(report) = report {
         future = Box::pin(async move {
             let outcome = future.await;
@@ -306,7 +322,7 @@ pub(crate) fn spawn(
             outcome
         });
     }
-    core.spawn(cell.clone(), app, entry, holder, future);
+    core.spawn(cell.clone(), app, entry, holder, future, span);
     drop(core);
     // A shard asleep in its poll would not see the new task until then.
     shards.of(me).remote.nudge();

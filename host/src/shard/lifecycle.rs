@@ -1,7 +1,7 @@
 //! How a task's end reaches whoever waits for it: join, cancel, release
 //! (a handle let go of), and the outcomes the embedder takes.
 
-use super::{Core, Entry, Holder, JoinState, TaskFuture, Wait, lock, report_unjoined};
+use super::{Core, Holder, JoinState, TaskFuture, Wait, lock, report_end, report_unjoined};
 use crate::apps::Ended;
 use crate::ids::TaskKey;
 use crate::outcome::{Outcome, TaskError};
@@ -39,7 +39,7 @@ impl Core {
         if e.ended() {
             let e = self.tasks.remove(key.slot);
             lock(&self.apps).outcome_taken(e.app);
-            report_unjoined(e.id, &e.entry, e.outcome.as_ref().expect("ended"));
+            report_unjoined(&e, e.outcome.as_ref().expect("ended"));
         }
     }
 
@@ -89,11 +89,9 @@ impl Core {
         }
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
+        report_end(e, &outcome);
         if !e.holder.keeps_outcome() {
-            let e: Entry = self.tasks.remove(key.slot);
-            if e.holder == Holder::Nobody {
-                report_unjoined(e.id, &e.entry, &outcome);
-            }
+            self.tasks.remove(key.slot);
         } else {
             e.outcome = Some(outcome);
         }

@@ -37,6 +37,7 @@ use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::latency::Tally;
 pub(crate) use crate::outcome::Outcome;
 use crate::outcome::TaskError;
+use crate::say::{debug_in, say};
 use reactor::TaskWaker;
 pub(crate) use reactor::{Poller, Reactor};
 
@@ -195,6 +196,9 @@ struct Entry {
     hungry: bool,
     /// The app it belongs to.
     app: AppId,
+    /// Its log span (disabled when nobody logs): what is said of it after
+    /// it ended is said in it.
+    span: tracing::Span,
 }
 
 impl Entry {
@@ -328,8 +332,10 @@ impl Core {
         entry: Arc<str>,
         holder: Holder,
         future: TaskFuture,
+        span: tracing::Span,
     ) {
         let key = cell.key();
+        debug_in!(span, { task = key.id, }, "task {} (`{entry}`) started", key.id);
         let woken = self.wake_stamp();
         let vacant = self.tasks.vacant_entry();
         assert_eq!(vacant.key(), key.slot, "spawned under a stale key");
@@ -358,6 +364,7 @@ impl Core {
             started: false,
             hungry: false,
             app,
+            span,
         });
         self.live += 1;
         *self.app_tasks.entry(app).or_default() += 1;
@@ -546,10 +553,30 @@ pub(crate) enum JoinState {
     Gone,
 }
 
-/// Says on stderr that a task nobody joined failed (docs/design.md §4 row 12).
-fn report_unjoined(id: u64, entry: &str, outcome: &Outcome) {
+/// Logs the end of task `e` (at debug level), and its failure if nobody
+/// will take its outcome.
+fn report_end(e: &Entry, outcome: &Outcome) {
+    let (id, entry) = (e.id, &e.entry);
+    let how = outcome
+        .as_ref()
+        .map_or_else(TaskError::kind, |_| "succeeded");
+    debug_in!(e.span, { task = id, outcome = how, }, "task {id} (`{entry}`) ended: {how}");
+    if e.holder == Holder::Nobody {
+        report_unjoined(e, outcome);
+    }
+}
+
+/// Logs that a task nobody joined failed (docs/design.md §4 row 12).
+fn report_unjoined(e: &Entry, outcome: &Outcome) {
     match outcome {
         Ok(_) | Err(TaskError::Cancelled) => {}
-        Err(e) => eprintln!("mtask-host: task {id} (`{entry}`) {e}"),
+        Err(error) => say!(
+            warn,
+            in e.span,
+            { task = e.id, outcome = error.kind(), },
+            "task {} (`{}`) {error}",
+            e.id,
+            e.entry
+        ),
     }
 }

@@ -84,24 +84,42 @@ use std::process::ExitCode;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 
+use super::logs::LogFormat;
 use crate::shard::lock;
 use crate::{CacheNote, Finish, TaskError, TaskManager};
-use launch::{launch, prepare};
+use launch::Launcher;
 use reload::{Reloader, Started};
 use tenant::Roster;
 use tenants::{Budget, parse};
 
+/// What the command line adds to the tenants file.
+pub(crate) struct Options {
+    /// `--summary`: a line per tenant at exit.
+    pub(crate) summary: bool,
+    /// `--threads`, over `[host] threads`.
+    pub(crate) threads: Option<usize>,
+    /// How a component missing from the cache is compiled.
+    pub(crate) tiering: crate::Tiering,
+    /// `--metrics`, over `[host] metrics`.
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// `--watch`: reload when a file changes.
+    pub(crate) watch: bool,
+    /// `--log-format`: in JSON, the tenants' output lines are events.
+    pub(crate) log_format: LogFormat,
+}
+
 /// Runs `mtask-host serve`.
-pub(crate) fn serve(
-    path: &Path,
-    summary: bool,
-    threads: Option<usize>,
-    tiering: crate::Tiering,
-    metrics: Option<std::net::SocketAddr>,
-    watch: bool,
-) -> ExitCode {
+pub(crate) fn serve(path: &Path, options: Options) -> ExitCode {
+    let Options {
+        summary,
+        threads,
+        tiering,
+        metrics,
+        watch,
+        log_format,
+    } = options;
     let fail = |message: String| {
-        eprintln!("mtask-host: {message}");
+        tracing::error!("{message}");
         ExitCode::from(2)
     };
     let shown = path.display();
@@ -129,7 +147,7 @@ pub(crate) fn serve(
         None => None,
     };
     if let Some(Ok(addr)) = metrics.as_ref().map(|l| l.local_addr()) {
-        eprintln!("mtask-host: metrics at http://{addr}/metrics");
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
     }
     let files = (file.files() + crate::files::HOST_FILES).min(budget.open_files);
     crate::files::reserve_table(files);
@@ -167,20 +185,25 @@ pub(crate) fn serve(
         manager.keep_running();
     }
     let control = manager.control();
+    let launcher = Launcher {
+        control: control.clone(),
+        dir: dir.to_path_buf(),
+        output_events: log_format == LogFormat::Json,
+    };
     let roster: Roster = Default::default();
     let mut warned = false;
     for tenant in file.tenants {
         if stop.is_stopping() {
             break; // `run` below cancels what started and returns
         }
-        let served = prepare(&control, dir, tenant).and_then(|p| launch(&control, p));
+        let served = launcher.prepare(tenant).and_then(|p| launcher.launch(p));
         match served {
             Ok(served) => {
                 // Said once: every tenant shares the one cache.
                 if let Some(note @ CacheNote::Unsafe(_)) = served.program.cache_note()
                     && !std::mem::replace(&mut warned, true)
                 {
-                    eprintln!("mtask-host: {note}");
+                    tracing::warn!("{note}");
                 }
                 // In cluster mode (else nothing): the tenant's remote
                 // spawns of this component may run here.
@@ -197,14 +220,14 @@ pub(crate) fn serve(
         path: path.to_path_buf(),
         budget,
         started,
-        control,
+        launcher,
         roster: roster.clone(),
         stop: manager.stop_handle(),
         clustered,
     };
     reload::start(reloader, asked, watch.then_some(reloads));
     if let Err(e) = manager.run() {
-        eprintln!("mtask-host: {e}");
+        tracing::error!("{e}");
         return ExitCode::from(1);
     }
     for served in lock(&roster).iter() {
@@ -218,12 +241,21 @@ pub(crate) fn serve(
             && error != TaskError::Cancelled
             && !served.main.is_retired()
         {
-            eprintln!("mtask-host: tenant `{name}`: main task {error}");
+            tracing::error!(tenant = %name, outcome = error.kind(), "tenant `{name}`: main task {error}");
         }
         if summary {
             let s = manager.stats(&served.program);
-            eprintln!(
-                "mtask-host: tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled, {} restarts; peak memory {} KiB",
+            tracing::info!(
+                tenant = %name,
+                started = s.started,
+                succeeded = s.succeeded,
+                failed = s.failed,
+                trapped = s.trapped,
+                limit = s.limited,
+                cancelled = s.cancelled,
+                restarts = s.restarts,
+                peak_memory = s.peak_memory,
+                "tenant `{name}`: {} tasks started, {} succeeded, {} failed, {} trapped, {} over a limit, {} cancelled, {} restarts; peak memory {} KiB",
                 s.started,
                 s.succeeded,
                 s.failed,

@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, SystemTime};
 
-use super::launch::{Prepared, app_hash, launch, prepare};
+use super::launch::{Launcher, Prepared, app_hash};
 use super::tenant::{Roster, TenantTable};
 use super::tenants::{Budget, parse};
 use crate::shard::lock;
-use crate::{Control, Retire, StopHandle};
+use crate::{Retire, StopHandle};
 
 /// How often `--watch` looks at the files.
 const WATCH_EVERY: Duration = Duration::from_millis(300);
@@ -42,8 +42,8 @@ pub(super) struct Reloader {
     pub(super) budget: Budget,
     /// What the host was started with.
     pub(super) started: Started,
-    /// Loads apps and adds and retires them while the host runs.
-    pub(super) control: Control,
+    /// Loads apps and adds them while the host runs.
+    pub(super) launcher: Launcher,
     /// The tenants served.
     pub(super) roster: Roster,
     /// Whether the host is stopping (then nothing is reloaded).
@@ -68,10 +68,10 @@ pub(super) fn start(reloader: Reloader, asked: Receiver<()>, watching: Option<Se
             }
             let shown = reloader.path.display();
             match reloader.reload() {
-                Ok(done) => eprintln!("mtask-host: reloaded {shown}: {done}"),
-                Err(e) => eprintln!(
-                    "mtask-host: reload of {shown} refused: {e}; the running tenants go on"
-                ),
+                Ok(done) => tracing::info!("reloaded {shown}: {done}"),
+                Err(e) => {
+                    tracing::error!("reload of {shown} refused: {e}; the running tenants go on")
+                }
             }
         }
     });
@@ -151,7 +151,7 @@ impl Reloader {
                 unchanged += 1;
                 continue;
             }
-            loaded.push(prepare(&self.control, dir, tenant)?);
+            loaded.push(self.launcher.prepare(tenant)?);
         }
         Ok(self.apply(loaded, unchanged, &names))
     }
@@ -165,7 +165,7 @@ impl Reloader {
         for old in served.iter_mut().filter(|s| !s.removed) {
             if !kept.contains(&old.table.name) {
                 let label = format!("tenant `{}`", old.table.name);
-                let c = &self.control;
+                let c = &self.launcher.control;
                 c.retire(&old.program, &old.main, Retire::Shut, old.grace, &label);
                 old.removed = true;
                 removed.push(old.table.name.clone());
@@ -180,13 +180,15 @@ impl Reloader {
             let replacing = at.filter(|&at| !served[at].removed);
             if let Some(at) = at {
                 let old = &served[at];
-                self.control.succeed(&prepared.program, &old.program);
+                self.launcher
+                    .control
+                    .succeed(&prepared.program, &old.program);
                 if replacing.is_some() {
-                    let c = &self.control;
+                    let c = &self.launcher.control;
                     c.retire(&old.program, &old.main, Retire::HandOver, old.grace, &label);
                 }
             }
-            match launch(&self.control, prepared) {
+            match self.launcher.launch(prepared) {
                 Ok(new) => {
                     match at {
                         Some(at) => served[at] = new,
