@@ -139,7 +139,10 @@ fn json_logs_carry_each_tenant_s_lines_and_events_in_their_spans() {
             let (tenant, task) = place(event);
             let (id, entry) = task.expect("a task's own span");
             assert_eq!(event["task"].as_u64(), Some(id), "{event}");
-            assert!(text.starts_with(&format!("task {id} (`{entry}`)")), "{event}");
+            assert!(
+                text.starts_with(&format!("task {id} (`{entry}`)")),
+                "{event}"
+            );
             let seen = if text.ends_with("started") {
                 &mut started
             } else {
@@ -195,7 +198,10 @@ fn rust_log_filters_the_host_s_events_but_never_a_tenant_s_lines() {
     let (code, stdout, stderr) = serve(&file, &["--log-format", "json"], Some("error"));
     assert_eq!(code, 0, "{stderr}");
     let levels: Vec<Value> = events(&stderr).iter().map(|e| e["level"].clone()).collect();
-    assert!(!levels.is_empty() && levels.iter().all(|l| l == "ERROR"), "{stderr}");
+    assert!(
+        !levels.is_empty() && levels.iter().all(|l| l == "ERROR"),
+        "{stderr}"
+    );
     // The restart's warning is gone; the give-up is not.
     assert!(!stderr.contains("starting it again") && stderr.contains("given up"));
     assert_eq!(events(&stdout).len(), events(&all_out).len());
