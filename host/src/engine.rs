@@ -133,6 +133,9 @@ pub struct AppLimits {
     /// How long one of its tasks runs before it is preempted; `None`: the
     /// host's [`Config::time_slice`].
     pub time_slice: Option<Duration>,
+    /// Its weight when the tasks of several apps want CPU on a shard: CPU
+    /// time is shared between them in proportion (docs/design.md §3).
+    pub share: u32,
 }
 
 impl From<&Config> for AppLimits {
@@ -144,6 +147,7 @@ impl From<&Config> for AppLimits {
             max_app_memory: config.max_app_memory,
             cpu_budget: config.cpu_budget,
             time_slice: None,
+            share: 1,
         }
     }
 }

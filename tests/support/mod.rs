@@ -139,6 +139,8 @@ impl From<Output> for Run {
 /// (tests/tiering.rs) runs Cranelift's code, whichever test compiled it.
 pub fn host() -> Command {
     let mut cmd = Command::new(host_binary());
+    // The host's log as a newcomer sees it, whatever the caller's RUST_LOG.
+    cmd.env_remove("RUST_LOG");
     cmd.env("MTASK_CACHE_DIR", target_dir().join("mtask-test-cache"))
         .env("MTASK_NO_TIERING", "1");
     cmd

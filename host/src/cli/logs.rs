@@ -10,8 +10,9 @@
 //!   are events too (targets `mtask::stdout` and `mtask::stderr`), on the
 //!   stream the guest wrote them to; `RUST_LOG` does not filter them.
 //!
-//! `RUST_LOG` defaults to `info`: every message the host printed before it
-//! logged through `tracing`. Per-task starts and ends and each refused
+//! `RUST_LOG` defaults to `mtask=info`: every message the host printed
+//! before it logged through `tracing`, and nothing from the crates it uses
+//! (a `RUST_LOG` that names no target, `RUST_LOG=debug`, shows theirs too). Per-task starts and ends and each refused
 //! address are `debug` events: a guest decides how many of those there
 //! are, so a host shows them only when asked (`RUST_LOG=mtask=debug`).
 
@@ -48,7 +49,9 @@ pub(crate) fn init(format: LogFormat) -> Result<(), String> {
             .with_default_directive(LevelFilter::INFO.into())
             .parse(&directives)
             .map_err(|e| format!("RUST_LOG `{directives}`: {e}"))?,
-        _ => EnvFilter::new("info"),
+        // The host's own events; not its libraries' (async-nats says
+        // why a connection failed, and the host says it again, in full).
+        _ => EnvFilter::new("mtask=info"),
     };
     let registry = tracing_subscriber::registry();
     let done = match format {

@@ -34,7 +34,7 @@ pub struct Cli {
     /// (`mtask-host: ...`), or `json`, an object each (with level, target,
     /// timestamp, and the tenant and task it concerns), and in `serve`
     /// the tenants' output lines as objects too. RUST_LOG filters them
-    /// (default `info`; `RUST_LOG=mtask=debug` adds each task's start and
+    /// (default `mtask=info`; `RUST_LOG=mtask=debug` adds each task's start and
     /// end and each refused address).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,

@@ -106,6 +106,7 @@ impl Core {
             *count -= 1;
             if *count == 0 {
                 self.app_tasks.remove(&app);
+                self.served.remove(&app);
             }
         }
     }

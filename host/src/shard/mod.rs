@@ -26,6 +26,7 @@ use slab::Slab;
 mod lifecycle;
 mod pass;
 pub(crate) mod reactor;
+mod share;
 mod steal;
 
 pub(crate) use pass::run_pass;
@@ -196,6 +197,8 @@ struct Entry {
     hungry: bool,
     /// The app it belongs to.
     app: AppId,
+    /// Its app's weight in the shard's fair share (see `share`).
+    share: u32,
     /// Its log span (disabled when nobody logs): what is said of it after
     /// it ended is said in it.
     span: tracing::Span,
@@ -239,6 +242,9 @@ pub(crate) struct Core {
     /// Of those, how many each app has: with more than one app, a pass
     /// takes the apps' tasks in turn.
     app_tasks: HashMap<AppId, usize>,
+    /// Of those apps, the CPU time each used here, divided by its share:
+    /// who is ahead in the fair share (see `share`).
+    served: HashMap<AppId, u64>,
     /// Tasks whose first poll has not run yet.
     unstarted: usize,
     /// Live tasks waiting on `Wait::Io`.
@@ -296,6 +302,7 @@ impl Core {
             doomed: Vec::new(),
             live: 0,
             app_tasks: HashMap::new(),
+            served: HashMap::new(),
             unstarted: 0,
             io_waits: 0,
             poll_started: Instant::now(),
@@ -344,7 +351,7 @@ impl Core {
             peers: self.peers.clone(),
         }));
         let limits = lock(&self.apps).limits(app);
-        let (cpu_budget, time_slice) = (limits.cpu_budget, limits.time_slice);
+        let (cpu_budget, time_slice, share) = (limits.cpu_budget, limits.time_slice, limits.share);
         vacant.insert(Entry {
             id: key.id,
             cell,
@@ -364,6 +371,7 @@ impl Core {
             started: false,
             hungry: false,
             app,
+            share,
             span,
         });
         self.live += 1;

@@ -2,12 +2,14 @@
 //! I/O, then poll each task that was runnable when the pass began, once,
 //! in order, giving start-ups at most [`START_SLICE`] of it.
 //!
-//! Two rules keep apps (tenants) from holding each other up (docs/design.md
-//! §3): a pass that has run for a time slice leaves the rest of its tasks
-//! to begin the next one, so timers and I/O are collected at least that
-//! often; and when the tasks of several apps are runnable, a pass takes
-//! them in turn, one of each app, so that a task woken in an app with few
-//! tasks waits behind one task of each busy app, not behind all of them.
+//! Three rules keep apps (tenants) from holding each other up
+//! (docs/design.md §3): a pass that has run for a time slice leaves the
+//! rest of its tasks to begin the next one, so timers and I/O are
+//! collected at least that often; when the tasks of several apps are
+//! runnable, a pass takes them in turn, one of each app, so that a task
+//! woken in an app with few tasks waits behind one task of each busy app,
+//! not behind all of them; and it leaves out the apps served ahead of
+//! their share (`share`).
 
 use std::collections::VecDeque;
 use std::task::{Context, Poll, Waker};
@@ -139,6 +141,7 @@ impl Core {
         let e = self.entry(key).expect("a polled task is in the table");
         e.waker = waker;
         e.cpu += ran;
+        let (app, share) = (e.app, e.share);
         e.hungry = hungry;
         if e.queued {
             // Queued again during its own poll (a yield, say): runnable
@@ -149,6 +152,7 @@ impl Core {
         // What a thief could take (see `steal`): the embedder's stay.
         let movable = hungry && queued && e.holder != Holder::Embedder;
         self.hungry_queued += usize::from(movable);
+        self.charge(app, share, ran);
         match poll {
             // Cancelled from another shard during the poll: cancelled wins,
             // so that the canceller's join sees what it asked for.
@@ -249,6 +253,7 @@ impl Core {
         std::mem::swap(&mut self.batch, &mut self.run_queue);
         if self.app_tasks.len() > 1 {
             let mut batch = std::mem::take(&mut self.batch);
+            self.hold_back_served(&mut batch);
             self.interleave_apps(&mut batch);
             self.batch = batch;
         }

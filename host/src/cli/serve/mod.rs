@@ -57,6 +57,7 @@ max_sockets = 100           # these three override [host]'s
 max_queue_bytes = "1MiB"
 cpu_budget = "2s"           # per task of this tenant
 time_slice = "5ms"          # its tasks are preempted after this; default [host]'s
+share = 2                   # its weight when several tenants want CPU (1 to 100, default 1)
 restart = "on-failure"      # start main again when it ends: "never" (default), "on-failure", "always"
 max_restarts = 5            # at most this many restarts within restart_window, then it stays down
 restart_window = "60s"

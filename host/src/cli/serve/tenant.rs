@@ -39,6 +39,7 @@ pub(super) struct TenantTable {
     pub(super) max_queue_bytes: Option<String>,
     pub(super) cpu_budget: Option<String>,
     pub(super) time_slice: Option<String>,
+    pub(super) share: Option<u32>,
     pub(super) restart: Option<String>,
     pub(super) max_restarts: Option<u32>,
     pub(super) restart_window: Option<String>,

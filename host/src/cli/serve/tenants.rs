@@ -250,6 +250,15 @@ fn check_tenant(
         limits.time_slice =
             Some(parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("time_slice")))?);
     }
+    if let Some(share) = table.share {
+        if !(1..=MAX_SHARE).contains(&share) {
+            return Err(format!(
+                "{}: {share} is not a share from 1 to {MAX_SHARE}",
+                in_tenant("share")
+            ));
+        }
+        limits.share = share;
+    }
     let restart = restart_policy(&table, label)?;
     let grace = match &table.drain_grace {
         Some(t) => parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("drain_grace")))?,
@@ -270,6 +279,10 @@ fn check_tenant(
 /// How long a tenant's old version's tasks run on after a reload replaced
 /// or removed it, unless its `drain_grace` says otherwise.
 const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The largest `share` a tenant may have: past a hundred to one, a busy
+/// tenant of share 1 would wait over a second between its 10 ms slices.
+const MAX_SHARE: u32 = 100;
 
 /// A tenant's `restart` and the keys that go with it.
 fn restart_policy(table: &TenantTable, label: &str) -> Result<RestartPolicy, String> {
@@ -579,5 +592,21 @@ mod tests {
         );
         // Unset: the defaults.
         assert_eq!(policy.backoff, RestartPolicy::default().backoff);
+    }
+
+    #[test]
+    fn a_share_is_from_1_to_100() {
+        for bad in ["0", "101"] {
+            assert_eq!(
+                error(&tenant("s", &format!("share = {bad}"))),
+                format!("tenant `s`: `share`: {bad} is not a share from 1 to 100")
+            );
+        }
+        let share = |text: &str| {
+            let file = parse(&tenant("s", text), Path::new("."), BIG).unwrap();
+            file.tenants[0].limits.share
+        };
+        assert_eq!(share("share = 100"), 100);
+        assert_eq!(share(""), 1);
     }
 }
