@@ -223,6 +223,25 @@ fn python_queues_keep_order_time_out_naming_the_call_and_close() {
 }
 
 #[test]
+fn python_monitors_links_and_cancel_tree() {
+    let run = conformance("watch");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "early: TaskMonitor.wait timed out after 0.001 s",
+            "monitor: failed: on purpose",
+            "join still sees it: failed",
+            "a success: None slept 0.01 s",
+            "itself: invalid",
+            "linked: cancelled",
+            "its failure still joined: failed",
+            "cancel_tree: its child cancelled",
+        ]
+    );
+}
+
+#[test]
 fn python_cancel_ends_a_child_and_join_waits_with_a_timeout() {
     let run = conformance("cancel");
     assert_eq!(run.code, 0, "{}", run.stderr);

@@ -719,3 +719,26 @@ args = ["10", "40"]
         run.stderr
     );
 }
+
+#[test]
+fn a_tenant_can_watch_and_link_to_its_own_tasks_only() {
+    // Two tenants of the same component, each probing the first 100 ids.
+    let tenant = |name: &str| {
+        format!(
+            "[[tenant]]\nname = \"{name}\"\napp = \"{}\"\nentry = \"probe_main\"\n",
+            guest("conformance").display()
+        )
+    };
+    let file = tenants_file("probe", &format!("{}{}", tenant("a"), tenant("b")));
+    let run = host_run([std::ffi::OsString::from("serve"), file.into_os_string()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut lines = run.lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "[a] only its own child: true",
+            "[b] only its own child: true"
+        ]
+    );
+}

@@ -167,3 +167,59 @@ fn misuse_gets_error_values() {
         ]
     );
 }
+
+#[test]
+fn a_monitor_says_how_a_task_ended_and_takes_nothing() {
+    // WIT 0.1.3. Ids: main 1, `fail_later` 2, the watcher 3, ...
+    let run = run_entry("conformance", "monitor_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"watcher: Ok("Err(Failed(\"detached failure\"))")"#,
+            r#"joined: Err(Task { entry: "fail_later", error: Failed("detached failure") })"#,
+            r#"early: Err("TaskMonitor::wait_timeout timed out after 5ms")"#,
+            "later: Ok(()), again: Ok(())",
+            "joined: Ok(50)",
+            "ended: Ok(())",
+            "taken: invalid: this app has no task 5 now (never started, or ended and its result taken)",
+            "self: invalid: a task cannot watch itself",
+        ]
+    );
+    // The watched failure was joined: nothing for stderr.
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn a_task_linked_to_one_that_fails_is_cancelled() {
+    let run = run_entry("conformance", "link_main");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"linked to a failure: Err(Task { entry: "linked_sleeper", error: Cancelled })"#,
+            r#"linked to a success: Ok("slept")"#,
+            r#"linked to a failed one: Err(Task { entry: "linked_sleeper", error: Cancelled })"#,
+            "unknown: invalid: this app has no task 18446744073709551615 now (never started, or ended and its result taken)",
+        ]
+    );
+}
+
+#[test]
+fn cancel_leaves_a_childs_children_running_and_cancel_tree_ends_them() {
+    for threads in ["1", "2"] {
+        let run = support::run_guest("conformance", "tree_main", &["--threads", threads], &[]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            run.lines(),
+            [
+                r#"cancel: Err(Task { entry: "tree_parent", error: Cancelled })"#,
+                r#"its child, 50 ms on: Err("TaskMonitor::wait_timeout timed out after 50ms")"#,
+                "its child, at its end: Ok(())",
+                r#"cancel_tree: Err(Task { entry: "tree_parent", error: Cancelled })"#,
+                "its child: Ok(Err(Cancelled))",
+            ],
+            "with {threads} threads"
+        );
+    }
+}

@@ -22,9 +22,9 @@
 // (QuickJS) against mtask's WIT plus WASI stdout and stderr (task-js.wit).
 // Arguments and results travel as JSON.
 
-import * as tasks from 'mtask:task/tasks@0.1.2';
-import * as queues from 'mtask:task/queues@0.1.2';
-import * as net from 'mtask:task/net@0.1.2';
+import * as tasks from 'mtask:task/tasks@0.1.3';
+import * as queues from 'mtask:task/queues@0.1.3';
+import * as net from 'mtask:task/net@0.1.3';
 import { getStdout } from 'wasi:cli/stdout@0.2.12';
 import { getStderr } from 'wasi:cli/stderr@0.2.12';
 import { getArguments, getEnvironment } from 'wasi:cli/environment@0.2.12';

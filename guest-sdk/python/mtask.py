@@ -159,9 +159,7 @@ class Task:
         `Timeout` if it has not ended by then (it runs on)."""
         result = _timed("Task.join", timeout, self._handle.join)
         if isinstance(result, Err):
-            error = result.value
-            kind = type(error).__name__.removeprefix("TaskError_").lower()
-            raise TaskFailed(self.entry, kind, getattr(error, "value", ""))
+            raise _task_failed(self.entry, result.value)
         payload = result.value if hasattr(result, "value") else result
         value = json.loads(payload) if payload else None
         if self.returns is not None and not _conforms(value, self.returns):
@@ -173,8 +171,59 @@ class Task:
         return value
 
     def cancel(self):
-        """Ends the child if it has not ended."""
+        """Ends the child if it has not ended. The tasks it started run on
+        (detached); `cancel_tree` ends them too."""
         self._handle.cancel()
+
+    def cancel_tree(self):
+        """Like `cancel`, and ends every task the child started that has not
+        ended, and every task those started, down the tree."""
+        self._handle.cancel_tree()
+
+
+def _task_failed(entry, error):
+    """The `TaskFailed` of a WIT `task-error`."""
+    kind = type(error).__name__.removeprefix("TaskError_").lower()
+    return TaskFailed(entry, kind, getattr(error, "value", ""))
+
+
+class TaskMonitor:
+    """A watch on another task's end, from `monitor`. Dropping it stops
+    the watch."""
+
+    def __init__(self, handle):
+        self._handle = handle
+
+    @property
+    def id(self):
+        """The watched task's id."""
+        return self._handle.id()
+
+    def wait(self, timeout=None):
+        """Waits until the task has ended and says how: `None` if its entry
+        returned a value (which goes to whoever joins it), else a
+        `TaskFailed` (returned, not raised) saying how it failed. Can be
+        asked again. Raises `Timeout` if it has not ended by then (the
+        watch goes on)."""
+        result = _timed("TaskMonitor.wait", timeout, self._handle.wait)
+        if isinstance(result, Err):
+            return _task_failed(f"#{self.id}", result.value)
+        return None
+
+
+def monitor(task_id):
+    """Watches the task `task_id` of this app: one that runs, or one that
+    ended whose result nobody has taken yet. Raises `MtaskError("invalid")`
+    if the app has no such task now, or it is this task."""
+    return TaskMonitor(_call(_tasks.monitor, task_id))
+
+
+def link(task_id):
+    """Links this task to the task `task_id` of this app: if that one fails
+    (cancelled included), this one is cancelled. One way; linking to a
+    task that failed already cancels this one at its next wait. Raises
+    `MtaskError("invalid")` as `monitor` does."""
+    _call(_tasks.link, task_id)
 
 
 def spawn(entry, arg=None, handles=(), returns=None):

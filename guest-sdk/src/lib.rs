@@ -63,11 +63,13 @@ pub mod bindings {
 use bindings::mtask::task::{tasks as wit, types as wit_types};
 
 mod entry;
+mod monitor;
 mod net;
 mod queue;
 #[doc(hidden)]
 pub use entry::__private;
 pub use entry::{EntryFn, EntryOutput};
+pub use monitor::{TaskMonitor, link, monitor};
 pub use net::{TcpListener, TcpStream, UdpSocket};
 pub use queue::{Queue, RawQueue};
 
@@ -331,6 +333,13 @@ impl<R: DeserializeOwned> Task<R> {
     /// joining it gives [`TaskError::Cancelled`].
     pub fn cancel(&self) {
         self.raw.handle.cancel();
+    }
+
+    /// Like [`cancel`](Self::cancel), and also ends every task the child
+    /// started that has not ended, and every task those started, down the
+    /// tree. (`cancel` leaves them running, detached.)
+    pub fn cancel_tree(&self) {
+        self.raw.handle.cancel_tree();
     }
 
     /// Turns it into a [`Handle`] to give to another child.

@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
         "mtask:task/tasks.yield-now": async | trappable,
         "mtask:task/tasks.sleep": async | trappable,
         "mtask:task/tasks.[method]task.join": async | trappable,
+        "mtask:task/tasks.[method]task-monitor.wait": async | trappable,
         "mtask:task/tasks.spawn-at": async | trappable,
         "mtask:task/queues.[method]queue.put": async | trappable,
         "mtask:task/queues.[method]queue.get": async | trappable,
@@ -37,6 +38,7 @@ wasmtime::component::bindgen!({
     with: {
         "mtask:task/types": crate::wit_types::mtask::task::types,
         "mtask:task/tasks.task": crate::handles::TaskHandle,
+        "mtask:task/tasks.task-monitor": crate::handles::MonitorHandle,
         "mtask:task/queues.queue": crate::handles::QueueHandle,
         "mtask:task/net.tcp-listener": crate::handles::TcpListenerHandle,
         "mtask:task/net.tcp-stream": crate::handles::TcpStreamHandle,

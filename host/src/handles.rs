@@ -25,6 +25,14 @@ pub enum TaskHandle {
     Remote(RemoteTask),
 }
 
+/// A guest's watch on a task's end (`monitor`, WIT 0.1.3).
+pub struct MonitorHandle {
+    /// The watched task's id.
+    pub(crate) id: u64,
+    /// Where its end arrives.
+    pub(crate) watch: Arc<crate::watch::Watch>,
+}
+
 /// A handle on a task of this host.
 pub struct LocalTask {
     /// The child, wherever it runs.

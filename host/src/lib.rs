@@ -25,7 +25,8 @@
 //!   join) and the deadline each can carry.
 //! - `iface`: the host side of each WIT interface, one file each:
 //!   `iface::tasks` is `mtask:task/tasks`, `iface::queues` and `iface::net`
-//!   likewise.
+//!   likewise; `iface::monitors` holds the parts of `tasks` that WIT
+//!   0.1.3 added (monitors, links, `cancel-tree`).
 //! - `queue`: the queues themselves (waiters, names, the bytes each app
 //!   holds); `queue::items`: a queue's items, indexed by tag.
 //! - `apps`: each app's limits, counts and statistics.
@@ -39,6 +40,7 @@
 //!   stack, slots of two large mappings.
 //! - `files`: the process's open-file limit and file table.
 //! - `outcome`: how a task's end becomes a result or a message.
+//! - `watch`: monitors, links, lineage and the tasks by id (WIT 0.1.3).
 //! - `say`: the host's messages as `tracing` events (or stderr lines where
 //!   nothing subscribes); `latency`: the wake-latency histogram.
 //! - `output`: guest stdout and stderr a line at a time, each labelled
@@ -101,6 +103,7 @@ mod supervise;
 mod tier;
 
 mod waits;
+mod watch;
 mod wit_types;
 
 pub use apps::AppStats;

@@ -16,6 +16,7 @@ use crate::latency::Latencies;
 use crate::listeners::Listeners;
 use crate::queue::Queues;
 use crate::shard::{Core, Poller, Reactor, Remote, Shard, lock};
+use crate::watch::Directory;
 
 /// How many fewer live tasks another shard must have for a spawned task
 /// to go there rather than to its parent's shard.
@@ -45,6 +46,8 @@ pub(crate) struct Shards {
     listeners: Arc<Listeners>,
     /// The name of each app added, for listings.
     names: Mutex<HashMap<AppId, String>>,
+    /// Every task by id, for `monitor` and `link`.
+    directory: Arc<Directory>,
 }
 
 impl Shards {
@@ -63,6 +66,7 @@ impl Shards {
             AppLimits::from(config),
             config.max_tasks as usize,
         )));
+        let directory = Arc::new(Directory::new());
         let (reactors, mut pollers): (Vec<_>, Vec<_>) = reactors.into_iter().unzip();
         for (i, poller) in pollers.iter_mut().enumerate() {
             let others = peers.iter().enumerate().filter(|&(j, _)| j != i);
@@ -77,6 +81,7 @@ impl Shards {
                     reactor,
                     peers.clone(),
                     apps.clone(),
+                    directory.clone(),
                     config.time_slice,
                 )
             })
@@ -93,8 +98,14 @@ impl Shards {
             holds: AtomicUsize::new(0),
             listeners: Arc::default(),
             names: Mutex::default(),
+            directory,
         });
         Ok((this, pollers))
+    }
+
+    /// Every task by id.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.directory
     }
 
     /// The shards, by index.

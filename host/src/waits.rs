@@ -19,6 +19,7 @@ use crate::program::task::TaskCtx;
 use crate::shard::reactor::TimerKey;
 use crate::shard::{Core, JoinState, Outcome, Wait};
 use crate::shards::Shards;
+use crate::watch::{End, Watch};
 use crate::wit_types::Error;
 
 /// A point in time after which an operation gives up with `timeout`,
@@ -205,6 +206,50 @@ impl Drop for Join<'_> {
         if !self.done {
             let shards = &self.ctx.shards;
             shards.with_task(self.child, |core, child| core.withdraw_join(child));
+        }
+    }
+}
+
+/// `task-monitor.wait`: waits for the watched task's end, or the deadline.
+pub(crate) struct WatchEnd<'a> {
+    /// The waiting task.
+    ctx: &'a TaskCtx,
+    /// Where the end arrives.
+    watch: &'a Watch,
+    /// When to give up.
+    deadline: Deadline<'a>,
+}
+
+impl<'a> WatchEnd<'a> {
+    pub(crate) fn new(ctx: &'a TaskCtx, watch: &'a Watch, timeout: Option<u64>) -> Self {
+        Self {
+            ctx,
+            watch,
+            deadline: Deadline::after_nanos(&ctx.shards, timeout),
+        }
+    }
+}
+
+impl Future for WatchEnd<'_> {
+    type Output = Result<End, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let end = this.watch.poll(cx.waker());
+        let mut core = this.ctx.core();
+        match end {
+            Some(end) => {
+                this.deadline.clear(&mut core);
+                Poll::Ready(Ok(end))
+            }
+            None if this.deadline.expired(&mut core, cx.waker()) => {
+                Poll::Ready(Err(Error::Timeout))
+            }
+            None => {
+                // Another task's end, as for a join.
+                core.set_pending_wait(Wait::Join);
+                Poll::Pending
+            }
         }
     }
 }

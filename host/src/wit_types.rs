@@ -4,7 +4,7 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    inline: "package mtask:host-types; world types { import mtask:task/types@0.1.2; }",
+    inline: "package mtask:host-types; world types { import mtask:task/types@0.1.3; }",
 });
 
 pub(crate) use mtask::task::types::Error;

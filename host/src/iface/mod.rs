@@ -1,5 +1,6 @@
 //! The host side of each WIT interface, one module per interface.
 
+pub(crate) mod monitors;
 pub mod net;
 pub mod queues;
 pub mod tasks;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::bindings::mtask::task::tasks::Placement;
 use crate::cluster::remote::{Request, cancel, cancel_slot, publish};
 use crate::cluster::{Cluster, Names};
-use crate::handles::{LocalTask, QueueHandle, RemoteTask, TaskHandle};
+use crate::handles::{LocalTask, MonitorHandle, QueueHandle, RemoteTask, TaskHandle};
 use crate::outcome;
 use crate::program::task::{Handover, Payload, Start, TaskState, spawn};
 use crate::shard::Holder;
@@ -46,6 +46,7 @@ impl Host for TaskState {
         let entry: Arc<str> = entry.into();
         let start = Start {
             handover,
+            parent: Some(self.lineage.clone()),
             ..Start::new(entry.clone(), Payload::Native(payload), Holder::Handle)
         };
         let task = spawn(&shards, shard, &self.program, start);
@@ -113,6 +114,14 @@ impl Host for TaskState {
 
     fn current_id(&mut self) -> wasmtime::Result<TaskId> {
         Ok(self.ctx()?.me().id)
+    }
+
+    fn monitor(&mut self, id: TaskId) -> wasmtime::Result<Result<Resource<MonitorHandle>, Error>> {
+        self.monitor_task(id)
+    }
+
+    fn link(&mut self, id: TaskId) -> wasmtime::Result<Result<(), Error>> {
+        self.link_task(id)
     }
 
     fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
@@ -289,6 +298,12 @@ impl HostTask for TaskState {
         });
         shards.all()[shard].remote.nudge();
         Ok(())
+    }
+
+    fn cancel_tree(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {
+        // The child first: once it is stopped, it starts no more.
+        HostTask::cancel(self, Resource::new_borrow(task.rep()))?;
+        self.cancel_descendants(&task)
     }
 
     fn drop(&mut self, task: Resource<TaskHandle>) -> wasmtime::Result<()> {

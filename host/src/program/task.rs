@@ -16,8 +16,9 @@ use crate::handles::{
 use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::outcome::Outcome;
 use crate::program::{Code, Program, Typed};
-use crate::shard::{Core, Holder, Shard, TaskFuture};
+use crate::shard::{Core, Holder, NewTask, Shard, TaskFuture};
 use crate::shards::Shards;
+use crate::watch::Lineage;
 
 /// A host object on its way from a parent to a child at spawn.
 pub(crate) enum Handover {
@@ -76,6 +77,9 @@ pub(crate) struct TaskState {
     pub(crate) panic: Option<String>,
     /// The key of the remote spawn that started it, if one did.
     pub(crate) spawn_key: Option<Arc<str>>,
+    /// Who started it, and who started them; a placeholder (id 0) in the
+    /// instance that lists entries.
+    pub(crate) lineage: Arc<Lineage>,
     /// Notes refused memory growth, to tell a memory limit from other traps.
     memory: MemoryWatch,
     /// Its open WASI sockets, counted in its app's socket limit.
@@ -196,6 +200,10 @@ impl TaskState {
             stdin: false,
             panic: None,
             spawn_key: None,
+            lineage: Arc::new(Lineage {
+                id: 0,
+                parent: None,
+            }),
             memory: MemoryWatch {
                 max: program.max_memory(),
                 refused: None,
@@ -250,6 +258,8 @@ pub(crate) struct Start {
     /// supervisor); dropped unsent if the task is dropped unended (the
     /// host is stopping).
     pub(crate) report: Option<oneshot::Sender<Outcome>>,
+    /// The lineage of the task that started it; `None`: the embedder did.
+    pub(crate) parent: Option<Arc<Lineage>>,
 }
 
 impl Start {
@@ -262,6 +272,7 @@ impl Start {
             holder,
             spawn_key: None,
             report: None,
+            parent: None,
         }
     }
 }
@@ -291,9 +302,12 @@ pub(crate) fn spawn(
         holder,
         spawn_key,
         report,
+        parent,
     } = start;
+    let lineage = Arc::new(Lineage { id, parent });
     let state = TaskState {
         handover,
+        lineage: lineage.clone(),
         stdin: holder.is_main() && program.stdin(),
         spawn_key,
         ..TaskState::of_task(program, Some(ctx))
@@ -322,7 +336,16 @@ pub(crate) fn spawn(
             outcome
         });
     }
-    core.spawn(cell.clone(), app, entry, holder, future, span);
+    shards.directory().insert(&cell);
+    core.spawn(NewTask {
+        cell: cell.clone(),
+        app,
+        entry,
+        holder,
+        future,
+        lineage,
+        span,
+    });
     drop(core);
     // A shard asleep in its poll would not see the new task until then.
     shards.of(me).remote.nudge();

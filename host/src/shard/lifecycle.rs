@@ -1,10 +1,19 @@
 //! How a task's end reaches whoever waits for it: join, cancel, release
 //! (a handle let go of), and the outcomes the embedder takes.
 
-use super::{Core, Holder, JoinState, TaskFuture, Wait, lock, report_end, report_unjoined};
+use super::{Core, Entry, Holder, JoinState, TaskFuture, Wait, lock, report_end, report_unjoined};
 use crate::apps::Ended;
-use crate::ids::TaskKey;
+use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::outcome::{Outcome, TaskError};
+use crate::watch::{End, Watcher, add_watcher};
+
+/// What [`Core::watch`] found.
+pub(crate) enum Watched {
+    /// The task runs: the watcher will hear of its end.
+    Running,
+    /// The task ended so.
+    Ended(End),
+}
 
 impl Core {
     /// The outcome of `key` if it ended, which the caller now owns; else
@@ -15,7 +24,7 @@ impl Core {
         };
         if e.ended() {
             let outcome = e.outcome.take().expect("ended task has an outcome");
-            let app = self.tasks.remove(key.slot).app;
+            let app = self.remove_entry(key.slot).app;
             lock(&self.apps).outcome_taken(app);
             return JoinState::Ended(outcome);
         }
@@ -37,7 +46,7 @@ impl Core {
         e.holder = Holder::Nobody;
         e.joiner = None;
         if e.ended() {
-            let e = self.tasks.remove(key.slot);
+            let e = self.remove_entry(key.slot);
             lock(&self.apps).outcome_taken(e.app);
             report_unjoined(&e, e.outcome.as_ref().expect("ended"));
         }
@@ -90,14 +99,88 @@ impl Core {
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
         report_end(e, &outcome);
+        let watchers = std::mem::take(&mut e.watchers);
+        let how: End = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
         if !e.holder.keeps_outcome() {
-            self.tasks.remove(key.slot);
+            self.remove_entry(key.slot);
         } else {
             e.outcome = Some(outcome);
         }
         if let Some(joiner) = joiner {
             self.schedule(joiner);
         }
+        self.tell(watchers, &how);
+    }
+
+    /// Tells `watchers` that their task ended `how`: each monitor hears
+    /// it, and if it failed, each linked task is cancelled (here, or
+    /// through its own shard).
+    fn tell(&mut self, watchers: Vec<Watcher>, how: &End) {
+        for watcher in watchers {
+            match watcher {
+                Watcher::Monitor(watch) => {
+                    if let Some(watch) = watch.upgrade() {
+                        watch.ended(how.clone());
+                    }
+                }
+                Watcher::Link(cell) if how.is_err() => self.cancel_cell(cell),
+                Watcher::Link(_) => {}
+            }
+        }
+    }
+
+    /// Cancels the task of `cell`: here if it is on this shard (it cannot
+    /// leave while this core is locked), else through its shard's remote
+    /// half (a shard never locks another's core while holding its own).
+    pub(crate) fn cancel_cell(&mut self, cell: std::sync::Arc<TaskCell>) {
+        let key = cell.key();
+        if key.shard == self.index {
+            self.cancel(key);
+        } else {
+            self.peers[key.shard].request_cancel(cell);
+        }
+    }
+
+    /// Removes the entry at `slot` from the table and the directory.
+    pub(super) fn remove_entry(&mut self, slot: usize) -> Entry {
+        let e = self.tasks.remove(slot);
+        self.directory.remove(e.id);
+        e
+    }
+
+    /// Adds `watcher` to the task `key` if it is of `app`. If the task has
+    /// ended already (its outcome held), says how instead; `None`: no such
+    /// task of that app here.
+    pub(crate) fn watch(&mut self, key: TaskKey, app: AppId, watcher: Watcher) -> Option<Watched> {
+        let e = self.entry(key).filter(|e| e.app == app)?;
+        Some(match &e.outcome {
+            Some(outcome) => Watched::Ended(outcome.as_ref().map(|_| ()).map_err(Clone::clone)),
+            None => {
+                add_watcher(&mut e.watchers, watcher);
+                Watched::Running
+            }
+        })
+    }
+
+    /// Cancels every task of `app` here that `ancestor` started, or that
+    /// one of those did, and so on; how many.
+    pub(crate) fn cancel_descendants(&mut self, ancestor: u64, app: AppId) -> usize {
+        let doomed: Vec<TaskKey> = self
+            .tasks
+            .iter()
+            .filter(|(_, e)| {
+                e.app == app && e.outcome.is_none() && e.lineage.descends_from(ancestor)
+            })
+            .map(|(slot, e)| TaskKey {
+                shard: self.index,
+                slot,
+                id: e.id,
+            })
+            .collect();
+        for &key in &doomed {
+            self.cancel(key);
+        }
+        doomed.len()
     }
 
     /// One task of `app` fewer on this shard.
@@ -137,7 +220,7 @@ impl Core {
             return None;
         }
         let outcome = e.outcome.take();
-        let app = self.tasks.remove(key.slot).app;
+        let app = self.remove_entry(key.slot).app;
         lock(&self.apps).outcome_taken(app);
         outcome
     }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 mod lifecycle;
+pub(crate) use lifecycle::Watched;
 mod pass;
 pub(crate) mod reactor;
 mod share;
@@ -39,6 +40,7 @@ use crate::latency::Tally;
 pub(crate) use crate::outcome::Outcome;
 use crate::outcome::TaskError;
 use crate::say::{debug_in, say};
+use crate::watch::{Directory, Lineage, Watcher};
 use reactor::TaskWaker;
 pub(crate) use reactor::{Poller, Reactor};
 
@@ -61,11 +63,13 @@ impl Shard {
         reactor: Reactor,
         peers: Arc<[Arc<Remote>]>,
         apps: Arc<Mutex<Apps>>,
+        directory: Arc<Directory>,
         time_slice: Duration,
     ) -> Self {
         let remote = reactor.remote().clone();
+        let core = Core::new(index, reactor, peers, apps, directory, time_slice);
         Self {
-            core: Mutex::new(Core::new(index, reactor, peers, apps, time_slice)),
+            core: Mutex::new(core),
             remote,
         }
     }
@@ -154,6 +158,24 @@ pub(crate) enum Wait {
     Io,
 }
 
+/// A task to add to a shard's table ([`Core::spawn`]).
+pub(crate) struct NewTask {
+    /// Where it is (its key names a vacant slot of this shard).
+    pub(crate) cell: Arc<TaskCell>,
+    /// Its app.
+    pub(crate) app: AppId,
+    /// The entry it runs.
+    pub(crate) entry: Arc<str>,
+    /// Who takes its outcome.
+    pub(crate) holder: Holder,
+    /// Its whole life.
+    pub(crate) future: TaskFuture,
+    /// Who started it.
+    pub(crate) lineage: Arc<Lineage>,
+    /// Its log span.
+    pub(crate) span: tracing::Span,
+}
+
 /// One task in the table.
 struct Entry {
     /// Unique id, never reused.
@@ -199,6 +221,10 @@ struct Entry {
     app: AppId,
     /// Its app's weight in the shard's fair share (see `share`).
     share: u32,
+    /// Who started it, and who started them (for `cancel-tree`).
+    lineage: Arc<Lineage>,
+    /// Who hears of its end: monitors and linked tasks.
+    watchers: Vec<Watcher>,
     /// Its log span (disabled when nobody logs): what is said of it after
     /// it ended is said in it.
     span: tracing::Span,
@@ -229,6 +255,8 @@ pub(crate) struct Core {
     peers: Arc<[Arc<Remote>]>,
     /// Each app's limits, counts and statistics, shared by every shard.
     apps: Arc<Mutex<Apps>>,
+    /// Every shard's tasks by id: an entry leaving the table leaves it.
+    directory: Arc<Directory>,
     /// A buffer that socket reads fill before their bytes go to the guest.
     pub(crate) scratch: Vec<u8>,
     /// The task being polled.
@@ -285,10 +313,12 @@ impl Core {
         reactor: Reactor,
         peers: Arc<[Arc<Remote>]>,
         apps: Arc<Mutex<Apps>>,
+        directory: Arc<Directory>,
         time_slice: Duration,
     ) -> Self {
         Self {
             index,
+            directory,
             tasks: Slab::new(),
             run_queue: VecDeque::new(),
             batch: VecDeque::new(),
@@ -330,17 +360,19 @@ impl Core {
         }
     }
 
-    /// Adds a task under `key` (from [`Core::next_key`], with the app's
-    /// place reserved in [`Apps::reserve`]) that first runs in the next pass.
-    pub(crate) fn spawn(
-        &mut self,
-        cell: Arc<TaskCell>,
-        app: AppId,
-        entry: Arc<str>,
-        holder: Holder,
-        future: TaskFuture,
-        span: tracing::Span,
-    ) {
+    /// Adds `task` under its cell's key (from [`Core::next_key`], with the
+    /// app's place reserved in [`Apps::reserve`]); it first runs in the
+    /// next pass.
+    pub(crate) fn spawn(&mut self, task: NewTask) {
+        let NewTask {
+            cell,
+            app,
+            entry,
+            holder,
+            future,
+            lineage,
+            span,
+        } = task;
         let key = cell.key();
         debug_in!(span, { task = key.id, }, "task {} (`{entry}`) started", key.id);
         let woken = self.wake_stamp();
@@ -372,6 +404,8 @@ impl Core {
             hungry: false,
             app,
             share,
+            lineage,
+            watchers: Vec::new(),
             span,
         });
         self.live += 1;

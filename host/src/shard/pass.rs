@@ -73,6 +73,9 @@ impl Core {
 
     /// Moves the tasks woken through their wakers into the run queue.
     fn queue_woken(&mut self) {
+        for cell in self.reactor.remote().take_cancels() {
+            self.cancel_cell(cell);
+        }
         let mut woken = std::mem::take(&mut self.woken);
         self.reactor.remote().drain_woken(&mut woken);
         // More wakes than this shard's own timers made: some came from

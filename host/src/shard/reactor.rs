@@ -84,6 +84,10 @@ pub(crate) struct Remote {
     pub(crate) taken: AtomicU64,
     /// Its polls' wake latencies, as of its last pass.
     pub(crate) wake_latency: Histogram,
+    /// Tasks to cancel that another shard's task was linked to (see
+    /// `Core::cancel_cell`); `any_cancel` says whether there are any.
+    cancels: Mutex<Vec<Arc<TaskCell>>>,
+    any_cancel: AtomicBool,
 }
 
 impl Remote {
@@ -131,6 +135,22 @@ impl Remote {
     pub(crate) fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         let _ = self.waker.wake();
+    }
+
+    /// Asks the shard to cancel the task of `cell` (or pass the request on
+    /// to where it went).
+    pub(crate) fn request_cancel(&self, cell: Arc<TaskCell>) {
+        crate::shard::lock(&self.cancels).push(cell);
+        self.any_cancel.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    /// The cancels asked for since the last look.
+    pub(crate) fn take_cancels(&self) -> Vec<Arc<TaskCell>> {
+        if !self.any_cancel.swap(false, Ordering::SeqCst) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *crate::shard::lock(&self.cancels))
     }
 
     /// Asks the scheduler to list its live tasks on stderr.
@@ -283,6 +303,8 @@ impl Reactor {
             passes: AtomicU64::new(0),
             queued: AtomicUsize::new(0),
             wake_latency: Histogram::default(),
+            cancels: Mutex::default(),
+            any_cancel: AtomicBool::new(false),
             taken: AtomicU64::new(0),
         });
         let poller = Poller {

@@ -64,6 +64,61 @@ def join_timeout(_arg):
 
 
 @mtask.entry
+def watch(_arg):
+    failing = mtask.spawn("fails", "on purpose")
+    watch = mtask.monitor(failing.id)
+    try:
+        watch.wait(timeout=0.001)
+    except mtask.Timeout as e:
+        print(f"early: {e.message}")
+    ended = watch.wait()
+    print(f"monitor: {ended.kind}: {ended.message}")
+    try:
+        failing.join()
+    except mtask.TaskFailed as e:
+        print(f"join still sees it: {e.kind}")
+    fine = mtask.spawn("sleeper", 0.01)
+    print("a success:", mtask.monitor(fine.id).wait(), fine.join())
+    try:
+        mtask.monitor(mtask.current_id())
+    except mtask.MtaskError as e:
+        print(f"itself: {e.kind}")
+    again = mtask.spawn("fails", "again")
+    linked = mtask.spawn("linked", again.id)
+    try:
+        linked.join()
+    except mtask.TaskFailed as e:
+        print(f"linked: {e.kind}")
+    try:
+        again.join()
+    except mtask.TaskFailed as e:
+        print(f"its failure still joined: {e.kind}")
+    parent = mtask.spawn("tree", None)
+    grandchild = mtask.monitor(mtask.Queue.open("tree-ids", 1).get())
+    parent.cancel_tree()
+    print(f"cancel_tree: its child {grandchild.wait().kind}")
+
+
+@mtask.entry
+def fails(why: str):
+    mtask.sleep(0.01)
+    raise ValueError(why)
+
+
+@mtask.entry
+def linked(task_id: int):
+    mtask.link(task_id)
+    mtask.sleep(10)
+
+
+@mtask.entry
+def tree(_arg):
+    child = mtask.spawn("sleeper", 10)
+    mtask.Queue.open("tree-ids", 1).put(child.id)
+    mtask.sleep(10)
+
+
+@mtask.entry
 def sleeper(seconds: float) -> str:
     mtask.sleep(seconds)
     return f"slept {seconds} s"

@@ -378,6 +378,105 @@ fn stdin_ticker() {
     }
 }
 
+// WIT 0.1.3: a monitor tells how a task ended without taking its value.
+fn monitor_main() -> mtask::Result<()> {
+    let failing = mtask::spawn::<_, ()>("fail_later", &())?;
+    let watcher = mtask::spawn::<_, String>("watcher", &failing.id())?;
+    println!("watcher: {:?}", watcher.join());
+    println!("joined: {:?}", failing.join());
+    let slow = mtask::spawn::<_, u64>("napper", &50u64)?;
+    let watch = mtask::monitor(slow.id())?;
+    println!(
+        "early: {:?}",
+        watch.wait_timeout(ms(5)).map_err(|e| e.to_string())
+    );
+    println!("later: {:?}, again: {:?}", watch.wait(), watch.wait());
+    println!("joined: {:?}", slow.join());
+    // Ended, its result still held: watched all the same; taken: gone.
+    let done = mtask::spawn::<_, u64>("napper", &0u64)?;
+    mtask::sleep(ms(5));
+    println!("ended: {:?}", mtask::monitor(done.id())?.wait());
+    let id = done.id();
+    done.join()?;
+    println!("taken: {}", mtask::monitor(id).err().unwrap());
+    println!(
+        "self: {}",
+        mtask::monitor(mtask::current_id()).err().unwrap()
+    );
+    Ok(())
+}
+
+fn watcher(id: u64) -> mtask::Result<String> {
+    Ok(format!("{:?}", mtask::monitor(id)?.wait()))
+}
+
+// WIT 0.1.3: a task linked to one that fails is cancelled.
+fn link_main() -> mtask::Result<()> {
+    let failing = mtask::spawn::<_, ()>("fail_later", &())?;
+    let linked = mtask::spawn::<_, String>("linked_sleeper", &(failing.id(), 10_000u64))?;
+    println!("linked to a failure: {:?}", linked.join());
+    let _ = failing.join();
+    let fine = mtask::spawn::<_, u64>("napper", &5u64)?;
+    let calm = mtask::spawn::<_, String>("linked_sleeper", &(fine.id(), 20u64))?;
+    println!("linked to a success: {:?}", calm.join());
+    let _ = fine.join();
+    let failed = mtask::spawn::<_, ()>("fail_later", &())?;
+    mtask::sleep(ms(20));
+    let late = mtask::spawn::<_, String>("linked_sleeper", &(failed.id(), 10_000u64))?;
+    println!("linked to a failed one: {:?}", late.join());
+    let _ = failed.join();
+    println!("unknown: {}", mtask::link(u64::MAX).err().unwrap());
+    Ok(())
+}
+
+fn linked_sleeper((id, millis): (u64, u64)) -> mtask::Result<String> {
+    mtask::link(id)?;
+    mtask::sleep(ms(millis));
+    Ok("slept".into())
+}
+
+// WIT 0.1.3: `cancel` leaves a child's children running; `cancel_tree`
+// ends them too.
+fn tree_main() -> mtask::Result<()> {
+    let ids = mtask::Queue::<u64>::open("tree-ids", 1)?;
+    let child = mtask::spawn::<_, ()>("tree_parent", &())?;
+    let grandchild = mtask::monitor(ids.get()?)?;
+    child.cancel();
+    println!("cancel: {:?}", child.join());
+    let waited = grandchild.wait_timeout(ms(50)).map_err(|e| e.to_string());
+    println!("its child, 50 ms on: {waited:?}");
+    println!("its child, at its end: {:?}", grandchild.wait());
+    let child = mtask::spawn::<_, ()>("tree_parent", &())?;
+    let grandchild = mtask::monitor(ids.get()?)?;
+    child.cancel_tree();
+    println!("cancel_tree: {:?}", child.join());
+    println!("its child: {:?}", grandchild.wait_timeout(ms(50)));
+    Ok(())
+}
+
+/// Starts a napper of 300 ms, says its id, and sleeps on.
+fn tree_parent() -> mtask::Result<()> {
+    let napper = mtask::spawn::<_, u64>("napper", &300u64)?;
+    mtask::Queue::<u64>::open("tree-ids", 1)?.put(&napper.id())?;
+    mtask::sleep(ms(10_000));
+    drop(napper);
+    Ok(())
+}
+
+// WIT 0.1.3: a task sees only its own app's tasks: of the first 100
+// ids, it can watch its child's alone (in `serve`, beside a tenant doing
+// the same).
+fn probe_main() -> mtask::Result<()> {
+    let child = mtask::spawn::<_, u64>("napper", &500u64)?;
+    mtask::sleep(ms(100));
+    let found: Vec<u64> = (1..100).filter(|&id| mtask::monitor(id).is_ok()).collect();
+    let linkable: Vec<u64> = (1..100).filter(|&id| mtask::link(id).is_ok()).collect();
+    let own = found == [child.id()] && linkable == found;
+    println!("only its own child: {own}");
+    child.join()?;
+    Ok(())
+}
+
 mtask::entries!(
     read_stdin,
     count_stdin,
@@ -416,5 +515,12 @@ mtask::entries!(
     typed_square,
     typed_greet,
     typed_printer,
-    flaky_main
+    flaky_main,
+    probe_main,
+    monitor_main,
+    watcher,
+    link_main,
+    linked_sleeper,
+    tree_main,
+    tree_parent
 );
