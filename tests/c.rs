@@ -78,6 +78,27 @@ fn c_join_times_out_then_cancel_ends_the_child() {
 }
 
 #[test]
+fn c_monitors_links_and_cancel_tree() {
+    let run = run("c_conformance", "watch");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "monitor: ok",
+            "wait: task `#2` failed: deep (failed)",
+            "wait again: task `#2` failed: deep (failed)",
+            "closed: invalid: the monitor was closed (invalid)",
+            "join: task `inner` failed: deep (failed)",
+            "taken: invalid: this app has no task 2 now (never started, or ended and its result taken) (invalid)",
+            "linked: task `linked` was cancelled (task cancelled)",
+            "link to itself: invalid: a task cannot watch itself (invalid)",
+            "cancel_tree: task `tree` was cancelled (task cancelled)",
+            "its child: task `#6` was cancelled (task cancelled)",
+        ]
+    );
+}
+
+#[test]
 fn c_traps_reach_the_parent_with_their_message() {
     let run = run("c_conformance", "traps");
     assert_eq!(run.code, 0, "{}", run.stderr);

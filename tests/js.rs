@@ -99,6 +99,27 @@ fn a_js_component_is_compiled_once_then_starts_from_the_cache() {
 }
 
 #[test]
+fn js_monitors_links_and_cancel_tree() {
+    let mut cmd = host();
+    cmd.args(["run", "--entry", "watch"])
+        .arg(js_guest("conformance"));
+    let run: support::Run = support::output_within_deadline(&mut cmd).into();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            "early: Timeout timeout",
+            "monitor: failed: on purpose",
+            "join still sees it: TaskFailed failed",
+            "a success: null",
+            "itself: MtaskError invalid",
+            "linked: TaskFailed cancelled",
+            "cancelTree: its child cancelled",
+        ]
+    );
+}
+
+#[test]
 fn js_queues_timeouts_udp_and_typed_errors_behave_as_in_the_other_sdks() {
     let run = run(
         "conformance",

@@ -430,6 +430,53 @@ uint64_t mtask_task_id(const mtask_task *task) {
     return task->handle ? mtask_task_tasks_method_task_id(borrow_task(task)) : 0;
 }
 
+void mtask_cancel_tree(mtask_task *task) {
+    if (task->handle)
+        mtask_task_tasks_method_task_cancel_tree(borrow_task(task));
+}
+
+/* Monitors and links ------------------------------------------------------------ */
+
+int mtask_monitor_open(uint64_t id, mtask_monitor *monitor) {
+    monitor->handle = 0;
+    monitor->id = id;
+    mtask_task_tasks_own_task_monitor_t own;
+    mtask_task_tasks_error_t err;
+    if (!mtask_task_tasks_monitor(id, &own, &err))
+        return from_error(&err);
+    monitor->handle = own.__handle;
+    return MTASK_OK;
+}
+
+int mtask_monitor_wait(mtask_monitor *monitor, int64_t timeout) {
+    if (!monitor->handle)
+        return set_error(MTASK_INVALID, "invalid: the monitor was closed");
+    mtask_task_tasks_borrow_task_monitor_t b = {monitor->handle};
+    uint64_t storage;
+    mtask_task_tasks_result_void_task_error_t end;
+    mtask_task_tasks_error_t err;
+    if (!mtask_task_tasks_method_task_monitor_wait(b, timeout_arg(timeout, &storage), &end, &err))
+        return from_timed_error("mtask_monitor_wait", timeout, &err);
+    if (!end.is_err)
+        return MTASK_OK;
+    char name[32];
+    snprintf(name, sizeof name, "#%llu", (unsigned long long)monitor->id);
+    return from_task_error(name, &end.val.err);
+}
+
+void mtask_monitor_close(mtask_monitor *monitor) {
+    if (monitor->handle) {
+        mtask_task_tasks_own_task_monitor_t own = {monitor->handle};
+        mtask_task_tasks_task_monitor_drop_own(own);
+        monitor->handle = 0;
+    }
+}
+
+int mtask_link(uint64_t id) {
+    mtask_task_tasks_error_t err;
+    return mtask_task_tasks_link(id, &err) ? MTASK_OK : from_error(&err);
+}
+
 /* Handles ---------------------------------------------------------------------- */
 
 /* The kinds of handle a task can give, as the WIT `handle` variant tags them. */

@@ -201,6 +201,40 @@ void mtask_detach(mtask_task *task);
 /* The child's task id. */
 uint64_t mtask_task_id(const mtask_task *task);
 
+/* Like mtask_cancel, and ends every task the child started that has not
+ * ended, and every task those started, down the tree (WIT 0.1.3).
+ * mtask_cancel leaves them running, detached. */
+void mtask_cancel_tree(mtask_task *task);
+
+/* Monitors and links (WIT 0.1.3) ------------------------------------------ */
+
+/* A watch on another task's end, from mtask_monitor_open. */
+typedef struct mtask_monitor {
+    int32_t handle; /* the host's handle; 0 once closed */
+    uint64_t id;    /* the watched task's id */
+} mtask_monitor;
+
+/* Watches the task `id` of this app: one that runs, or one that ended whose
+ * result nobody has taken yet. MTASK_INVALID if the app has no such task
+ * now, or it is this task. */
+int mtask_monitor_open(uint64_t id, mtask_monitor *monitor);
+
+/* Waits until the watched task has ended and says how: MTASK_OK if its
+ * entry returned a value (which goes to whoever joins it), else
+ * MTASK_FAILED, MTASK_TRAPPED, MTASK_TASK_CANCELLED or MTASK_TASK_LIMIT,
+ * with mtask_error() saying why. MTASK_TIMEOUT: not ended by then (the
+ * watch goes on). Can be asked again. */
+int mtask_monitor_wait(mtask_monitor *monitor, int64_t timeout);
+
+/* Stops the watch. */
+void mtask_monitor_close(mtask_monitor *monitor);
+
+/* Links this task to the task `id` of this app: if that one fails
+ * (cancelled included), this one is cancelled. One way; linking to a task
+ * that failed already cancels this one at its next wait. MTASK_INVALID as
+ * for mtask_monitor_open. */
+int mtask_link(uint64_t id);
+
 /* Handles -------------------------------------------------------------------- */
 
 /* A queue or socket on its way to a child task (see mtask_spawn_with). */

@@ -215,14 +215,58 @@ export class Task {
     return value;
   }
 
-  /** Ends the child if it has not ended. */
+  /** Ends the child if it has not ended. The tasks it started run on
+   * (detached); `cancelTree` ends them too. */
   cancel() {
     this.handle.cancel();
+  }
+
+  /** Like `cancel`, and ends every task the child started that has not
+   * ended, and every task those started, down the tree. */
+  cancelTree() {
+    this.handle.cancelTree();
   }
 
   toWit() {
     return { tag: 'task', val: this.handle };
   }
+}
+
+/** A watch on another task's end, from `monitor`. */
+export class TaskMonitor {
+  constructor(handle) {
+    this.handle = handle;
+  }
+
+  /** The watched task's id. */
+  get id() {
+    return this.handle.id();
+  }
+
+  /** Waits until the task has ended and says how: `null` if its entry
+   * returned a value (which goes to whoever joins it), else a
+   * `TaskFailed` (returned, not thrown). Throws `Timeout` if it has not
+   * ended by then (the watch goes on). Can be asked again. */
+  wait(timeout = null) {
+    const ended = timed('TaskMonitor.wait', timeout, () => this.handle.wait(nanos(timeout)));
+    return ended.tag === 'err' ? new TaskFailed(`#${this.id}`, ended.val.tag, ended.val.val ?? '') : null;
+  }
+}
+
+/** Watches the task `id` of this app: one that runs,
+ * or one that ended whose result nobody has taken yet. Throws
+ * `MtaskError('invalid')` if the app has no such task now, or it is this
+ * task. */
+export function monitor(id) {
+  return new TaskMonitor(host(tasks.monitor, Number(id)));
+}
+
+/** Links this task to the task `id` of this app: if that one fails
+ * (cancelled included), this one is cancelled. One way; linking to a task
+ * that failed already cancels this one at its next wait. Throws
+ * `MtaskError('invalid')` as `monitor` does. */
+export function link(id) {
+  host(tasks.link, Number(id));
 }
 
 /** Starts a child task running `entry(arg)`; `handles` (queues, sockets,

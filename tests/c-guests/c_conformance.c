@@ -326,7 +326,72 @@ static int anywhere(mtask_bytes arg, mtask_bytes *result) {
     return MTASK_OK;
 }
 
-MTASK_ENTRIES({"detached", detached}, {"late_printer", late_printer}, {"half_close", half_close},
+/* WIT 0.1.3: monitors, links and cancel_tree. -------------------------------- */
+
+/* Links itself to the task whose id is `arg`, then sleeps 10 s. */
+static int linked(mtask_bytes arg, mtask_bytes *result) {
+    (void)result;
+    int status = mtask_link(strtoull(mtask_cstr(arg), NULL, 10));
+    if (status != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    mtask_sleep(MTASK_MS(10000));
+    return MTASK_OK;
+}
+
+/* Starts a sleeper of 10 s, says its id on the queue `tree-ids`, sleeps on. */
+static int tree(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_task child;
+    mtask_queue ids;
+    if (mtask_spawn("sleeper", mtask_str("10000"), &child) != MTASK_OK ||
+        mtask_queue_open("tree-ids", 1, &ids) != MTASK_OK)
+        return mtask_fail("%s", mtask_error());
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)mtask_task_id(&child));
+    mtask_queue_put(&ids, mtask_str(id), MTASK_FOREVER);
+    mtask_sleep(MTASK_MS(10000));
+    return MTASK_OK;
+}
+
+static int watch(mtask_bytes arg, mtask_bytes *result) {
+    (void)arg, (void)result;
+    mtask_task failing;
+    mtask_spawn("inner", mtask_str(""), &failing);
+    uint64_t id = mtask_task_id(&failing);
+    mtask_monitor monitor;
+    show("monitor", mtask_monitor_open(id, &monitor));
+    show("wait", mtask_monitor_wait(&monitor, MTASK_FOREVER));
+    show("wait again", mtask_monitor_wait(&monitor, MTASK_MS(1)));
+    mtask_monitor_close(&monitor);
+    show("closed", mtask_monitor_wait(&monitor, MTASK_FOREVER));
+    show("join", mtask_join(&failing, MTASK_FOREVER, NULL));
+    show("taken", mtask_monitor_open(id, &monitor));
+    mtask_task again, linker;
+    mtask_spawn("inner", mtask_str(""), &again);
+    char text[24];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)mtask_task_id(&again));
+    mtask_spawn("linked", mtask_str(text), &linker);
+    show("linked", mtask_join(&linker, MTASK_FOREVER, NULL));
+    mtask_join(&again, MTASK_FOREVER, NULL);
+    show("link to itself", mtask_link(mtask_current_id()));
+    mtask_task parent;
+    mtask_queue ids;
+    mtask_queue_open("tree-ids", 1, &ids);
+    mtask_spawn("tree", mtask_str(""), &parent);
+    mtask_bytes item;
+    mtask_queue_get(&ids, MTASK_FOREVER, &item);
+    mtask_monitor grandchild;
+    mtask_monitor_open(strtoull(mtask_cstr(item), NULL, 10), &grandchild);
+    mtask_bytes_free(&item);
+    mtask_cancel_tree(&parent);
+    show("cancel_tree", mtask_join(&parent, MTASK_FOREVER, NULL));
+    show("its child", mtask_monitor_wait(&grandchild, MTASK_MS(50)));
+    mtask_monitor_close(&grandchild);
+    return MTASK_OK;
+}
+
+MTASK_ENTRIES({"watch", watch}, {"linked", linked}, {"tree", tree},
+              {"detached", detached}, {"late_printer", late_printer}, {"half_close", half_close},
               {"anywhere", anywhere}, {"where", where},
               {"libc_sleep", libc_sleep}, {"libc_napper", libc_napper}, {"handover", handover}, {"taker", taker}, {"sockets", sockets},
               {"values", values}, {"timeouts", timeouts}, {"traps", traps}, {"chain", chain},

@@ -4,7 +4,8 @@
 // (the `denied` entry runs without them).
 
 import {
-  MtaskError, Queue, TaskFailed, UdpSocket, entry, fromUtf8, sleep, spawn, takeHandles,
+  MtaskError, Queue, TaskFailed, UdpSocket, currentId, entry, fromUtf8, link, monitor, sleep,
+  spawn, takeHandles,
 } from './mtask.js';
 export { entries, entryTypes, run, runJson } from './mtask.js';
 
@@ -76,6 +77,45 @@ entry(function producer(n) {
   const [queue] = takeHandles();
   sleep(0.01);
   queue.put(n * 2);
+});
+
+// WIT 0.1.3: monitors, links and cancelTree.
+entry(function watch() {
+  const failing = spawn('failsSoon');
+  const watched = monitor(failing.id);
+  console.log(`early: ${thrown(() => watched.wait(0.001))[0]}`);
+  const ended = watched.wait();
+  console.log(`monitor: ${ended.kind}: ${ended.reason}`);
+  console.log(`join still sees it: ${thrown(() => failing.join())[0]}`);
+  const fine = spawn('sleeper', 0.01);
+  console.log(`a success: ${monitor(fine.id).wait()}`);
+  fine.join();
+  console.log(`itself: ${thrown(() => monitor(currentId()))[0]}`);
+  const again = spawn('fails');
+  const linker = spawn('linked', again.id);
+  console.log(`linked: ${thrown(() => linker.join())[0]}`);
+  thrown(() => again.join());
+  const parent = spawn('tree');
+  const grandchild = monitor(Queue.open('tree-ids', 1).get());
+  parent.cancelTree();
+  console.log(`cancelTree: its child ${grandchild.wait().kind}`);
+  thrown(() => parent.join());
+});
+
+entry(function failsSoon() {
+  sleep(0.01);
+  throw new Error('on purpose');
+});
+
+entry(function linked(id) {
+  link(id);
+  sleep(10);
+});
+
+entry(function tree() {
+  const child = spawn('sleeper', 10);
+  Queue.open('tree-ids', 1).put(child.id);
+  sleep(10);
 });
 
 entry(function sleeper(seconds) {
