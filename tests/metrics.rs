@@ -175,7 +175,12 @@ max_queue_bytes = "64KiB"
             )) == Some(&1.0)
             && s.get(&key("mtask_queue_bytes", r#"tenant="queued""#)) > Some(&60000.0)
     });
-    let get = |labels: &str, name: &str| samples[&key(name, labels)];
+    let get = |labels: &str, name: &str| {
+        let k = key(name, labels);
+        *samples
+            .get(&k)
+            .unwrap_or_else(|| panic!("no {k} in {samples:#?}"))
+    };
     assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_started_total"), 6.0);
     assert_eq!(get(r#"tenant="printer""#, "mtask_restarts_total"), 1.0);
     assert_eq!(get(r#"tenant="echo""#, "mtask_restarts_total"), 0.0);
@@ -187,6 +192,9 @@ max_queue_bytes = "64KiB"
     assert_eq!(get(r#"tenant="printer""#, "mtask_queue_bytes"), 0.0);
     // Empty items up to the tenant's 64 KiB, which it then holds.
     assert!(get(r#"tenant="queued""#, "mtask_queue_bytes") <= 65536.0);
+    let items = get(r#"tenant="queued""#, "mtask_queue_items");
+    assert!((100.0..65536.0).contains(&items), "{items}");
+    assert_eq!(get(r#"tenant="echo""#, "mtask_queue_items"), 0.0);
     assert!(get("", "mtask_scheduler_passes_total") > 0.0);
     assert_eq!(get("", "mtask_run_queue_tasks"), 0.0);
     assert_eq!(get(r#"tenant="printer""#, "mtask_tasks_live"), 0.0);

@@ -42,6 +42,8 @@ pub struct AppStats {
     pub cpu: std::time::Duration,
     /// Bytes its queues hold now (items, and the items of waiting putters).
     pub queue_bytes: u64,
+    /// Items its queues hold now.
+    pub queue_items: u64,
 }
 
 /// How a task ended, for [`Apps::ended`].

@@ -299,7 +299,9 @@ impl Shards {
         for shard in self.all() {
             stats.cpu += shard.core().live_cpu(app);
         }
-        stats.queue_bytes = self.queues().bytes_of(app) as u64;
+        let queues = self.queues();
+        stats.queue_bytes = queues.bytes_of(app) as u64;
+        stats.queue_items = queues.items_of(app) as u64;
         stats
     }
 

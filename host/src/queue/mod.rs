@@ -196,6 +196,13 @@ impl Queues {
         self.bytes.get(&app).copied().unwrap_or(0)
     }
 
+    /// Items `app`'s queues hold now (not those of waiting putters): a
+    /// look at every queue, for `/metrics`.
+    pub(crate) fn items_of(&self, app: AppId) -> usize {
+        let queues = self.queues.iter().filter(|(_, q)| q.app == app);
+        queues.map(|(_, q)| q.items.len()).sum()
+    }
+
     /// Caps the bytes `app`'s queues may hold.
     pub(crate) fn set_max_bytes(&mut self, app: AppId, max: usize) {
         self.app_max_bytes.insert(app, max);

@@ -58,6 +58,8 @@ struct Metrics {
     cpu: Family<TenantLabel, Counter<f64, AtomicU64>>,
     /// Bytes held in queues now, per tenant.
     queue_bytes: Family<TenantLabel, Gauge>,
+    /// Items held in queues now, per tenant.
+    queue_items: Family<TenantLabel, Gauge>,
     /// Scheduler passes begun, over every shard.
     passes: Counter,
     /// Tasks queued for their shard's next pass.
@@ -90,7 +92,8 @@ impl Metrics {
         let ended = Family::<EndedLabel, Counter>::default();
         let restarts = Family::<TenantLabel, Counter>::default();
         let cpu = Family::<TenantLabel, Counter<f64, AtomicU64>>::default();
-        let queue_bytes = Family::<TenantLabel, Gauge>::default();
+        let [queue_bytes, queue_items] =
+            std::array::from_fn(|_| Family::<TenantLabel, Gauge>::default());
         let (passes, queued) = (Counter::default(), Gauge::default());
         let [live, sockets, memory, peak_memory] =
             std::array::from_fn(|_| Family::<TenantLabel, Gauge>::default());
@@ -115,6 +118,11 @@ impl Metrics {
             "queue_bytes",
             "Bytes the queues hold now (items, and those of waiting putters)",
             queue_bytes.clone(),
+        );
+        registry.register(
+            "queue_items",
+            "Items the queues hold now",
+            queue_items.clone(),
         );
         registry.register(
             "scheduler_passes",
@@ -176,6 +184,7 @@ impl Metrics {
             restarts,
             cpu,
             queue_bytes,
+            queue_items,
             passes,
             queued,
             live,
@@ -221,6 +230,7 @@ impl Metrics {
             gauge(&self.memory, s.memory);
             gauge(&self.peak_memory, s.peak_memory);
             gauge(&self.queue_bytes, s.queue_bytes);
+            gauge(&self.queue_items, s.queue_items);
         }
         catch_up(&self.passes, self.stats.passes());
         self.queued.set(saturate(self.stats.queued_tasks() as u64));
