@@ -11,7 +11,7 @@ use std::path::Path;
 use serde_json::Value;
 use support::{by_label, guest, host, output_within_deadline, tenants_file};
 
-/// Three tenants that print, restart, go over a limit and are denied.
+/// Tenants that print, restart, go over their limits and are denied.
 fn tenants() -> std::path::PathBuf {
     tenants_file(
         "logs",
@@ -29,6 +29,19 @@ name = "spinner"
 app = "{hostile}"
 entry = "spin"
 cpu_budget = "50ms"
+
+[[tenant]]
+name = "sockets"
+app = "{hostile}"
+entry = "socket_bomb_main"
+listen = ["127.0.0.1:*"]
+max_sockets = 3
+
+[[tenant]]
+name = "queue"
+app = "{hostile}"
+entry = "huge_item_main"
+max_queue_bytes = "1MiB"
 
 [[tenant]]
 name = "net"
@@ -174,6 +187,19 @@ fn json_logs_carry_each_tenant_s_lines_and_events_in_their_spans() {
     assert_eq!(limit["tenant"], "spinner");
     assert_eq!(limit["outcome"], "limit");
     assert_eq!(ended.values().filter(|(t, _)| t == "spinner").count(), 1);
+    // Each limit reached, a debug event in the task that reached it.
+    let limits: Vec<(String, &str)> = host
+        .iter()
+        .filter(|e| e["target"] == "mtask::limit")
+        .map(|e| (place(e).0, message(e)))
+        .collect();
+    assert_eq!(limits.len(), 2, "{limits:?}");
+    assert!(limits.contains(&(
+        "sockets".into(),
+        "limit reached: the app may have at most 3 sockets open"
+    )));
+    assert!(limits.iter().any(|(tenant, text)| tenant == "queue"
+        && text.starts_with("limit reached: the app's queues may hold at most 1048576 bytes")));
     // Each refused address, a debug event in the task that asked.
     let denied: Vec<&Value> = host
         .iter()

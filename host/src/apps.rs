@@ -46,6 +46,13 @@ pub struct AppStats {
     pub queue_items: u64,
 }
 
+/// Logs that `app` was refused something for a limit: a debug event
+/// (target `mtask::limit`), as a guest decides how many there are; in the
+/// task's span when it asked in a host call.
+pub(crate) fn limit_reached(app: AppId, why: &str) {
+    tracing::debug!(target: "mtask::limit", app, "limit reached: {why}");
+}
+
 /// How a task ended, for [`Apps::ended`].
 #[derive(Clone, Copy)]
 pub(crate) struct Ended {
@@ -184,6 +191,11 @@ impl Apps {
     /// alive as allowed. Check and count are one step, so that shards
     /// spawning at once cannot both take the last place.
     pub(crate) fn reserve(&mut self, app: AppId) -> Result<(), String> {
+        self.reserve_inner(app)
+            .inspect_err(|why| limit_reached(app, why))
+    }
+
+    fn reserve_inner(&mut self, app: AppId) -> Result<(), String> {
         let app = self.record_of(app);
         // The app's own limit first: in `serve` the pool is the sum of the
         // apps' limits, so only an embedder's apps can reach the host's.
@@ -341,7 +353,9 @@ impl Apps {
         let max = self.limits(app).max_sockets;
         let record = self.apps.entry(app).or_default();
         if record.sockets >= max {
-            return Err(format!("the app may have at most {max} sockets open"));
+            let why = format!("the app may have at most {max} sockets open");
+            limit_reached(app, &why);
+            return Err(why);
         }
         record.sockets += 1;
         Ok(())

@@ -12,9 +12,11 @@
 //!
 //! `RUST_LOG` defaults to `mtask=info`: every message the host printed
 //! before it logged through `tracing`, and nothing from the crates it uses
-//! (a `RUST_LOG` that names no target, `RUST_LOG=debug`, shows theirs too). Per-task starts and ends and each refused
-//! address are `debug` events: a guest decides how many of those there
-//! are, so a host shows them only when asked (`RUST_LOG=mtask=debug`).
+//! (a `RUST_LOG` that names no target, `RUST_LOG=debug`, shows theirs
+//! too). Per-task starts and ends, each refused address (target
+//! `mtask::denied`) and each limit reached (`mtask::limit`) are `debug`
+//! events: a guest decides how many of those there are, so a host shows
+//! them only when asked (`RUST_LOG=mtask=debug`).
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Metadata, Subscriber};

@@ -147,10 +147,12 @@ impl Queues {
             .unwrap_or(self.max_bytes);
         let held = self.bytes.entry(app).or_default();
         if held.saturating_add(n) > max {
-            return Err(Error::Limit(format!(
+            let why = format!(
                 "the app's queues may hold at most {max} bytes ({} held, {n} more asked)",
                 *held
-            )));
+            );
+            crate::apps::limit_reached(app, &why);
+            return Err(Error::Limit(why));
         }
         *held += n;
         Ok(())
