@@ -223,3 +223,23 @@ fn cancel_leaves_a_childs_children_running_and_cancel_tree_ends_them() {
         );
     }
 }
+
+#[test]
+fn a_chain_of_20000_links_is_cancelled_whole_and_the_host_lives() {
+    // One thread: the chain is on one shard, where a recursive cancel
+    // would overflow the thread's stack (it did, before `tell` looped).
+    let run = support::run_guest(
+        "conformance",
+        "link_chain_main",
+        &["--threads", "1", "--arg", "20000"],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.lines(),
+        [
+            r#"head: Err("task `fail_on_go` failed: the head fails")"#,
+            "cancelled: 20000 of 20000",
+        ]
+    );
+}

@@ -28,6 +28,8 @@ pub(crate) struct TaskCell {
     id: u64,
     /// Its shard (high 16 bits) and slot (low 48 bits).
     place: std::sync::atomic::AtomicU64,
+    /// The task has ended (its watchers may drop it).
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl TaskCell {
@@ -36,7 +38,18 @@ impl TaskCell {
         Self {
             id: key.id,
             place: std::sync::atomic::AtomicU64::new(pack(key)),
+            ended: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Records that the task ended.
+    pub(crate) fn mark_ended(&self) {
+        self.ended.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the task has ended.
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Where the task is now.

@@ -68,10 +68,10 @@ pub(crate) struct Tally {
 impl Tally {
     /// Counts one poll that began `latency` after its task was woken.
     pub(crate) fn record(&mut self, latency: Duration) {
-        let micros = latency.as_micros();
+        let nanos = latency.as_nanos();
         let bucket = BOUNDS_MICROS
             .iter()
-            .position(|&b| micros <= u128::from(b))
+            .position(|&b| nanos <= u128::from(b) * 1000)
             .unwrap_or(BOUNDS_MICROS.len());
         self.counts[bucket] += 1;
         self.sum_nanos = self

@@ -66,73 +66,73 @@ pub(crate) enum Watcher {
 }
 
 impl Watcher {
-    /// Whether it can still hear anything (a dropped monitor cannot).
+    /// Whether it can still hear anything (a dropped monitor, an ended
+    /// linked task cannot).
     fn alive(&self) -> bool {
         match self {
             Watcher::Monitor(watch) => watch.strong_count() > 0,
-            Watcher::Link(_) => true,
+            Watcher::Link(cell) => !cell.has_ended(),
         }
     }
 
-    /// The same watch as `other` (a task linked twice is one link).
-    fn same(&self, other: &Watcher) -> bool {
-        match (self, other) {
-            (Watcher::Link(a), Watcher::Link(b)) => Arc::ptr_eq(a, b),
-            (Watcher::Monitor(a), Watcher::Monitor(b)) => a.ptr_eq(b),
-            _ => false,
+    /// What it points at, to find the same watch twice.
+    fn addr(&self) -> usize {
+        match self {
+            Watcher::Monitor(watch) => watch.as_ptr() as usize,
+            Watcher::Link(cell) => Arc::as_ptr(cell) as usize,
         }
     }
 }
 
-/// Adds `watcher` to `watchers`, first dropping the dropped monitors when
-/// the list doubles, so that a task watched and unwatched again and again
-/// keeps only the live watches.
+/// Adds `watcher` to `watchers`. Each time the list reaches a power of two
+/// (from 8), the watches that can hear nothing more are dropped and a
+/// watch there twice (a task that linked twice) is kept once: so a task
+/// watched by many short-lived tasks, or linked to again and again, keeps
+/// at most about twice its live watches, at an amortized O(log n) a watch.
 pub(crate) fn add_watcher(watchers: &mut Vec<Watcher>, watcher: Watcher) {
-    if watchers.iter().any(|w| w.same(&watcher)) {
-        return;
-    }
     if watchers.len() >= 8 && watchers.len().is_power_of_two() {
         watchers.retain(Watcher::alive);
+        watchers.sort_by_key(Watcher::addr);
+        watchers.dedup_by_key(|w| w.addr());
     }
     watchers.push(watcher);
 }
 
-/// Who started a task, and who started that one, up to a task the
-/// embedder added: kept while any task below needs it.
+/// The most generations a lineage names: `cancel-tree` reaches the tasks
+/// at most this many spawns below the one cancelled.
+pub(crate) const MAX_GENERATIONS: usize = 64;
+
+/// A task's id and its ancestors' (its parent first, then that one's, up
+/// to [`MAX_GENERATIONS`]): who started whom, for `cancel-tree`. A copy,
+/// not a chain, so that no ended task's record outlives it: a task that
+/// starts its successor and ends, a million times over, holds nothing of
+/// the million.
+#[derive(Clone)]
 pub(crate) struct Lineage {
-    /// The task's id.
-    pub(crate) id: u64,
-    /// Its parent's lineage; `None` for a task the embedder added (or a
-    /// remote spawn this host runs).
-    pub(crate) parent: Option<Arc<Lineage>>,
+    /// Its id, then its ancestors' ids, nearest first.
+    ids: Arc<[u64]>,
 }
 
 impl Lineage {
-    /// Whether the task `ancestor` started this one, or started one that
-    /// did, and so on.
-    pub(crate) fn descends_from(&self, ancestor: u64) -> bool {
-        let mut up = self.parent.as_deref();
-        while let Some(node) = up {
-            if node.id == ancestor {
-                return true;
-            }
-            up = node.parent.as_deref();
+    /// The lineage of a task nobody started (the embedder added it).
+    pub(crate) fn root(id: u64) -> Self {
+        Lineage {
+            ids: Arc::new([id]),
         }
-        false
     }
-}
 
-impl Drop for Lineage {
-    fn drop(&mut self) {
-        // Iteratively: a chain of a million tasks each started by the one
-        // before would overflow the stack dropped recursively.
-        let mut next = self.parent.take();
-        while let Some(node) = next {
-            next = match Arc::try_unwrap(node) {
-                Ok(mut node) => node.parent.take(),
-                Err(_) => None,
-            };
+    /// The lineage of task `id`, started by this one.
+    pub(crate) fn child(&self, id: u64) -> Self {
+        let ancestors = self.ids.iter().take(MAX_GENERATIONS).copied();
+        Lineage {
+            ids: std::iter::once(id).chain(ancestors).collect(),
         }
+    }
+
+    /// Whether the task `ancestor` started this one, or started one that
+    /// did, and so on (up to [`MAX_GENERATIONS`]).
+    pub(crate) fn descends_from(&self, ancestor: u64) -> bool {
+        self.ids[1..].contains(&ancestor)
     }
 }
 
@@ -181,30 +181,34 @@ impl Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(id: u64, parent: Option<&Arc<Lineage>>) -> Arc<Lineage> {
-        Arc::new(Lineage {
-            id,
-            parent: parent.cloned(),
-        })
-    }
+    use crate::ids::TaskKey;
 
     #[test]
-    fn a_lineage_knows_every_ancestor_and_drops_a_long_chain() {
-        let root = node(1, None);
-        let child = node(2, Some(&root));
-        let grandchild = node(3, Some(&child));
+    fn a_lineage_knows_its_ancestors_up_to_the_cap() {
+        let root = Lineage::root(1);
+        let child = root.child(2);
+        let grandchild = child.child(3);
         assert!(grandchild.descends_from(1) && grandchild.descends_from(2));
         assert!(!grandchild.descends_from(3) && !child.descends_from(3));
-        let mut tip = node(0, None);
-        for id in 1..1_000_000 {
-            tip = node(id, Some(&tip));
+        let mut tip = root.clone();
+        for id in 2..1000 {
+            tip = tip.child(id);
         }
-        drop(tip);
+        assert!(tip.descends_from(999 - MAX_GENERATIONS as u64));
+        assert!(!tip.descends_from(999 - MAX_GENERATIONS as u64 - 1));
+        assert_eq!(tip.ids.len(), MAX_GENERATIONS + 1);
+    }
+
+    fn cell(id: u64) -> Arc<TaskCell> {
+        Arc::new(TaskCell::new(TaskKey {
+            shard: 0,
+            slot: 0,
+            id,
+        }))
     }
 
     #[test]
-    fn dropped_monitors_are_pruned_and_links_are_not_doubled() {
+    fn dead_watches_are_pruned_and_a_link_twice_is_kept_once() {
         let mut watchers = Vec::new();
         let kept = Arc::new(Watch::default());
         add_watcher(&mut watchers, Watcher::Monitor(Arc::downgrade(&kept)));
@@ -213,19 +217,16 @@ mod tests {
             add_watcher(&mut watchers, Watcher::Monitor(Arc::downgrade(&gone)));
         }
         assert!(watchers.len() < 20, "{}", watchers.len());
-        assert!(
-            watchers
-                .iter()
-                .any(|w| matches!(w, Watcher::Monitor(m) if m.ptr_eq(&Arc::downgrade(&kept))))
-        );
-        let cell = Arc::new(TaskCell::new(crate::ids::TaskKey {
-            shard: 0,
-            slot: 0,
-            id: 9,
-        }));
-        let before = watchers.len();
-        add_watcher(&mut watchers, Watcher::Link(cell.clone()));
-        add_watcher(&mut watchers, Watcher::Link(cell));
-        assert_eq!(watchers.len(), before + 1);
+        // The same task linking again and again, and tasks that ended.
+        let linker = cell(9);
+        for id in 0..1000 {
+            add_watcher(&mut watchers, Watcher::Link(linker.clone()));
+            let ended = cell(100 + id);
+            ended.mark_ended();
+            add_watcher(&mut watchers, Watcher::Link(ended));
+        }
+        assert!(watchers.len() < 20, "{}", watchers.len());
+        let live = watchers.iter().filter(|w| w.alive()).count();
+        assert!(live >= 2, "the monitor kept and the live linker");
     }
 }

@@ -80,14 +80,25 @@ impl TaskState {
         };
         let root = local.task.key().id;
         let (app, shards) = (self.program.app(), &self.ctx()?.shards);
-        for shard in shards.all() {
-            // One shard's core at a time: its cancelled tasks' stores drop
-            // in its next pass, which the nudge brings on.
-            if shard.core().cancel_descendants(root, app) > 0 {
-                shard.remote.nudge();
+        // One shard's core at a time, until a sweep finds nothing new: a
+        // descendant polled on another thread meanwhile may have started
+        // a task on a shard already swept (it can start none once
+        // flagged), or a queued one may have moved to such a shard.
+        loop {
+            let mut found = 0;
+            for shard in shards.all() {
+                // Its cancelled tasks' stores drop in its next pass, which
+                // the nudge brings on.
+                let cancelled = shard.core().cancel_descendants(root, app);
+                if cancelled > 0 {
+                    shard.remote.nudge();
+                }
+                found += cancelled;
+            }
+            if found == 0 {
+                return Ok(());
             }
         }
-        Ok(())
     }
 }
 

@@ -31,6 +31,12 @@ impl Host for TaskState {
         }
         // The place first, so that a spawn refused leaves the handles
         // with the parent.
+        // A task cancelled while it runs (by a `cancel-tree` sweeping
+        // its shard) starts nothing more: its tree stays cancelled.
+        let me = self.ctx()?.me();
+        if self.ctx()?.core().being_cancelled(me) {
+            return Ok(Err(Error::Cancelled));
+        }
         let app = self.program.app();
         if let Err(limit) = shards.apps().reserve(app) {
             return Ok(Err(Error::Limit(limit)));

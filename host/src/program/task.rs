@@ -79,7 +79,7 @@ pub(crate) struct TaskState {
     pub(crate) spawn_key: Option<Arc<str>>,
     /// Who started it, and who started them; a placeholder (id 0) in the
     /// instance that lists entries.
-    pub(crate) lineage: Arc<Lineage>,
+    pub(crate) lineage: Lineage,
     /// Notes refused memory growth, to tell a memory limit from other traps.
     memory: MemoryWatch,
     /// Its open WASI sockets, counted in its app's socket limit.
@@ -200,10 +200,7 @@ impl TaskState {
             stdin: false,
             panic: None,
             spawn_key: None,
-            lineage: Arc::new(Lineage {
-                id: 0,
-                parent: None,
-            }),
+            lineage: Lineage::root(0),
             memory: MemoryWatch {
                 max: program.max_memory(),
                 refused: None,
@@ -259,7 +256,7 @@ pub(crate) struct Start {
     /// host is stopping).
     pub(crate) report: Option<oneshot::Sender<Outcome>>,
     /// The lineage of the task that started it; `None`: the embedder did.
-    pub(crate) parent: Option<Arc<Lineage>>,
+    pub(crate) parent: Option<Lineage>,
 }
 
 impl Start {
@@ -304,7 +301,10 @@ pub(crate) fn spawn(
         report,
         parent,
     } = start;
-    let lineage = Arc::new(Lineage { id, parent });
+    let lineage = match parent {
+        Some(parent) => parent.child(id),
+        None => Lineage::root(id),
+    };
     let state = TaskState {
         handover,
         lineage: lineage.clone(),

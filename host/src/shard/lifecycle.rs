@@ -61,8 +61,9 @@ impl Core {
             return;
         }
         let Some(future) = e.future.take() else {
-            // Being polled by this shard's thread while another shard's
-            // task cancels it: it ends as that poll returns.
+            // Being polled while it is cancelled (by another shard's task,
+            // or by itself: a link to a task that failed already): it ends
+            // as that poll returns.
             e.cancelled = true;
             return;
         };
@@ -98,6 +99,7 @@ impl Core {
         }
         let e = self.entry(key).expect("finishing a live task");
         let joiner = e.joiner.take();
+        e.cell.mark_ended();
         report_end(e, &outcome);
         let watchers = std::mem::take(&mut e.watchers);
         let how: End = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
@@ -123,9 +125,17 @@ impl Core {
                         watch.ended(how.clone());
                     }
                 }
-                Watcher::Link(cell) if how.is_err() => self.cancel_cell(cell),
+                Watcher::Link(cell) if how.is_err() => self.linked_doomed.push(cell),
                 Watcher::Link(_) => {}
             }
+        }
+        // Cancelling one ends it, which may find more: a loop here, not
+        // a recursion as deep as the chain a guest built.
+        if !std::mem::replace(&mut self.telling, true) {
+            while let Some(cell) = self.linked_doomed.pop() {
+                self.cancel_cell(cell);
+            }
+            self.telling = false;
         }
     }
 
@@ -139,6 +149,12 @@ impl Core {
         } else {
             self.peers[key.shard].request_cancel(cell);
         }
+    }
+
+    /// Whether `key` was cancelled while it runs (it ends when its poll
+    /// returns): what a spawn of it is refused for.
+    pub(crate) fn being_cancelled(&mut self, key: TaskKey) -> bool {
+        self.entry(key).is_some_and(|e| e.cancelled)
     }
 
     /// Removes the entry at `slot` from the table and the directory.
@@ -163,13 +179,16 @@ impl Core {
     }
 
     /// Cancels every task of `app` here that `ancestor` started, or that
-    /// one of those did, and so on; how many.
+    /// one of those did, and so on; how many were not cancelled already.
     pub(crate) fn cancel_descendants(&mut self, ancestor: u64, app: AppId) -> usize {
         let doomed: Vec<TaskKey> = self
             .tasks
             .iter()
             .filter(|(_, e)| {
-                e.app == app && e.outcome.is_none() && e.lineage.descends_from(ancestor)
+                e.app == app
+                    && e.outcome.is_none()
+                    && !e.cancelled
+                    && e.lineage.descends_from(ancestor)
             })
             .map(|(slot, e)| TaskKey {
                 shard: self.index,
@@ -234,7 +253,10 @@ impl Core {
     /// held: the host is going away.
     pub(crate) fn take_all_futures(&mut self) -> Vec<TaskFuture> {
         let mut all = self.take_doomed();
-        all.extend(self.tasks.drain().filter_map(|e| e.future));
+        for e in self.tasks.drain() {
+            self.directory.remove(e.id);
+            all.extend(e.future);
+        }
         self.run_queue.clear();
         self.reactor.clear_timers();
         all

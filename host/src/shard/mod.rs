@@ -171,7 +171,7 @@ pub(crate) struct NewTask {
     /// Its whole life.
     pub(crate) future: TaskFuture,
     /// Who started it.
-    pub(crate) lineage: Arc<Lineage>,
+    pub(crate) lineage: Lineage,
     /// Its log span.
     pub(crate) span: tracing::Span,
 }
@@ -200,8 +200,9 @@ struct Entry {
     holder: Holder,
     /// The task blocked joining this one (on this shard or another).
     joiner: Option<TaskKey>,
-    /// Cancelled by a task of another shard while this shard polled it:
-    /// it ends when the poll returns.
+    /// Cancelled while it was being polled (from another shard, or by
+    /// its own `link`): it ends when the poll returns, and starts nothing
+    /// more meanwhile.
     cancelled: bool,
     /// Time it has run so far, over all its polls.
     cpu: Duration,
@@ -222,7 +223,7 @@ struct Entry {
     /// Its app's weight in the shard's fair share (see `share`).
     share: u32,
     /// Who started it, and who started them (for `cancel-tree`).
-    lineage: Arc<Lineage>,
+    lineage: Lineage,
     /// Who hears of its end: monitors and linked tasks.
     watchers: Vec<Watcher>,
     /// Its log span (disabled when nobody logs): what is said of it after
@@ -305,6 +306,11 @@ pub(crate) struct Core {
     in_pass: bool,
     /// Wake latencies of this shard's polls, not yet published.
     latency: Tally,
+    /// Linked tasks to cancel, found by `tell`: taken one at a time by
+    /// the outermost end, so that a chain of links cannot recurse.
+    linked_doomed: Vec<Arc<TaskCell>>,
+    /// An end is cancelling `linked_doomed` now.
+    telling: bool,
 }
 
 impl Core {
@@ -347,6 +353,8 @@ impl Core {
             events_at: Instant::now(),
             in_pass: false,
             latency: Tally::default(),
+            linked_doomed: Vec::new(),
+            telling: false,
         }
     }
 
@@ -375,7 +383,9 @@ impl Core {
         } = task;
         let key = cell.key();
         debug_in!(span, { task = key.id, }, "task {} (`{entry}`) started", key.id);
-        let woken = self.wake_stamp();
+        // The clock, not a stamp: a spawn may come from another shard's
+        // task, whose poll this shard's clocks know nothing of.
+        let woken = Instant::now();
         let vacant = self.tasks.vacant_entry();
         assert_eq!(vacant.key(), key.slot, "spawned under a stale key");
         let waker = Waker::from(Arc::new(TaskWaker {

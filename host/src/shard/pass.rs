@@ -246,6 +246,12 @@ pub(crate) fn run_pass(
         }
     }
     core.end_pass(deferred);
+    // Ending the pass may have cancelled tasks (links fired by other
+    // shards): their stores drop now, not at a next pass that may be
+    // long in coming.
+    let doomed = core.take_doomed();
+    drop(core);
+    drop(doomed);
     Ok(())
 }
 

@@ -108,7 +108,7 @@ impl Remote {
 
     /// Whether a wake is waiting to be collected.
     pub(crate) fn has_pending_wakes(&self) -> bool {
-        self.has_woken()
+        self.has_woken() || self.any_cancel.load(Ordering::SeqCst)
     }
 
     /// Interrupts the poll if the scheduler sleeps (work was placed on it).

@@ -36,11 +36,17 @@ impl Core {
     /// Moves the tasks in `batch` of apps served too far ahead to the run
     /// queue, for a later pass.
     pub(super) fn hold_back_served(&mut self, batch: &mut VecDeque<TaskKey>) {
-        let app_of =
-            |core: &Core, key: &TaskKey| core.tasks.get(key.slot).map_or(AppId::MAX, |e| e.app);
+        // A key whose task ended (or whose slot was reused) is nobody's:
+        // it stays in the batch, which skips it, and counts for no app.
+        let app_of = |core: &Core, key: &TaskKey| {
+            let e = core.tasks.get(key.slot)?;
+            (e.id == key.id && e.future.is_some()).then_some(e.app)
+        };
         let mut apps: Vec<(AppId, u64)> = Vec::new();
         for key in batch.iter() {
-            let app = app_of(self, key);
+            let Some(app) = app_of(self, key) else {
+                continue;
+            };
             if !apps.iter().any(|(a, _)| *a == app) {
                 apps.push((app, self.served.get(&app).copied().unwrap_or(0)));
             }
@@ -68,7 +74,7 @@ impl Core {
         }
         let mut kept = VecDeque::with_capacity(batch.len());
         for key in batch.drain(..) {
-            if ahead.contains(&app_of(self, &key)) {
+            if app_of(self, &key).is_some_and(|app| ahead.contains(&app)) {
                 self.run_queue.push_back(key);
             } else {
                 kept.push_back(key);

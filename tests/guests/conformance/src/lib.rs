@@ -454,6 +454,54 @@ fn tree_main() -> mtask::Result<()> {
     Ok(())
 }
 
+// A chain of `n` tasks, each linked to the one before, the first of
+// which fails: every one is cancelled, one after another, and the host
+// goes on (a chain is a loop in the host, not a recursion).
+fn link_chain_main(n: u32) -> mtask::Result<()> {
+    let go = mtask::Queue::<()>::open("chain-go", 0)?;
+    let linked = mtask::Queue::<()>::open("chain-linked", 0)?;
+    let head = mtask::spawn::<_, ()>("fail_on_go", &())?;
+    let mut prev = head.id();
+    let mut chain = Vec::new();
+    for _ in 0..n {
+        let task = mtask::spawn::<_, String>("chain_link", &prev)?;
+        prev = task.id();
+        chain.push(task);
+    }
+    for _ in 0..n {
+        linked.get()?;
+    }
+    go.put(&())?;
+    let cancelled = chain
+        .into_iter()
+        .filter(|t| {
+            matches!(
+                t.join_timeout(ms(10_000)),
+                Err(mtask::Error::Task {
+                    error: mtask::TaskError::Cancelled,
+                    ..
+                })
+            )
+        })
+        .count();
+    println!("head: {:?}", head.join().map_err(|e| e.to_string()));
+    println!("cancelled: {cancelled} of {n}");
+    Ok(())
+}
+
+fn fail_on_go() -> Result<(), String> {
+    let go = mtask::Queue::<()>::open("chain-go", 0).map_err(|e| e.to_string())?;
+    go.get().map_err(|e| e.to_string())?;
+    Err("the head fails".into())
+}
+
+fn chain_link(prev: u64) -> mtask::Result<String> {
+    mtask::link(prev)?;
+    mtask::Queue::<()>::open("chain-linked", 0)?.put(&())?;
+    mtask::sleep(ms(60_000));
+    Ok("slept".into())
+}
+
 /// Starts a napper of 300 ms, says its id, and sleeps on.
 fn tree_parent() -> mtask::Result<()> {
     let napper = mtask::spawn::<_, u64>("napper", &300u64)?;
@@ -522,5 +570,8 @@ mtask::entries!(
     link_main,
     linked_sleeper,
     tree_main,
-    tree_parent
+    tree_parent,
+    link_chain_main,
+    fail_on_go,
+    chain_link
 );
