@@ -1,10 +1,11 @@
 //! How a task's end reaches whoever waits for it: join, cancel, release
 //! (a handle let go of), and the outcomes the embedder takes.
 
-use super::{Core, Entry, Holder, JoinState, TaskFuture, Wait, lock, report_end, report_unjoined};
+use super::{Core, Entry, Holder, JoinState, TaskFuture, Wait, lock};
 use crate::apps::Ended;
 use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::outcome::{Outcome, TaskError};
+use crate::say::{debug_in, say};
 use crate::watch::{End, Watcher, add_watcher};
 
 /// What [`Core::watch`] found.
@@ -276,5 +277,33 @@ impl Core {
 
     pub(crate) fn has_timeouts(&self) -> bool {
         self.reactor.has_timers()
+    }
+}
+
+/// Logs the end of task `e` (at debug level), and its failure if nobody
+/// will take its outcome.
+fn report_end(e: &Entry, outcome: &Outcome) {
+    let (id, entry) = (e.id, &e.entry);
+    let how = outcome
+        .as_ref()
+        .map_or_else(TaskError::kind, |_| "succeeded");
+    debug_in!(e.span, { task = id, outcome = how, }, "task {id} (`{entry}`) ended: {how}");
+    if e.holder == Holder::Nobody {
+        report_unjoined(e, outcome);
+    }
+}
+
+/// Logs that a task nobody joined failed (docs/design.md §4 row 12).
+fn report_unjoined(e: &Entry, outcome: &Outcome) {
+    match outcome {
+        Ok(_) | Err(TaskError::Cancelled) => {}
+        Err(error) => say!(
+            warn,
+            in e.span,
+            { task = e.id, outcome = error.kind(), },
+            "task {} (`{}`) {error}",
+            e.id,
+            e.entry
+        ),
     }
 }

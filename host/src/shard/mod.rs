@@ -38,8 +38,7 @@ use crate::apps::Apps;
 use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::latency::Tally;
 pub(crate) use crate::outcome::Outcome;
-use crate::outcome::TaskError;
-use crate::say::{debug_in, say};
+use crate::say::debug_in;
 use crate::watch::{Directory, Lineage, Watcher};
 use reactor::TaskWaker;
 pub(crate) use reactor::{Poller, Reactor};
@@ -573,19 +572,6 @@ impl Core {
         self.set_wait(key, Wait::Runnable);
         self.run_queue.push_back(key);
     }
-
-    /// When a task queued now became runnable, as near as a clock already
-    /// read tells (see `latency`): the start of the poll under way, the
-    /// end of the last one, or the end of the wait for events; outside a
-    /// pass, the clock.
-    fn wake_stamp(&self) -> Instant {
-        match (self.current, self.last_poll_end) {
-            (Some(_), _) => self.poll_started,
-            (None, Some(end)) => end,
-            (None, None) if self.in_pass => self.events_at,
-            (None, None) => Instant::now(),
-        }
-    }
 }
 
 /// Takes `mutex` whatever a panic left in it: a panic while the lock was
@@ -603,32 +589,4 @@ pub(crate) enum JoinState {
     Running,
     /// Not in the table: its outcome was taken already.
     Gone,
-}
-
-/// Logs the end of task `e` (at debug level), and its failure if nobody
-/// will take its outcome.
-fn report_end(e: &Entry, outcome: &Outcome) {
-    let (id, entry) = (e.id, &e.entry);
-    let how = outcome
-        .as_ref()
-        .map_or_else(TaskError::kind, |_| "succeeded");
-    debug_in!(e.span, { task = id, outcome = how, }, "task {id} (`{entry}`) ended: {how}");
-    if e.holder == Holder::Nobody {
-        report_unjoined(e, outcome);
-    }
-}
-
-/// Logs that a task nobody joined failed (docs/design.md §4 row 12).
-fn report_unjoined(e: &Entry, outcome: &Outcome) {
-    match outcome {
-        Ok(_) | Err(TaskError::Cancelled) => {}
-        Err(error) => say!(
-            warn,
-            in e.span,
-            { task = e.id, outcome = error.kind(), },
-            "task {} (`{}`) {error}",
-            e.id,
-            e.entry
-        ),
-    }
 }

@@ -256,6 +256,19 @@ pub(crate) fn run_pass(
 }
 
 impl Core {
+    /// When a task queued now became runnable, as near as a clock already
+    /// read tells (see `latency`): the start of the poll under way, the
+    /// end of the last one, or the end of the wait for events; outside a
+    /// pass, the clock.
+    pub(super) fn wake_stamp(&self) -> Instant {
+        match (self.current, self.last_poll_end) {
+            (Some(_), _) => self.poll_started,
+            (None, Some(end)) => end,
+            (None, None) if self.in_pass => self.events_at,
+            (None, None) => Instant::now(),
+        }
+    }
+
     /// The tasks to run in this pass: those runnable now, the apps' in turn.
     fn take_batch(&mut self) {
         debug_assert!(self.batch.is_empty());

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::cli::units::parse_duration;
 use crate::net_policy::NetPolicy;
-use crate::{AppLimits, DirGrant, Program, RestartPolicy, Supervised};
+use crate::{AppLimits, DirGrant, Program, Restart, RestartPolicy, Supervised};
 
 /// One `[[tenant]]` table.
 #[derive(Deserialize, Clone, PartialEq)]
@@ -50,6 +51,47 @@ pub(super) struct TenantTable {
 
 fn main_entry() -> String {
     "main".to_string()
+}
+
+impl TenantTable {
+    /// Its `restart` and the keys that go with it.
+    pub(super) fn restart_policy(&self, label: &str) -> Result<RestartPolicy, String> {
+        let table = self;
+        let mut policy = RestartPolicy::default();
+        let time = |key: &str, value: &Option<String>, into: &mut std::time::Duration| {
+            if let Some(text) = value {
+                *into = parse_duration(text).map_err(|e| format!("{label}: `{key}`: {e}"))?;
+            }
+            Ok::<(), String>(())
+        };
+        policy.restart = match table.restart.as_deref() {
+            None | Some("never") => Restart::Never,
+            Some("on-failure") => Restart::OnFailure,
+            Some("always") => Restart::Always,
+            Some(other) => {
+                return Err(format!(
+                    "{label}: `restart`: `{other}` is not one of \"never\", \"on-failure\", \"always\""
+                ));
+            }
+        };
+        if let Some(n) = table.max_restarts {
+            policy.max_restarts = n;
+        }
+        time("restart_window", &table.restart_window, &mut policy.within)?;
+        time("restart_delay", &table.restart_delay, &mut policy.backoff)?;
+        time(
+            "max_restart_delay",
+            &table.max_restart_delay,
+            &mut policy.max_backoff,
+        )?;
+        if policy.max_backoff < policy.backoff {
+            return Err(format!(
+                "{label}: `max_restart_delay` ({:?}) is shorter than `restart_delay` ({:?})",
+                policy.max_backoff, policy.backoff
+            ));
+        }
+        Ok(policy)
+    }
 }
 
 /// A tenant, checked and ready to load.

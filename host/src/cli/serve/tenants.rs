@@ -10,7 +10,7 @@ use super::shares::{reserve_files, reserve_memory, reserve_tasks};
 use super::tenant::{Tenant, TenantTable};
 use crate::cli::units::{parse_duration, parse_size, parse_threads};
 use crate::net_policy::{NetPolicy, NetRule};
-use crate::{AppLimits, ClusterConfig, Config, DirGrant, Restart, RestartPolicy};
+use crate::{AppLimits, ClusterConfig, Config, DirGrant};
 
 /// The `[host]` table.
 #[derive(Deserialize, Default)]
@@ -259,7 +259,7 @@ fn check_tenant(
         }
         limits.share = share;
     }
-    let restart = restart_policy(&table, label)?;
+    let restart = table.restart_policy(label)?;
     let grace = match &table.drain_grace {
         Some(t) => parse_duration(t).map_err(|e| format!("{}: {e}", in_tenant("drain_grace")))?,
         None => DEFAULT_GRACE,
@@ -283,44 +283,6 @@ const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// The largest `share` a tenant may have: past a hundred to one, a busy
 /// tenant of share 1 would wait over a second between its 10 ms slices.
 const MAX_SHARE: u32 = 100;
-
-/// A tenant's `restart` and the keys that go with it.
-fn restart_policy(table: &TenantTable, label: &str) -> Result<RestartPolicy, String> {
-    let mut policy = RestartPolicy::default();
-    let time = |key: &str, value: &Option<String>, into: &mut std::time::Duration| {
-        if let Some(text) = value {
-            *into = parse_duration(text).map_err(|e| format!("{label}: `{key}`: {e}"))?;
-        }
-        Ok::<(), String>(())
-    };
-    policy.restart = match table.restart.as_deref() {
-        None | Some("never") => Restart::Never,
-        Some("on-failure") => Restart::OnFailure,
-        Some("always") => Restart::Always,
-        Some(other) => {
-            return Err(format!(
-                "{label}: `restart`: `{other}` is not one of \"never\", \"on-failure\", \"always\""
-            ));
-        }
-    };
-    if let Some(n) = table.max_restarts {
-        policy.max_restarts = n;
-    }
-    time("restart_window", &table.restart_window, &mut policy.within)?;
-    time("restart_delay", &table.restart_delay, &mut policy.backoff)?;
-    time(
-        "max_restart_delay",
-        &table.max_restart_delay,
-        &mut policy.max_backoff,
-    )?;
-    if policy.max_backoff < policy.backoff {
-        return Err(format!(
-            "{label}: `max_restart_delay` ({:?}) is shorter than `restart_delay` ({:?})",
-            policy.max_backoff, policy.backoff
-        ));
-    }
-    Ok(policy)
-}
 
 /// Says which `[host]` key an error is about.
 fn in_host<T>(key: &str, result: Result<T, String>) -> Result<T, String> {
@@ -346,6 +308,7 @@ fn one_line(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Restart, RestartPolicy};
     use std::time::Duration;
 
     /// The keys a table type accepts, as serde's refusal of an unknown
