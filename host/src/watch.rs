@@ -18,6 +18,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// How a task ended, without its value: what a monitor says.
 pub(crate) type End = Result<(), TaskError>;
 
+/// The end of a task that ended with `outcome`.
+pub(crate) fn end_of(outcome: &crate::outcome::Outcome) -> End {
+    outcome.as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
 /// Where a monitor learns how its task ended (shared by the `monitor`
 /// resource and, weakly, the watched task's entry).
 #[derive(Default)]

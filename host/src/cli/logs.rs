@@ -56,7 +56,8 @@ pub(crate) fn init(format: LogFormat) -> Result<(), String> {
         _ => EnvFilter::new("mtask=info"),
     };
     let registry = tracing_subscriber::registry();
-    let done = match format {
+    // Only a second init fails (an embedder's tests, say): the first stays.
+    let _ = match format {
         LogFormat::Text => registry
             .with(
                 fmt::layer()
@@ -80,8 +81,6 @@ pub(crate) fn init(format: LogFormat) -> Result<(), String> {
                 .try_init()
         }
     };
-    // Only a second init fails (an embedder's tests, say): the first stays.
-    let _ = done;
     Ok(())
 }
 

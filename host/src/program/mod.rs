@@ -398,16 +398,21 @@ impl Program {
             .allow_ip_name_lookup(true)
             .socket_addr_check(move |addr, used| {
                 let checked = net.check_wasi(addr, used);
-                if let Err(why) = &checked {
-                    tracing::debug!(target: "mtask::denied", %addr, "{name}: a WASI socket was refused: {why}");
-                    if !told.swap(true, Ordering::Relaxed) {
-                        say!(
-                            warn,
-                            { target: "mtask::denied", %addr, },
-                            "{name}: a WASI socket was refused: {why} \
-                             (further refusals are not shown)"
-                        );
-                    }
+                // The first refusal is a warning; the rest are debug
+                // events, one each.
+                match &checked {
+                    Err(why) if !told.swap(true, Ordering::Relaxed) => say!(
+                        warn,
+                        { target: "mtask::denied", %addr, },
+                        "{name}: a WASI socket was refused: {why} \
+                         (further refusals are not shown)"
+                    ),
+                    Err(why) => tracing::debug!(
+                        target: "mtask::denied",
+                        %addr,
+                        "{name}: a WASI socket was refused: {why}"
+                    ),
+                    Ok(()) => {}
                 }
                 Box::pin(std::future::ready(checked.is_ok()))
             });

@@ -6,7 +6,7 @@ use crate::apps::Ended;
 use crate::ids::{AppId, TaskCell, TaskKey};
 use crate::outcome::{Outcome, TaskError};
 use crate::say::{debug_in, say};
-use crate::watch::{End, Watcher, add_watcher};
+use crate::watch::{End, Watcher, add_watcher, end_of};
 
 /// What [`Core::watch`] found.
 pub(crate) enum Watched {
@@ -103,7 +103,7 @@ impl Core {
         e.cell.mark_ended();
         report_end(e, &outcome);
         let watchers = std::mem::take(&mut e.watchers);
-        let how: End = outcome.as_ref().map(|_| ()).map_err(Clone::clone);
+        let how = end_of(&outcome);
         if !e.holder.keeps_outcome() {
             self.remove_entry(key.slot);
         } else {
@@ -171,7 +171,7 @@ impl Core {
     pub(crate) fn watch(&mut self, key: TaskKey, app: AppId, watcher: Watcher) -> Option<Watched> {
         let e = self.entry(key).filter(|e| e.app == app)?;
         Some(match &e.outcome {
-            Some(outcome) => Watched::Ended(outcome.as_ref().map(|_| ()).map_err(Clone::clone)),
+            Some(outcome) => Watched::Ended(end_of(outcome)),
             None => {
                 add_watcher(&mut e.watchers, watcher);
                 Watched::Running
