@@ -188,9 +188,14 @@ nats-server:
 build: guests
     cargo build --release -p mtask-host
 
-# Install `mtask-host` into cargo's bin directory (~/.cargo/bin), on PATH.
+# Install `mtask-host` into cargo's bin directory (~/.cargo/bin), on PATH,
+# built with the `dist` profile (whole-program LTO; about 10 minutes).
 install:
-    cargo install --locked --path host
+    cargo install --locked --profile dist --path host
+
+# The host binary as `just install` builds it, in target/dist/mtask-host.
+dist:
+    cargo build --locked --profile dist -p mtask-host
 
 # Run the bundled examples under `mtask-host run`: the echo server with a
 # real client against it, then the seed's other programs.
@@ -287,8 +292,9 @@ bench-start: build python-guests c-guests js-guests
     done
 
 # Benchmarks; figures go to BENCHMARKS.md by hand, with this command.
-bench: build nats-server
+# The echo benchmark runs the binary users install (`just dist`).
+bench: build dist nats-server
     cargo bench -p mtask-host --bench scheduler
-    cargo bench -p mtask-host --bench echo
+    MTASK_HOST=target/dist/mtask-host cargo bench -p mtask-host --bench echo
     cargo bench -p mtask-host --bench shards
     cargo bench -p mtask-host --bench cluster

@@ -19,9 +19,17 @@ fn root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The host binary: `$MTASK_HOST` (relative to the workspace), or
+/// target/release/mtask-host. `just bench` names target/dist/mtask-host,
+/// the binary `just install` builds.
+fn host_binary() -> std::path::PathBuf {
+    let name = std::env::var("MTASK_HOST").unwrap_or_else(|_| "target/release/mtask-host".into());
+    root().join(name)
+}
+
 /// The echo-server example under `mtask-host run`, on a free port.
-fn start_mtask(flags: &[&str]) -> (Child, SocketAddr) {
-    let host = root().join("target/release/mtask-host");
+fn start_mtask(flags: &[&str]) -> (Child, Server, SocketAddr) {
+    let host = host_binary();
     let app = root().join("target/wasm32-wasip2/release/echo_server.wasm");
     assert!(host.exists() && app.exists(), "run `just build` first");
     let mut child = Command::new(host)
@@ -44,14 +52,19 @@ fn start_mtask(flags: &[&str]) -> (Child, SocketAddr) {
         .expect("listening line")
         .parse()
         .unwrap();
-    (child, addr)
+    let server = Server::Process(child.id());
+    (child, server, addr)
 }
 
 /// A native echo server on a Tokio runtime of `workers` threads (one: a
-/// current-thread runtime) in its own thread.
-fn start_native(workers: usize) -> SocketAddr {
+/// current-thread runtime) in its own thread. Its threads are named
+/// `echo-native-{workers}`, so that their CPU time can be told apart.
+fn start_native(workers: usize) -> (Server, SocketAddr) {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let name = format!("echo-native-{workers}");
+    let threads = name.clone();
+    let main = std::thread::Builder::new().name(name.clone());
+    main.spawn(move || {
         let rt = if workers == 1 {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -60,6 +73,7 @@ fn start_native(workers: usize) -> SocketAddr {
         } else {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(workers)
+                .thread_name(threads)
                 .enable_all()
                 .build()
                 .unwrap()
@@ -84,12 +98,52 @@ fn start_native(workers: usize) -> SocketAddr {
                 });
             }
         });
-    });
-    rx.recv().unwrap()
+    })
+    .unwrap();
+    (Server::Threads(name), rx.recv().unwrap())
 }
 
-/// Requests per second that `connections` clients get from `addr`.
-fn load(addr: SocketAddr, connections: usize) -> f64 {
+/// Whose CPU time a run measures.
+enum Server {
+    /// A child process.
+    Process(u32),
+    /// The threads of this process with this name.
+    Threads(String),
+}
+
+impl Server {
+    /// User plus system CPU time used so far, in clock ticks.
+    fn cpu_ticks(&self) -> u64 {
+        let stat_ticks = |path: std::path::PathBuf| {
+            let stat = std::fs::read_to_string(path).unwrap_or_default();
+            // Fields after the command (which may hold spaces): utime and
+            // stime are the 12th and 13th.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+            field(11).unwrap_or(0) + field(12).unwrap_or(0)
+        };
+        match self {
+            Server::Process(pid) => stat_ticks(format!("/proc/{pid}/stat").into()),
+            Server::Threads(name) => std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == name.as_str())
+                })
+                .map(|t| stat_ticks(t.path().join("stat")))
+                .sum(),
+        }
+    }
+}
+
+/// Clock ticks per second, as `/proc` counts CPU time.
+const TICKS: f64 = 100.0;
+
+/// Requests per second that `connections` clients get from `addr`, and
+/// the server's CPU time per request (µs) meanwhile.
+fn load((server, addr): (&Server, SocketAddr), connections: usize) -> (f64, f64) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -119,35 +173,51 @@ fn load(addr: SocketAddr, connections: usize) -> f64 {
                 }
             }));
         }
+        tokio::time::sleep_until(measure_from.into()).await;
+        let cpu_from = server.cpu_ticks();
+        tokio::time::sleep_until(stop.into()).await;
+        let cpu = (server.cpu_ticks() - cpu_from) as f64 / TICKS;
         let mut total = 0;
         for c in clients {
             total += c.await.unwrap();
         }
-        total as f64 / MEASURE.as_secs_f64()
+        let per_second = total as f64 / MEASURE.as_secs_f64();
+        (per_second, cpu * 1e6 / total.max(1) as f64)
     })
 }
 
 fn main() {
     let native = [start_native(1), start_native(2)];
-    let (mut one, mtask_one) = start_mtask(&["--threads", "1"]);
-    let (mut two, mtask_two) = start_mtask(&["--threads", "2"]);
-    let (mut unpreempted, mtask_no_preempt) = start_mtask(&["--threads", "1", "--no-preempt"]);
+    let (mut one, one_cpu, one_addr) = start_mtask(&["--threads", "1"]);
+    let (mut two, two_cpu, two_addr) = start_mtask(&["--threads", "2"]);
+    let (mut unpreempted, u_cpu, u_addr) = start_mtask(&["--threads", "1", "--no-preempt"]);
+    let servers = [
+        (&native[0].0, native[0].1),
+        (&one_cpu, one_addr),
+        (&native[1].0, native[1].1),
+        (&two_cpu, two_addr),
+        (&u_cpu, u_addr),
+    ];
+    println!("mtask-host: {}", host_binary().display());
     println!(
-        "| connections | Tokio, 1 thread (req/s) | mtask --threads 1 (req/s) | ratio | \
-         Tokio, 2 workers (req/s) | mtask --threads 2 (req/s) | ratio | \
-         mtask --threads 1, preemption off (req/s) |"
+        "Each cell: requests per second (the server's CPU time per request).\n\n\
+         | connections | Tokio, 1 thread | mtask --threads 1 | ratio | \
+         Tokio, 2 workers | mtask --threads 2 | ratio | \
+         mtask --threads 1, preemption off |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for connections in [50, 1000] {
-        let n1 = load(native[0], connections);
-        let m1 = load(mtask_one, connections);
-        let n2 = load(native[1], connections);
-        let m2 = load(mtask_two, connections);
-        let u = load(mtask_no_preempt, connections);
+        let [n1, m1, n2, m2, u] = servers.map(|server| load(server, connections));
+        let cell = |(rate, cpu): (f64, f64)| format!("{rate:.0} ({cpu:.1} µs)");
         println!(
-            "| {connections} | {n1:.0} | {m1:.0} | {:.2} | {n2:.0} | {m2:.0} | {:.2} | {u:.0} |",
-            m1 / n1,
-            m2 / n2
+            "| {connections} | {} | {} | {:.2} | {} | {} | {:.2} | {} |",
+            cell(n1),
+            cell(m1),
+            m1.0 / n1.0,
+            cell(n2),
+            cell(m2),
+            m2.0 / n2.0,
+            cell(u),
         );
     }
     for child in [&mut one, &mut two, &mut unpreempted] {

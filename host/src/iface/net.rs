@@ -195,6 +195,37 @@ fn read_scratch<T>(
     Ok((core.scratch[..n].to_vec(), extra))
 }
 
+/// Reads from the stream `io` registered at `(home, source)` if it may be
+/// readable (`None`: it is drained, wait for the next edge), under one lock
+/// of its home shard, whose scratch buffer takes the bytes.
+///
+/// After a short read the socket is drained (edge-triggered: new data
+/// brings a new event), so the next recv waits at once instead of making a
+/// read that would block.
+fn read_ready(
+    ctx: &TaskCtx,
+    (home, source): (usize, SourceKey),
+    max: u32,
+    mut io: impl Read,
+) -> Option<io::Result<Vec<u8>>> {
+    let mut core = ctx.shards.all()[home].core();
+    if !core.reactor.is_ready(source, Direction::Read) {
+        return None;
+    }
+    let len = max.min(MAX_RECV) as usize;
+    if core.scratch.len() < len {
+        core.scratch.resize(len, 0);
+    }
+    let n = match io.read(&mut core.scratch[..len]) {
+        Ok(n) => n,
+        Err(e) => return Some(Err(e)),
+    };
+    if n != 0 && n < len {
+        core.reactor.clear_ready(source, Direction::Read);
+    }
+    Some(Ok(core.scratch[..n].to_vec()))
+}
+
 fn io_error(e: io::Error) -> Error {
     Error::Io(e.to_string())
 }
@@ -340,26 +371,13 @@ impl HostTcpStream for TaskState {
         loop {
             let registered = table.get_mut(&stream)?;
             let home = (registered.shard, registered.source);
-            let (reactor_of, source) = (&ctx.shards.all()[home.0], home.1);
             let io = &mut registered.io;
-            // After a short read the socket is drained (edge-triggered: new
-            // data brings a new event), so the next recv waits at once
-            // instead of making a read that would block.
-            if reactor_of.core().reactor.is_ready(source, Direction::Read) {
-                match read_scratch(ctx, max, |buf| io.read(buf).map(|n| (n, buf.len()))) {
-                    Ok((data, asked)) => {
-                        if !data.is_empty() && data.len() < asked {
-                            reactor_of
-                                .core()
-                                .reactor
-                                .clear_ready(source, Direction::Read);
-                        }
-                        return Ok(Ok(data));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Ok(Err(io_error(e))),
-                }
+            match read_ready(ctx, home, max, io) {
+                Some(Ok(data)) => return Ok(Ok(data)),
+                Some(Err(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Some(Err(e)) => return Ok(Err(io_error(e))),
+                None => {}
             }
             if !Readiness::new(ctx, home, Direction::Read, &mut deadline).await {
                 return Ok(Err(Error::Timeout));
