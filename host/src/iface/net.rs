@@ -23,8 +23,8 @@ use crate::handles::{Registered, TcpListenerHandle, TcpStreamHandle, UdpSocketHa
 use crate::ids::AppId;
 use crate::net_policy::NetUse;
 use crate::program::task::{TaskCtx, TaskState};
-use crate::shard::Wait;
 use crate::shard::reactor::{Direction, SourceKey};
+use crate::shard::{Core, Wait};
 use crate::waits::Deadline;
 
 /// The most bytes one `recv` returns, whatever the guest asks for: the host
@@ -178,15 +178,14 @@ macro_rules! retry {
     };
 }
 
-/// Reads into the scheduler's scratch buffer and copies out what came, so
-/// that a guest asking for up to 256 KiB costs the host that much once, not
-/// an allocation per call.
+/// Reads into a shard's scratch buffer (`core`'s) and copies out what
+/// came, so that a guest asking for up to 256 KiB costs the host that much
+/// once, not an allocation per call.
 fn read_scratch<T>(
-    ctx: &TaskCtx,
+    core: &mut Core,
     max: u32,
     read: impl FnOnce(&mut [u8]) -> io::Result<(usize, T)>,
 ) -> io::Result<(Vec<u8>, T)> {
-    let mut core = ctx.core();
     let len = max.min(MAX_RECV) as usize;
     if core.scratch.len() < len {
         core.scratch.resize(len, 0);
@@ -212,18 +211,13 @@ fn read_ready(
     if !core.reactor.is_ready(source, Direction::Read) {
         return None;
     }
-    let len = max.min(MAX_RECV) as usize;
-    if core.scratch.len() < len {
-        core.scratch.resize(len, 0);
-    }
-    let n = match io.read(&mut core.scratch[..len]) {
-        Ok(n) => n,
-        Err(e) => return Some(Err(e)),
-    };
-    if n != 0 && n < len {
-        core.reactor.clear_ready(source, Direction::Read);
-    }
-    Some(Ok(core.scratch[..n].to_vec()))
+    let read = read_scratch(&mut core, max, |buf| io.read(buf).map(|n| (n, buf.len())));
+    Some(read.map(|(data, asked)| {
+        if !data.is_empty() && data.len() < asked {
+            core.reactor.clear_ready(source, Direction::Read);
+        }
+        data
+    }))
 }
 
 fn io_error(e: io::Error) -> Error {
@@ -513,7 +507,7 @@ impl HostUdpSocket for TaskState {
         let (ctx, table) = self.parts()?;
         let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let (data, from) = retry!(ctx, table, socket, Direction::Read, deadline, |io| {
-            read_scratch(ctx, max, |buf| io.recv_from(buf))
+            read_scratch(&mut ctx.core(), max, |buf| io.recv_from(buf))
         });
         Ok(Ok((data, from.to_string())))
     }
@@ -565,7 +559,7 @@ impl HostUdpSocket for TaskState {
         let (ctx, table) = self.parts()?;
         let mut deadline = Deadline::after_nanos(&ctx.shards, timeout);
         let (data, ()) = retry!(ctx, table, socket, Direction::Read, deadline, |io| {
-            read_scratch(ctx, max, |buf| io.recv(buf).map(|n| (n, ())))
+            read_scratch(&mut ctx.core(), max, |buf| io.recv(buf).map(|n| (n, ())))
         });
         Ok(Ok(data))
     }
